@@ -1,0 +1,418 @@
+"""The ``codeaudit`` command line: parse flags, build a config, call the library, render, exit.
+
+Exit codes (one place: :class:`AuditGroup`): 0 no finding at or above ``--fail-on``; 1 findings;
+2 bad input or usage (one line on stderr, no traceback); 3 internal error (a bug); 130
+interrupted. Heavy libraries (torch, transformers) are imported inside commands only, so
+``codeaudit --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from codeaudit import __version__
+from codeaudit.errors import CodeAuditError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _error(message: str) -> None:
+    click.echo(f"codeaudit: error: {' '.join(str(message).split())}", err=True)
+
+
+class AuditGroup(click.Group):
+    """Maps every way a command can end to one exit code and at most one line on stderr."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name or "codeaudit", complete_var, False, **extra)
+            code = rv if isinstance(rv, int) else EXIT_OK
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _error(exc.format_message() + hint)
+            code = EXIT_USAGE
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            code = exc.exit_code
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("codeaudit: interrupted", err=True)
+            code = EXIT_INTERRUPTED
+        except CodeAuditError as exc:
+            _error(str(exc))
+            code = exc.exit_code
+        except Exception as exc:  # a bug: one line, the traceback on request
+            if os.environ.get("CODEAUDIT_DEBUG"):
+                raise
+            _error(
+                f"internal error: {type(exc).__name__}: {exc}. This is a bug in codeaudit; "
+                "rerun with CODEAUDIT_DEBUG=1 for the traceback and report it"
+            )
+            code = EXIT_INTERNAL
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=AuditGroup, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="codeaudit")
+def cli() -> None:
+    """Audit neural vulnerability-prediction models: membership leakage, hardening, backdoors.
+
+    Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 bad input or usage.
+    """
+
+
+# -- shared options -----------------------------------------------------------------------------
+
+
+def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--code-field", help="Field holding the code (default: func, code, source)."),
+        click.option(
+            "--label-field", help="Field holding the 0/1 label (default: target, label, vul)."
+        ),
+        click.option(
+            "--lang",
+            help="Language of records without a 'lang' field: c, cpp, java, python (default c).",
+        ),
+        click.option(
+            "--skip-invalid",
+            is_flag=True,
+            help="Skip (and count) invalid records instead of stopping at the first.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--report",
+            "reports",
+            multiple=True,
+            metavar="FILE",
+            help="Write the report to FILE (format from the extension: .json, .txt); repeatable.",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["rich", "json"]),
+            default="rich",
+            show_default=True,
+            help="What to print on standard output.",
+        ),
+        click.option("--force", is_flag=True, help="Overwrite existing output files."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    metavar="auto|cpu|cuda",
+    help="Where to run the model.",
+)
+
+
+def _data_config(
+    code_field: str | None, label_field: str | None, lang: str | None, skip_invalid: bool
+) -> Any:
+    from codeaudit.config import DataConfig
+    from codeaudit.lang.languages import normalize_language
+
+    return DataConfig(
+        code_field=code_field,
+        label_field=label_field,
+        lang=normalize_language(lang) if lang else None,
+        skip_invalid=skip_invalid,
+    )
+
+
+def _check_reports(paths: tuple[str, ...], force: bool) -> list[tuple[str, str]]:
+    """Validate report paths before any work: known extension, writable, no clobbering."""
+    from codeaudit.io import check_output_path
+    from codeaudit.report import format_for_path
+
+    seen: set[str] = set()
+    checked = []
+    for path in paths:
+        if os.path.abspath(path) in seen:
+            continue
+        seen.add(os.path.abspath(path))
+        fmt = format_for_path(path)
+        check_output_path(path, force=force, what="report")
+        checked.append((path, fmt))
+    return checked
+
+
+def _emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> None:
+    from codeaudit.io import atomic_write_text
+    from codeaudit.report import render
+
+    for path, report_fmt in reports:
+        atomic_write_text(path, render(result, report_fmt), force=force)
+    if fmt == "json":
+        click.echo(render(result, "json"), nl=False)
+    else:
+        from codeaudit.report.rich import render_rich
+
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        click.echo(render_rich(result, color=color), nl=False)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr (nothing when disabled or stderr is not a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[extra]}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        yield progress
+
+
+# -- train ----------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("data", metavar="DATA")
+@click.option("-o", "--output", required=True, metavar="MODEL.pt", help="Checkpoint to write.")
+@click.option(
+    "--arch",
+    type=click.Choice(["lstm", "bigru", "transformer"]),
+    default="bigru",
+    show_default=True,
+)
+@click.option(
+    "--val", "val_file", metavar="FILE", help="Validation data (default: hold out by pair)."
+)
+@click.option(
+    "--val-split",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share held out for validation when no --val is given (0: none).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help="Default: 20 (5 with --pretrained).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default 32.")
+@click.option("--max-len", type=click.IntRange(min=8), help="Ids per function (default 512).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Early stopping: epochs without validation-loss gain (0: train every epoch).",
+)
+@click.option("--min-freq", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--vocab-size", type=click.IntRange(min=16), default=20000, show_default=True)
+@click.option("--embed-dim", type=click.IntRange(min=2), default=128, show_default=True)
+@click.option("--hidden-dim", type=click.IntRange(min=2), default=128, show_default=True)
+@click.option("--num-layers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True
+)
+@click.option(
+    "--pretrained",
+    metavar="DIR",
+    help="Fine-tune a local Hugging Face model directory (e.g. a downloaded CodeBERT).",
+)
+@device_option
+@data_options
+@output_options
+def train(
+    data: str,
+    output: str,
+    arch: str,
+    val_file: str | None,
+    val_split: float,
+    epochs: int | None,
+    lr: float | None,
+    batch_size: int | None,
+    max_len: int | None,
+    seed: int,
+    patience: int,
+    min_freq: int,
+    vocab_size: int,
+    embed_dim: int,
+    hidden_dim: int,
+    num_layers: int,
+    dropout: float,
+    pretrained: str | None,
+    device: str,
+    code_field: str | None,
+    label_field: str | None,
+    lang: str | None,
+    skip_invalid: bool,
+    reports: tuple[str, ...],
+    fmt: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Train a VP model on labelled functions and write a checkpoint.
+
+    DATA is JSONL, a JSON array or CSV with a code field and a 0/1 label (1 = vulnerable).
+    """
+    from codeaudit import api
+    from codeaudit.config import TrainConfig
+
+    if pretrained and arch != "transformer":
+        raise click.UsageError("--pretrained needs --arch transformer")
+    config = TrainConfig(
+        data=data,
+        output=output,
+        arch=arch,
+        val=val_file,
+        val_split=val_split,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_len=max_len,
+        seed=seed,
+        patience=patience,
+        min_freq=min_freq,
+        vocab_size=vocab_size,
+        embed_dim=embed_dim,
+        hidden_dim=hidden_dim,
+        num_layers=num_layers,
+        dropout=dropout,
+        pretrained=pretrained,
+        device=device,
+        force=force,
+        data_options=_data_config(code_field, label_field, lang, skip_invalid),
+    )
+    checked = _check_reports(reports, force)
+    if any(os.path.abspath(p) == os.path.abspath(output) for p, _ in checked):
+        raise click.UsageError("--report and --output name the same file")
+    with _progress(not quiet) as bar:
+        callback = None
+        if bar is not None:
+            task = bar.add_task("training", total=None, extra="")
+
+            def callback(event: Any) -> None:
+                total = event.epochs * event.steps_per_epoch
+                done = (event.epoch - 1) * event.steps_per_epoch + event.step
+                bar.update(
+                    task,
+                    total=total,
+                    completed=done,
+                    description=f"epoch {event.epoch}/{event.epochs}",
+                    extra=f"loss {event.loss:.4f}" if event.stage == "train" else "evaluating",
+                )
+
+        _, result = api.train(config, progress=callback)
+    _emit(result, fmt, checked, force)
+    return EXIT_OK
+
+
+# -- predict --------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL")
+@click.argument("data", metavar="DATA")
+@click.option("-o", "--output", metavar="FILE", help="Report file (same as --report).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--max-len", type=click.IntRange(min=1), help="Override the model's max length.")
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Allow a checkpoint that needs full unpickling (can run code: only for trusted files).",
+)
+@device_option
+@data_options
+@output_options
+def predict(
+    model: str,
+    data: str,
+    output: str | None,
+    batch_size: int,
+    max_len: int | None,
+    trust_checkpoint: bool,
+    device: str,
+    code_field: str | None,
+    label_field: str | None,
+    lang: str | None,
+    skip_invalid: bool,
+    reports: tuple[str, ...],
+    fmt: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Predict every function in DATA with MODEL; metrics when DATA is labelled.
+
+    MODEL is a codeaudit checkpoint (.pt) or a Hugging Face model directory.
+    """
+    from codeaudit import api
+    from codeaudit.config import PredictConfig
+
+    checked = _check_reports(((output,) if output else ()) + reports, force)
+    config = PredictConfig(
+        model=model,
+        data=data,
+        batch_size=batch_size,
+        max_len=max_len,
+        device=device,
+        trust_checkpoint=trust_checkpoint,
+        data_options=_data_config(code_field, label_field, lang, skip_invalid),
+    )
+    with _progress(not quiet) as bar:
+        callback = None
+        if bar is not None:
+            task = bar.add_task("predicting", total=None, extra="")
+
+            def callback(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+        result = api.predict(config, progress=callback)
+    _emit(result, fmt, checked, force)
+    return EXIT_OK
+
+
+def main() -> None:
+    cli.main(prog_name="codeaudit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

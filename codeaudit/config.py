@@ -1,0 +1,71 @@
+"""Typed settings for each command. The CLI builds these; the library reads only these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Per-architecture defaults chosen so that the models actually fit the data they are given
+# (membership audits need models that can memorise; see docs/training.md).
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lstm": {"epochs": 20, "lr": 2e-3, "batch_size": 32, "max_len": 512},
+    "bigru": {"epochs": 20, "lr": 2e-3, "batch_size": 32, "max_len": 512},
+    "transformer": {"epochs": 20, "lr": 5e-4, "batch_size": 32, "max_len": 512},
+    "pretrained": {"epochs": 5, "lr": 2e-5, "batch_size": 16, "max_len": 512},
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How to read data files."""
+
+    code_field: str | None = None
+    label_field: str | None = None
+    lang: str | None = None  # default language for records without a "lang" field
+    skip_invalid: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    output: str
+    arch: str = "bigru"
+    val: str | None = None
+    val_split: float = 0.1  # held out (by pair) when no --val file is given; 0 disables
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    max_len: int | None = None
+    seed: int = 0
+    patience: int = 0  # early stopping on validation loss; 0 trains every epoch
+    weight_decay: float = 0.01
+    min_freq: int = 2
+    vocab_size: int = 20000
+    embed_dim: int = 128
+    hidden_dim: int = 128
+    num_layers: int = 1
+    dropout: float = 0.1
+    pretrained: str | None = None  # local Hugging Face directory to fine-tune (transformer)
+    transformer: dict[str, Any] = field(default_factory=dict)  # small-config overrides
+    device: str = "auto"
+    force: bool = False
+    data_options: DataConfig = field(default_factory=DataConfig)
+
+    def resolved(self, key: str) -> Any:
+        """A hyper-parameter, or the architecture's default when unset."""
+        value = getattr(self, key)
+        if value is not None:
+            return value
+        defaults = ARCH_DEFAULTS["pretrained" if self.pretrained else self.arch]
+        return defaults[key]
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    model: str
+    data: str
+    batch_size: int = 64
+    max_len: int | None = None
+    device: str = "auto"
+    trust_checkpoint: bool = False
+    data_options: DataConfig = field(default_factory=DataConfig)

@@ -1,0 +1,346 @@
+"""Reading labelled code from JSONL, a JSON array, or CSV.
+
+Every problem is reported as one line naming the file and the line (or array element) where it
+is, e.g. ``train.jsonl:12: label 2 is not 0 or 1 (field 'target')``. With ``skip_invalid`` a bad
+record is left out instead, and counted with its reason in :attr:`Dataset.skipped`; nothing is
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from codeaudit.data.samples import Dataset, Sample, Skipped
+from codeaudit.errors import DataError, LanguageError
+from codeaudit.io import check_input_file, sha256_bytes
+
+CODE_FIELDS = ("func", "code", "source")
+LABEL_FIELDS = ("target", "label", "vul")
+FORMATS = ("jsonl", "json", "csv")
+
+_TRUE_STRINGS = {"1", "true", "1.0"}
+_FALSE_STRINGS = {"0", "false", "0.0"}
+
+
+class _RecordError(Exception):
+    """A problem with one record (skippable)."""
+
+
+def parse_label(value: object, field: str) -> int:
+    """0 or 1 from an int, bool, float or string spelling of them; _RecordError otherwise."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) and value in (0, 1):
+        return value
+    if isinstance(value, float) and value in (0.0, 1.0):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE_STRINGS:
+            return 1
+        if text in _FALSE_STRINGS:
+            return 0
+    shown = json.dumps(value) if not isinstance(value, str) else repr(value)
+    raise _RecordError(f"label {shown} is not 0 or 1 (field {field!r})")
+
+
+def _optional_str(record: dict, field: str) -> str | None:
+    value = record.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise _RecordError(f"field {field!r} must be a string, got {type(value).__name__}")
+
+
+class RecordParser:
+    """Validates records one at a time and collects them into a :class:`Dataset`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        code_field: str | None = None,
+        label_field: str | None = None,
+        require_labels: bool = True,
+        skip_invalid: bool = False,
+        default_lang: str | None = None,
+    ) -> None:
+        self.name = name
+        self.code_field = code_field
+        self.label_field = label_field
+        self.require_labels = require_labels
+        self.skip_invalid = skip_invalid
+        self.default_lang = default_lang
+        self._fields_known = False
+        self.samples: list[Sample] = []
+        self.skipped: list[Skipped] = []
+        self._seen_ids: dict[str, int] = {}
+
+    def _fail(self, line: int, message: str) -> DataError:
+        return DataError(f"{self.name}:{line}: {message}")
+
+    def _detect_fields(self, record: dict, line: int) -> None:
+        if self.code_field is None:
+            found = next((f for f in CODE_FIELDS if isinstance(record.get(f), str)), None)
+            if found is None:
+                raise self._fail(
+                    line,
+                    f"no code field (looked for {', '.join(CODE_FIELDS)}; "
+                    f"use --code-field); fields are: {', '.join(map(str, record)) or 'none'}",
+                )
+            self.code_field = found
+        if self.label_field is None:
+            found = next((f for f in LABEL_FIELDS if f in record), None)
+            if found is None and self.require_labels:
+                raise self._fail(
+                    line,
+                    f"no label field (looked for {', '.join(LABEL_FIELDS)}; use --label-field)",
+                )
+            self.label_field = found
+        self._fields_known = True
+
+    def add(self, record: object, line: int) -> None:
+        """Validate one record; raise DataError, or skip it under ``skip_invalid``."""
+        try:
+            if not isinstance(record, dict):
+                raise _RecordError(f"expected an object, got {type(record).__name__}")
+            if not self._fields_known:
+                self._detect_fields(record, line)
+            self.samples.append(self._sample(record, line))
+        except _RecordError as exc:
+            if not self.skip_invalid:
+                raise self._fail(line, str(exc)) from None
+            self.skipped.append(Skipped(line, str(exc)))
+
+    def skip(self, line: int, reason: str) -> None:
+        """A record that could not even be decoded: fail, or count it under ``skip_invalid``."""
+        if not self.skip_invalid:
+            raise self._fail(line, reason)
+        self.skipped.append(Skipped(line, reason))
+
+    def _sample(self, record: dict, line: int) -> Sample:
+        assert self.code_field is not None
+        if self.code_field not in record:
+            raise _RecordError(f"missing field {self.code_field!r}")
+        code = record[self.code_field]
+        if not isinstance(code, str):
+            raise _RecordError(f"field {self.code_field!r} must be a string")
+        if not code.strip():
+            raise _RecordError(f"field {self.code_field!r} is empty")
+        label: int | None = None
+        if self.label_field is not None:
+            if record.get(self.label_field) in (None, ""):
+                raise _RecordError(f"missing label (field {self.label_field!r})")
+            label = parse_label(record[self.label_field], self.label_field)
+        lang = _optional_str(record, "lang") or self.default_lang
+        if lang is not None:
+            from codeaudit.lang.languages import normalize_language
+
+            try:
+                lang = normalize_language(lang)
+            except LanguageError as exc:
+                raise _RecordError(str(exc)) from None
+        sample_id = _optional_str(record, "id") or f"{Path(self.name).name}:{line}"
+        if sample_id in self._seen_ids:
+            raise _RecordError(
+                f"duplicate id {sample_id!r} (first at line {self._seen_ids[sample_id]})"
+            )
+        self._seen_ids[sample_id] = line
+        return Sample(
+            id=sample_id,
+            code=code,
+            label=label,
+            lang=lang,
+            cwe=_optional_str(record, "cwe"),
+            pair=_optional_str(record, "pair"),
+            line=line,
+        )
+
+    def finish(self, *, path: str, sha256: str | None, fmt: str) -> Dataset:
+        if not self.samples:
+            detail = f" ({len(self.skipped)} invalid records skipped)" if self.skipped else ""
+            raise DataError(f"{self.name}: no records{detail}")
+        return Dataset(
+            samples=tuple(self.samples),
+            path=path,
+            sha256=sha256,
+            format=fmt,
+            code_field=self.code_field or "",
+            label_field=self.label_field,
+            skipped=tuple(self.skipped),
+        )
+
+
+def _detect_format(path: Path, text: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".ndjson"}:
+        return "jsonl"
+    if suffix in {".csv", ".tsv"}:
+        return "csv"
+    head = text.lstrip()[:1]
+    if head == "[":
+        return "json"
+    if head == "{":
+        return "jsonl"
+    if suffix == ".json":
+        return "json"
+    return "csv"
+
+
+def _decode(name: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{name}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def _read_jsonl(data: bytes, parser: RecordParser) -> None:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            parser.skip(number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})")
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            parser.skip(number, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except RecursionError:
+            parser.skip(number, "invalid JSON: nested too deeply")
+            continue
+        parser.add(record, number)
+
+
+def _read_json_array(name: str, text: str, parser: RecordParser) -> None:
+    decoder = json.JSONDecoder()
+    pos = len(text) - len(text.lstrip())
+    if text[pos : pos + 1] != "[":
+        raise DataError(f"{name}:1: expected a JSON array of records")
+
+    def line_at(offset: int) -> int:
+        return text.count("\n", 0, offset) + 1
+
+    pos += 1
+    element = 0
+    expect_value = True
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(text):
+            raise DataError(f"{name}:{line_at(pos)}: invalid JSON: unterminated array")
+        char = text[pos]
+        if char == "]" and (element == 0 or not expect_value):
+            pos += 1
+            break
+        if not expect_value:
+            if char != ",":
+                raise DataError(f"{name}:{line_at(pos)}: invalid JSON: expected ',' or ']'")
+            pos += 1
+            expect_value = True
+            continue
+        element += 1
+        try:
+            record, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{name}:{line_at(exc.pos)}: invalid JSON: {exc.msg} (element {element})"
+            ) from None
+        except RecursionError:
+            raise DataError(f"{name}:{line_at(pos)}: invalid JSON: nested too deeply") from None
+        parser.add(record, line_at(pos))
+        pos = end
+        expect_value = False
+    if text[pos:].strip():
+        raise DataError(f"{name}:{line_at(pos)}: invalid JSON: extra data after the array")
+
+
+def _read_csv(name: str, text: str, parser: RecordParser, delimiter: str) -> None:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise DataError(f"{name}:1: invalid CSV header: {exc}") from None
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header):
+        raise DataError(f"{name}:1: duplicate column names in the CSV header")
+    previous_end = reader.line_num
+    while True:
+        start = previous_end + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            parser.skip(start, f"invalid CSV: {exc}")
+            previous_end = reader.line_num
+            continue
+        previous_end = reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            parser.skip(start, f"expected {len(header)} columns, found {len(row)}")
+            continue
+        parser.add(dict(zip(header, row, strict=True)), start)
+
+
+def load_dataset(
+    path: str | Path,
+    *,
+    code_field: str | None = None,
+    label_field: str | None = None,
+    require_labels: bool = True,
+    skip_invalid: bool = False,
+    default_lang: str | None = None,
+    fmt: str | None = None,
+) -> Dataset:
+    """Read a data file into a :class:`Dataset`, validating every record.
+
+    ``code_field``/``label_field`` override the auto-detected fields; with ``require_labels``
+    False a file without labels is accepted (labels are then None); ``default_lang`` applies to
+    records without a ``lang`` field; ``fmt`` forces ``jsonl``, ``json`` or ``csv``.
+    """
+    p = check_input_file(path, "data file", error=DataError)
+    name = str(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise DataError(f"{name}: empty file, no records")
+    if fmt is not None and fmt not in FORMATS:
+        raise DataError(f"{name}: unknown data format {fmt!r} (use {', '.join(FORMATS)})")
+    if b"\0" in data[:8192]:
+        raise DataError(f"{name}: binary file (NUL byte), expected JSONL, JSON or CSV text")
+    fmt = fmt or _detect_format(p, data[:4096].decode("utf-8", "ignore"))
+    parser = RecordParser(
+        name,
+        code_field=code_field,
+        label_field=label_field,
+        require_labels=require_labels,
+        skip_invalid=skip_invalid,
+        default_lang=default_lang,
+    )
+    if fmt == "jsonl":
+        _read_jsonl(data, parser)
+    elif fmt == "json":
+        _read_json_array(name, _decode(name, data), parser)
+    else:
+        delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
+        _read_csv(name, _decode(name, data), parser, delimiter)
+    return parser.finish(path=name, sha256=sha256_bytes(data), fmt=fmt)

@@ -1,0 +1,165 @@
+"""LSTM and BiGRU vulnerability predictors (the RNN models of the membership paper).
+
+Token embeddings -> (Bi)RNN over the real tokens (packed, so padding never changes a result)
+-> masked max-pooling over time -> dropout -> linear head. The pooled vector is the penultimate
+representation ("embedding" feature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from codeaudit.errors import CheckpointError
+from codeaudit.models.base import Batch, ModelOutput, VPModel
+from codeaudit.models.tokenizer import ModelTokenizer
+
+RNN_DEFAULTS: dict[str, Any] = {
+    "embed_dim": 128,
+    "hidden_dim": 128,
+    "num_layers": 1,
+    "dropout": 0.1,
+}
+
+
+class RNNClassifier(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        *,
+        cell: str,
+        bidirectional: bool,
+        embed_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        dropout: float,
+        pad_id: int,
+    ) -> None:
+        super().__init__()
+        rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.rnn = rnn_class(
+            embed_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_dim * (2 if bidirectional else 1), 2)
+
+    def pooled(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(embeds, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=embeds.shape[1])
+        mask = attention_mask.unsqueeze(-1).bool()
+        return out.masked_fill(~mask, torch.finfo(out.dtype).min).max(dim=1).values
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_embeds(self.embedding(input_ids), attention_mask)
+
+    def forward_embeds(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.pooled(embeds, attention_mask)
+        return self.classifier(self.dropout(pooled)), pooled
+
+
+class _RNNModel(VPModel):
+    cell: str
+    bidirectional: bool
+    module: RNNClassifier
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.module.embedding
+
+    def forward_embeds(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> ModelOutput:
+        logits, pooled = self.module.forward_embeds(embeds, attention_mask)
+        return ModelOutput(logits, pooled)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        logits, pooled = self.module(batch.input_ids, batch.attention_mask)
+        return ModelOutput(logits, pooled)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.module.classifier.parameters())
+
+    def model_config(self) -> dict[str, Any]:
+        return dict(self.config)
+
+    @classmethod
+    def from_parts(
+        cls,
+        config: dict[str, Any],
+        tokenizer: ModelTokenizer,
+        state_dict: dict[str, torch.Tensor] | None,
+        *,
+        max_len: int,
+        default_lang: str,
+        labels: Sequence[str],
+    ) -> VPModel:
+        merged = {**RNN_DEFAULTS, **{k: v for k, v in config.items() if k in RNN_DEFAULTS}}
+        try:
+            module = RNNClassifier(
+                tokenizer.vocab_size,
+                cell=cls.cell,
+                bidirectional=cls.bidirectional,
+                embed_dim=int(merged["embed_dim"]),
+                hidden_dim=int(merged["hidden_dim"]),
+                num_layers=int(merged["num_layers"]),
+                dropout=float(merged["dropout"]),
+                pad_id=tokenizer.pad_id,
+            )
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"invalid {cls.arch} configuration: {exc}") from None
+        if state_dict is not None:
+            load_state(module, state_dict, cls.arch)
+        return cls(
+            module,
+            tokenizer,
+            max_len=max_len,
+            default_lang=default_lang,
+            labels=labels,
+            config=merged,
+        )
+
+
+class LSTMModel(_RNNModel):
+    arch = "lstm"
+    cell = "lstm"
+    bidirectional = False
+
+
+class BiGRUModel(_RNNModel):
+    arch = "bigru"
+    cell = "gru"
+    bidirectional = True
+
+
+def load_state(module: nn.Module, state_dict: dict[str, torch.Tensor], arch: str) -> None:
+    """Load weights strictly, turning shape and key mismatches into one-line CheckpointErrors."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(f"weights do not match the {arch} architecture ({detail})")
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"weight {name!r} is not a tensor")
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise CheckpointError(
+                f"weight {name!r} has shape {tuple(tensor.shape)}, the {arch} configuration "
+                f"expects {tuple(expected[name].shape)} (tokenizer and model do not match?)"
+            )
+        if not torch.isfinite(tensor).all() and tensor.is_floating_point():
+            raise CheckpointError(f"weight {name!r} contains NaN or infinite values")
+    module.load_state_dict(state_dict, strict=True)

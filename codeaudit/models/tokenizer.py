@@ -1,0 +1,319 @@
+"""Model tokenizers: from code tokens to the ids a model reads.
+
+Two kinds share one interface:
+
+* :class:`VocabTokenizer` (the RNN models): identifiers are split into sub-tokens
+  (``get ##User ##Name``), string literals are normalised to ``<str>`` (their content is rarely
+  informative and would flood the vocabulary with one-off entries, which also marks
+  non-members), everything else is kept verbatim; a vocabulary built from the training data with
+  ``<pad>``/``<unk>``, a minimum frequency and a maximum size.
+* :class:`HFTokenizer` (the transformer): a Hugging Face fast tokenizer over the code tokens
+  joined by single spaces (comments dropped, everything else verbatim), either a byte-level BPE
+  trained here on the training corpus or a pretrained tokenizer from a local directory.
+
+Both return an :class:`Encoding` that maps every id back to the code token it came from, which
+is what trigger insertion and position selection need.
+"""
+
+from __future__ import annotations
+
+import bisect
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from codeaudit.errors import CheckpointError, ModelError
+from codeaudit.lang.lexer import CodeToken, lex
+
+PAD = "<pad>"
+UNK = "<unk>"
+STR = "<str>"
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """Ids of one sample, each with the index of the code token it came from (-1: special)."""
+
+    ids: tuple[int, ...]
+    token_index: tuple[int, ...]
+    n_code_tokens: int
+    truncated: bool
+    n_unknown: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class ModelTokenizer(ABC):
+    """What every model tokenizer offers; ``to_state`` holds only plain types and strings."""
+
+    kind: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def pad_id(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def unk_id(self) -> int | None: ...
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @abstractmethod
+    def vocabulary(self) -> list[str]:
+        """Token strings by id."""
+
+    @abstractmethod
+    def encode_tokens(self, tokens: Sequence[CodeToken], max_len: int) -> Encoding:
+        """Encode lexed code, truncating to ``max_len`` ids (special tokens included)."""
+
+    @abstractmethod
+    def to_state(self) -> dict[str, Any]: ...
+
+    def encode(self, code: str, lang: str, max_len: int) -> Encoding:
+        return self.encode_tokens(lex(code, lang).tokens, max_len)
+
+
+class VocabTokenizer(ModelTokenizer):
+    kind = "vocab"
+    SPECIALS = (PAD, UNK)
+
+    def __init__(self, itos: Sequence[str]) -> None:
+        if list(itos[: len(self.SPECIALS)]) != list(self.SPECIALS):
+            raise CheckpointError("vocabulary must start with <pad>, <unk>")
+        if len(set(itos)) != len(itos):
+            raise CheckpointError("vocabulary has duplicate entries")
+        self.itos = list(itos)
+        self.stoi = {token: index for index, token in enumerate(self.itos)}
+
+    @staticmethod
+    def pieces(token: CodeToken) -> list[str]:
+        if token.is_string:
+            return [STR]
+        return token.subtokens()
+
+    @classmethod
+    def build(
+        cls,
+        token_streams: Iterable[Sequence[CodeToken]],
+        *,
+        min_freq: int = 2,
+        max_size: int = 20000,
+    ) -> VocabTokenizer:
+        """Vocabulary of the pieces seen at least ``min_freq`` times, most frequent first."""
+        if min_freq < 1:
+            raise ModelError("min_freq must be at least 1")
+        if max_size <= len(cls.SPECIALS):
+            raise ModelError(f"max vocabulary size must exceed {len(cls.SPECIALS)}")
+        counts: Counter[str] = Counter()
+        for tokens in token_streams:
+            for token in tokens:
+                counts.update(cls.pieces(token))
+        for special in cls.SPECIALS:
+            counts.pop(special, None)
+        ranked = sorted((c, t) for t, c in counts.items() if c >= min_freq)
+        ranked.sort(key=lambda item: (-item[0], item[1]))
+        keep = [token for _, token in ranked[: max_size - len(cls.SPECIALS)]]
+        return cls([*cls.SPECIALS, *keep])
+
+    @property
+    def pad_id(self) -> int:
+        return 0
+
+    @property
+    def unk_id(self) -> int:
+        return 1
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def vocabulary(self) -> list[str]:
+        return list(self.itos)
+
+    def encode_tokens(self, tokens: Sequence[CodeToken], max_len: int) -> Encoding:
+        ids: list[int] = []
+        index: list[int] = []
+        unknown = 0
+        truncated = False
+        for position, token in enumerate(tokens):
+            for piece in self.pieces(token):
+                if len(ids) >= max_len:
+                    truncated = True
+                    break
+                token_id = self.stoi.get(piece, 1)
+                unknown += token_id == 1
+                ids.append(token_id)
+                index.append(position)
+            if truncated:
+                break
+        return Encoding(tuple(ids), tuple(index), len(tokens), truncated, unknown)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "itos": list(self.itos)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> VocabTokenizer:
+        itos = state.get("itos")
+        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+            raise CheckpointError("tokenizer vocabulary is not a list of strings")
+        return cls(itos)
+
+
+BPE_SPECIALS = {
+    "bos_token": "<s>",
+    "pad_token": "<pad>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "mask_token": "<mask>",
+    "cls_token": "<s>",
+    "sep_token": "</s>",
+}
+
+
+def joined_text(tokens: Sequence[CodeToken]) -> tuple[str, list[int]]:
+    """Code tokens joined by single spaces, and where each token starts in that text."""
+    starts: list[int] = []
+    parts: list[str] = []
+    pos = 0
+    for token in tokens:
+        starts.append(pos)
+        parts.append(token.text)
+        pos += len(token.text) + 1
+    return " ".join(parts), starts
+
+
+class HFTokenizer(ModelTokenizer):
+    """A Hugging Face fast tokenizer (offsets are required to map ids back to code tokens)."""
+
+    kind = "hf"
+
+    def __init__(self, tokenizer: Any) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelError("the transformer's tokenizer must be a fast (Rust) tokenizer")
+        if tokenizer.pad_token_id is None:
+            raise ModelError("the transformer's tokenizer has no padding token")
+        self.tok = tokenizer
+
+    @classmethod
+    def train_bpe(
+        cls, texts: Iterable[str], *, vocab_size: int = 8000, min_freq: int = 2
+    ) -> HFTokenizer:
+        """Train a RoBERTa-style byte-level BPE on (joined) training code."""
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+        from transformers import PreTrainedTokenizerFast
+
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        backend = Tokenizer(models.BPE(unk_token="<unk>"))
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        backend.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_freq,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        backend.train_from_iterator(texts, trainer=trainer)
+        backend.post_processor = processors.RobertaProcessing(
+            ("</s>", backend.token_to_id("</s>")), ("<s>", backend.token_to_id("<s>"))
+        )
+        return cls(PreTrainedTokenizerFast(tokenizer_object=backend, **BPE_SPECIALS))
+
+    @classmethod
+    def from_directory(cls, path: str) -> HFTokenizer:
+        from transformers import AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{path}: cannot load tokenizer: {first}") from None
+        return cls(tok)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tok.pad_token_id)
+
+    @property
+    def unk_id(self) -> int | None:
+        return self.tok.unk_token_id
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tok)
+
+    def vocabulary(self) -> list[str]:
+        vocab = self.tok.get_vocab()
+        itos = [""] * (max(vocab.values()) + 1)
+        for token, index in vocab.items():
+            itos[index] = token
+        return itos
+
+    def encode_tokens(self, tokens: Sequence[CodeToken], max_len: int) -> Encoding:
+        text, starts = joined_text(tokens)
+        out = self.tok(
+            text,
+            truncation=True,
+            max_length=max_len,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        ids = out["input_ids"]
+        index: list[int] = []
+        covered = 0
+        for (begin, end), special in zip(
+            out["offset_mapping"], out["special_tokens_mask"], strict=True
+        ):
+            if special or end <= begin:
+                index.append(-1)
+                continue
+            index.append(bisect.bisect_right(starts, end - 1) - 1)
+            covered = max(covered, end)
+        unk = self.unk_id
+        unknown = sum(1 for i in ids if i == unk) if unk is not None else 0
+        truncated = bool(tokens) and covered < len(text)
+        return Encoding(tuple(ids), tuple(index), len(tokens), truncated, unknown)
+
+    def to_state(self) -> dict[str, Any]:
+        specials = {
+            name: getattr(self.tok, name)
+            for name in BPE_SPECIALS
+            if isinstance(getattr(self.tok, name, None), str)
+        }
+        return {
+            "kind": self.kind,
+            "tokenizer_json": self.tok.backend_tokenizer.to_str(),
+            "special_tokens": specials,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> HFTokenizer:
+        from tokenizers import Tokenizer
+        from transformers import PreTrainedTokenizerFast
+
+        blob = state.get("tokenizer_json")
+        specials = state.get("special_tokens", {})
+        if not isinstance(blob, str) or not isinstance(specials, dict):
+            raise CheckpointError("transformer tokenizer state is malformed")
+        try:
+            backend = Tokenizer.from_str(blob)
+        except Exception as exc:  # the tokenizers library raises plain Exception
+            raise CheckpointError(f"transformer tokenizer cannot be read: {exc}") from None
+        return cls(PreTrainedTokenizerFast(tokenizer_object=backend, **specials))
+
+
+TOKENIZERS: dict[str, type[VocabTokenizer] | type[HFTokenizer]] = {
+    VocabTokenizer.kind: VocabTokenizer,
+    HFTokenizer.kind: HFTokenizer,
+}
+
+
+def tokenizer_from_state(state: object) -> ModelTokenizer:
+    if not isinstance(state, dict) or state.get("kind") not in TOKENIZERS:
+        raise CheckpointError("checkpoint has no usable tokenizer")
+    return TOKENIZERS[state["kind"]].from_state(state)

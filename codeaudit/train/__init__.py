@@ -1,0 +1,3 @@
+"""Training vulnerability-prediction models."""
+
+from __future__ import annotations

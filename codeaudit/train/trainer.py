@@ -1,0 +1,259 @@
+"""Training VP models: tokenizer building, the optimisation loop, evaluation.
+
+The same seed and data give the same weights on CPU: all randomness (initialisation, dropout,
+shuffling) comes from seeded generators, batches are formed deterministically, and torch runs
+with deterministic algorithms.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from codeaudit.config import TrainConfig
+from codeaudit.data.samples import LABEL_NAMES, Dataset
+from codeaudit.errors import TrainingError, UsageError
+from codeaudit.lang.lexer import CodeToken, lex
+from codeaudit.metrics import classification_metrics
+from codeaudit.models.base import VPModel
+from codeaudit.models.inference import infer, softmax
+from codeaudit.models.registry import Arch, adapter_class
+from codeaudit.models.tokenizer import Encoding, HFTokenizer, VocabTokenizer, joined_text
+from codeaudit.models.transformer import MAX_POSITIONS, TransformerModel
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Reported after every optimisation step and at the end of every epoch."""
+
+    epoch: int
+    epochs: int
+    step: int
+    steps_per_epoch: int
+    loss: float
+    stage: str = "train"  # "train" | "eval"
+
+
+ProgressFn = Callable[[TrainProgress], None]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    val_accuracy: float | None
+    val_f1: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SplitMetrics:
+    """How a model does on one set of samples."""
+
+    n: int
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float | None
+    loss: float
+    unk_rate: float
+    truncated: int
+
+
+def lex_dataset(dataset: Dataset, default_lang: str) -> list[tuple[CodeToken, ...]]:
+    return [lex(s.code, s.lang or default_lang).tokens for s in dataset.samples]
+
+
+def build_model(
+    config: TrainConfig, streams: Sequence[Sequence[CodeToken]], default_lang: str
+) -> VPModel:
+    """A fresh model with a tokenizer built on the training code (or a pretrained directory)."""
+    max_len = int(config.resolved("max_len"))
+    arch = Arch(config.arch)
+    if arch is Arch.TRANSFORMER:
+        if config.pretrained:
+            return TransformerModel.from_directory(
+                config.pretrained, max_len=max_len, default_lang=default_lang, require_head=False
+            )
+        if max_len + 2 > MAX_POSITIONS:
+            raise UsageError(f"--max-len {max_len}: the transformer takes at most 512 tokens")
+        tokenizer = HFTokenizer.train_bpe(
+            (joined_text(s)[0] for s in streams),
+            vocab_size=min(config.vocab_size, 8000),
+            min_freq=config.min_freq,
+        )
+        return TransformerModel.build(
+            tokenizer,
+            max_len=max_len,
+            default_lang=default_lang,
+            labels=LABEL_NAMES,
+            overrides=config.transformer,
+        )
+    if config.pretrained:
+        raise UsageError("--pretrained needs --arch transformer")
+    vocab = VocabTokenizer.build(streams, min_freq=config.min_freq, max_size=config.vocab_size)
+    hyper = {
+        "embed_dim": config.embed_dim,
+        "hidden_dim": config.hidden_dim,
+        "num_layers": config.num_layers,
+        "dropout": config.dropout,
+    }
+    return adapter_class(arch.value).from_parts(
+        hyper, vocab, None, max_len=max_len, default_lang=default_lang, labels=LABEL_NAMES
+    )
+
+
+def training_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generator) -> list:
+    """Shuffled batches of similar length: shuffle, sort within windows of 50 batches, shuffle
+    the batches. Deterministic given the generator's state."""
+    n = len(lengths)
+    perm = torch.randperm(n, generator=generator).numpy()
+    window = batch_size * 50
+    batches = []
+    for start in range(0, n, window):
+        chunk = perm[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    order = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in order]
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-sample cross-entropy of logits against labels (numerically stable)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    return log_norm - shifted[np.arange(len(labels)), labels]
+
+
+def evaluate(
+    model: VPModel, encodings: Sequence[Encoding], labels: np.ndarray, batch_size: int
+) -> SplitMetrics:
+    out = infer(model, encodings, batch_size=batch_size)
+    probs = softmax(out.logits)
+    metrics = classification_metrics(labels, probs.argmax(axis=1), probs[:, 1])
+    total = sum(len(e.ids) for e in encodings)
+    return SplitMetrics(
+        n=len(encodings),
+        accuracy=float(metrics["accuracy"]),
+        precision=float(metrics["precision"]),
+        recall=float(metrics["recall"]),
+        f1=float(metrics["f1"]),
+        roc_auc=metrics["roc_auc"],  # type: ignore[arg-type]
+        loss=float(cross_entropy(out.logits, labels).mean()),
+        unk_rate=sum(e.n_unknown for e in encodings) / total if total else 0.0,
+        truncated=sum(e.truncated for e in encodings),
+    )
+
+
+def conflicting_identical(encodings: Sequence[Encoding], labels: np.ndarray) -> int:
+    """Samples whose ids equal another sample's while their labels differ (after truncation)."""
+    seen: dict[tuple[int, ...], set[int]] = {}
+    for enc, label in zip(encodings, labels, strict=True):
+        seen.setdefault(enc.ids, set()).add(int(label))
+    return sum(1 for enc in encodings if len(seen[enc.ids]) > 1)
+
+
+def _schedule(total_steps: int, warmup_fraction: float = 0.05) -> Callable[[int], float]:
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def fit(
+    model: VPModel,
+    train_enc: Sequence[Encoding],
+    train_labels: np.ndarray,
+    val_enc: Sequence[Encoding] | None,
+    val_labels: np.ndarray | None,
+    config: TrainConfig,
+    *,
+    progress: ProgressFn | None = None,
+) -> tuple[list[EpochRecord], int]:
+    """Train in place; returns the per-epoch history and the epoch whose weights are kept."""
+    epochs = int(config.resolved("epochs"))
+    batch_size = int(config.resolved("batch_size"))
+    lr = float(config.resolved("lr"))
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise UsageError("epochs and batch size must be at least 1, learning rate positive")
+    device = model.device
+    generator = torch.Generator().manual_seed(config.seed)
+    lengths = np.array([len(e.ids) for e in train_enc], dtype=np.int64)
+    steps_per_epoch = math.ceil(len(train_enc) / batch_size)
+    optimizer = torch.optim.AdamW(
+        model.module.parameters(), lr=lr, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(epochs * steps_per_epoch))
+    loss_fn = nn.CrossEntropyLoss()
+    labels_t = torch.as_tensor(train_labels, dtype=torch.long)
+    history: list[EpochRecord] = []
+    best_loss = math.inf
+    best_epoch = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    early_stop = config.patience > 0 and val_enc is not None and val_labels is not None
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for step, index in enumerate(training_batches(lengths, batch_size, generator), start=1):
+            batch = model.collate([train_enc[i] for i in index]).to(device)
+            target = labels_t[index].to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model.forward(batch).logits, target)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"training diverged at epoch {epoch} (loss {loss.item()}); lower --lr"
+                )
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(index)
+            count += len(index)
+            if progress is not None:
+                progress(TrainProgress(epoch, epochs, step, steps_per_epoch, total / count))
+        model.eval()
+        val = None
+        if val_enc is not None and val_labels is not None:
+            if progress is not None:
+                progress(
+                    TrainProgress(
+                        epoch, epochs, steps_per_epoch, steps_per_epoch, total / count, stage="eval"
+                    )
+                )
+            val = evaluate(model, val_enc, val_labels, batch_size * 2)
+        history.append(
+            EpochRecord(
+                epoch=epoch,
+                train_loss=total / max(1, count),
+                val_loss=val.loss if val else None,
+                val_accuracy=val.accuracy if val else None,
+                val_f1=val.f1 if val else None,
+                seconds=time.perf_counter() - started,
+            )
+        )
+        if early_stop and val is not None:
+            if val.loss < best_loss - 1e-6:
+                best_loss, best_epoch = val.loss, epoch
+                best_state = copy.deepcopy(model.module.state_dict())
+            elif epoch - best_epoch >= config.patience:
+                break
+        else:
+            best_epoch = epoch
+    if early_stop and best_state is not None:
+        model.module.load_state_dict(best_state)
+    model.eval()
+    return history, best_epoch
