@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LanguageSpec:
-    """A supported language: its canonical name, the names users may give it, its grammar package."""
+    """A supported language: canonical name, names users may give it, its grammar package."""
 
     name: str
     aliases: tuple[str, ...]
