@@ -30,6 +30,11 @@ class _RecordError(Exception):
     """A problem with one record (skippable)."""
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def parse_label(value: object, field: str) -> int:
     """0 or 1 from an int, bool, float or string spelling of them; _RecordError otherwise."""
     if isinstance(value, bool):
@@ -84,24 +89,25 @@ class RecordParser:
     def _fail(self, line: int, message: str) -> DataError:
         return DataError(f"{self.name}:{line}: {message}")
 
-    def _detect_fields(self, record: dict, line: int) -> None:
-        if self.code_field is None:
-            found = next((f for f in CODE_FIELDS if isinstance(record.get(f), str)), None)
-            if found is None:
-                raise self._fail(
-                    line,
-                    f"no code field (looked for {', '.join(CODE_FIELDS)}; "
-                    f"use --code-field); fields are: {', '.join(map(str, record)) or 'none'}",
+    def _detect_fields(self, record: dict) -> None:
+        """Pick the code and label fields from the first usable record (_RecordError if none)."""
+        code_field = self.code_field
+        if code_field is None:
+            code_field = next((f for f in CODE_FIELDS if isinstance(record.get(f), str)), None)
+            if code_field is None:
+                fields = ", ".join(map(str, record)) or "none"
+                raise _RecordError(
+                    f"no code field (looked for {', '.join(CODE_FIELDS)}; use --code-field); "
+                    f"fields are: {fields}"
                 )
-            self.code_field = found
-        if self.label_field is None:
-            found = next((f for f in LABEL_FIELDS if f in record), None)
-            if found is None and self.require_labels:
-                raise self._fail(
-                    line,
-                    f"no label field (looked for {', '.join(LABEL_FIELDS)}; use --label-field)",
+        label_field = self.label_field
+        if label_field is None:
+            label_field = next((f for f in LABEL_FIELDS if f in record), None)
+            if label_field is None and self.require_labels:
+                raise _RecordError(
+                    f"no label field (looked for {', '.join(LABEL_FIELDS)}; use --label-field)"
                 )
-            self.label_field = found
+        self.code_field, self.label_field = code_field, label_field
         self._fields_known = True
 
     def add(self, record: object, line: int) -> None:
@@ -110,7 +116,7 @@ class RecordParser:
             if not isinstance(record, dict):
                 raise _RecordError(f"expected an object, got {type(record).__name__}")
             if not self._fields_known:
-                self._detect_fields(record, line)
+                self._detect_fields(record)
             self.samples.append(self._sample(record, line))
         except _RecordError as exc:
             if not self.skip_invalid:
@@ -145,6 +151,8 @@ class RecordParser:
                 lang = normalize_language(lang)
             except LanguageError as exc:
                 raise _RecordError(str(exc)) from None
+        cwe = _optional_str(record, "cwe")
+        pair = _optional_str(record, "pair")
         sample_id = _optional_str(record, "id") or f"{Path(self.name).name}:{line}"
         if sample_id in self._seen_ids:
             raise _RecordError(
@@ -152,13 +160,7 @@ class RecordParser:
             )
         self._seen_ids[sample_id] = line
         return Sample(
-            id=sample_id,
-            code=code,
-            label=label,
-            lang=lang,
-            cwe=_optional_str(record, "cwe"),
-            pair=_optional_str(record, "pair"),
-            line=line,
+            id=sample_id, code=code, label=label, lang=lang, cwe=cwe, pair=pair, line=line
         )
 
     def finish(self, *, path: str, sha256: str | None, fmt: str) -> Dataset:
@@ -182,7 +184,7 @@ def _detect_format(path: Path, text: str) -> str:
         return "jsonl"
     if suffix in {".csv", ".tsv"}:
         return "csv"
-    head = text.lstrip()[:1]
+    head = text.lstrip("\ufeff \t\r\n")[:1]
     if head == "[":
         return "json"
     if head == "{":
@@ -220,6 +222,9 @@ def _read_jsonl(data: bytes, parser: RecordParser) -> None:
             continue
         except RecursionError:
             parser.skip(number, "invalid JSON: nested too deeply")
+            continue
+        except ValueError as exc:  # e.g. integers beyond Python's digit limit
+            parser.skip(number, f"invalid JSON: {_first_line(exc)}")
             continue
         parser.add(record, number)
 
@@ -260,10 +265,14 @@ def _read_json_array(name: str, text: str, parser: RecordParser) -> None:
             ) from None
         except RecursionError:
             raise DataError(f"{name}:{line_at(pos)}: invalid JSON: nested too deeply") from None
+        except ValueError as exc:  # e.g. integers beyond Python's digit limit
+            raise DataError(f"{name}:{line_at(pos)}: invalid JSON: {_first_line(exc)}") from None
         parser.add(record, line_at(pos))
         pos = end
         expect_value = False
-    if text[pos:].strip():
+    rest = text[pos:]
+    if rest.strip():
+        pos += len(rest) - len(rest.lstrip())
         raise DataError(f"{name}:{line_at(pos)}: invalid JSON: extra data after the array")
 
 

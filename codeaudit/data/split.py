@@ -12,7 +12,8 @@ def group_split(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int]
 
     Samples sharing a ``pair`` id stay together (splitting a before/after pair inflates test
     scores); a sample without one is its own group. Groups are assigned per label stratum of the
-    group's first sample so that both sides keep both labels when the data allow it.
+    group's first sample so that both sides keep both labels when the data allow it; each
+    stratum keeps at least one group, so the kept side is never empty.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError("fraction must be in (0, 1)")
@@ -31,11 +32,12 @@ def group_split(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int]
         size = sum(len(groups[k]) for k in keys)
         target = fraction * size
         taken = 0
-        for key in keys:
-            if taken >= target:
-                break
+        for key in keys[:-1]:  # the last group always stays, so no side is emptied
+            step = len(groups[key])
+            if abs(taken + step - target) > abs(taken - target):
+                break  # taking this group moves further from the target
             held.extend(groups[key])
-            taken += len(groups[key])
+            taken += step
     held_set = set(held)
     kept = [i for i in range(len(dataset)) if i not in held_set]
     return kept, sorted(held_set)

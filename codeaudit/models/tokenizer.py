@@ -164,6 +164,14 @@ class VocabTokenizer(ModelTokenizer):
         return cls(itos)
 
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
 BPE_SPECIALS = {
     "bos_token": "<s>",
     "pad_token": "<pad>",
@@ -226,8 +234,15 @@ class HFTokenizer(ModelTokenizer):
 
     @classmethod
     def from_directory(cls, path: str) -> HFTokenizer:
+        from pathlib import Path
+
         from transformers import AutoTokenizer
 
+        # Without any of these, transformers quietly builds an empty tokenizer.
+        if not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+            raise CheckpointError(
+                f"{path}: no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)})"
+            )
         try:
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -41,6 +41,14 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _quiet_transformers() -> None:
+    """No progress bars or info logs from transformers: the CLI owns the terminal."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 class TransformerModel(VPModel):
     arch = "transformer"
 
@@ -189,6 +197,7 @@ class TransformerModel(VPModel):
                 f"{directory}: no model weights (model.safetensors or pytorch_model.bin)"
             )
         tokenizer = HFTokenizer.from_directory(str(directory))
+        _quiet_transformers()
         try:
             module, info = AutoModelForSequenceClassification.from_pretrained(
                 str(directory),
