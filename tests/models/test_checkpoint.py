@@ -70,7 +70,7 @@ def test_pickle_payload_is_refused_and_never_runs(trained: dict, tmp_path: Path)
     payload["metadata"]["note"] = _Payload(marker)
     evil = tmp_path / "evil.pt"
     torch.save(payload, evil)
-    with pytest.raises(CheckpointError, match="refused.*could run code.*--trust-checkpoint"):
+    with pytest.raises(CheckpointError, match=r"refused.*could run code.*--trust-checkpoint"):
         load_model(evil)
     assert not marker.exists()
     # The user can explicitly trust it: then (and only then) it is unpickled.
@@ -223,7 +223,7 @@ def test_hugging_face_directory_problems(tmp_path: Path) -> None:
         load_model(no_tok)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         load_model(empty)
 
 

@@ -130,7 +130,7 @@ def test_fine_tune_a_local_pretrained_directory(planted_files: dict, tmp_path: P
         val_split=0.0,
         device="cpu",
     )
-    model, result = api.train(config)
+    _, result = api.train(config)
     assert result.hyperparameters["pretrained"] == str(directory)
     assert result.hyperparameters["lr"] == 2e-5
     report = api.predict(
