@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -208,12 +209,14 @@ def _ids_digest(dataset: Dataset) -> str:
 def predict(config: PredictConfig, *, progress: Callable[[int, int], None] | None = None) -> Any:
     """Predictions of a model on a data file; returns a PredictResult."""
     from codeaudit.models.checkpoint import load_model
-    from codeaudit.predict import PredictResult, predict_dataset
+    from codeaudit.predict import CheckpointInfo, PredictResult, predict_dataset
+    from codeaudit.rules import evaluate, load_rules
 
     if config.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     if config.max_len is not None and config.max_len < 1:
         raise UsageError("--max-len must be at least 1")
+    rules = load_rules(config.rules)
     loaded = load_model(config.model, trust=config.trust_checkpoint, device=_device(config.device))
     dataset = load_data(config.data, config.data_options, require_labels=False)
     warnings = _skip_warning(dataset)
@@ -239,8 +242,9 @@ def predict(config: PredictConfig, *, progress: Callable[[int, int], None] | Non
             Artifact("data", config.data, dataset.sha256),
         ),
     )
-    return PredictResult(
+    result = PredictResult(
         header=header,
+        checkpoint=CheckpointInfo(loaded.source, loaded.trusted_pickle),
         n=len(predictions),
         predicted_vulnerable=sum(p.predicted_label for p in predictions),
         truncated=truncated,
@@ -249,6 +253,8 @@ def predict(config: PredictConfig, *, progress: Callable[[int, int], None] | Non
         predictions=tuple(predictions),
         warnings=tuple(warnings),
     )
+    findings = evaluate(rules, result, command="predict", target=config.model)
+    return dataclasses.replace(result, findings=findings)
 
 
 def _device(name: str) -> str:

@@ -18,6 +18,7 @@ import click
 
 from codeaudit import __version__
 from codeaudit.errors import CodeAuditError
+from codeaudit.report.model import FAIL_ON_CHOICES, exit_code
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -123,6 +124,27 @@ def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--force", is_flag=True, help="Overwrite existing output files."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--rules",
+            multiple=True,
+            metavar="FILE|DIR",
+            help="Extra rule files (TOML); a rule with a default rule's id replaces it.",
+        ),
+        click.option(
+            "--fail-on",
+            type=click.Choice(FAIL_ON_CHOICES),
+            default="low",
+            show_default=True,
+            help="Exit 1 when a finding is at or above this severity.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -362,6 +384,7 @@ def train(
 )
 @device_option
 @data_options
+@rule_options
 @output_options
 def predict(
     model: str,
@@ -375,6 +398,8 @@ def predict(
     label_field: str | None,
     lang: str | None,
     skip_invalid: bool,
+    rules: tuple[str, ...],
+    fail_on: str,
     reports: tuple[str, ...],
     fmt: str,
     force: bool,
@@ -396,6 +421,7 @@ def predict(
         device=device,
         trust_checkpoint=trust_checkpoint,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
+        rules=rules,
     )
     with _progress(not quiet) as bar:
         callback = None
@@ -407,7 +433,7 @@ def predict(
 
         result = api.predict(config, progress=callback)
     _emit(result, fmt, checked, force)
-    return EXIT_OK
+    return exit_code(result.findings, fail_on)
 
 
 def main() -> None:

@@ -69,3 +69,4 @@ class PredictConfig:
     device: str = "auto"
     trust_checkpoint: bool = False
     data_options: DataConfig = field(default_factory=DataConfig)
+    rules: tuple[str, ...] = ()  # extra rule files or directories

@@ -35,8 +35,17 @@ class PredictMetrics:
 
 
 @dataclass(frozen=True)
+class CheckpointInfo:
+    """How the model was loaded (the checkpoint-safety rules read this)."""
+
+    source: str  # "codeaudit" | "huggingface"
+    trusted_pickle: bool
+
+
+@dataclass(frozen=True)
 class PredictResult:
     header: Header
+    checkpoint: CheckpointInfo
     n: int
     predicted_vulnerable: int
     truncated: int

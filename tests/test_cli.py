@@ -212,8 +212,13 @@ def test_pickle_checkpoint_refused_through_the_cli(
     assert_one_line_error(code, err, "evil.pt", "refused", "--trust-checkpoint")
     assert not marker.exists()
     code, out, err = run("predict", str(evil), str(cli_model["test"]), "--trust-checkpoint")
-    assert code == 0 and marker.exists()
+    assert code == 1 and marker.exists()  # it ran, and the checkpoint rule reports it
     assert "loaded through full unpickling" in " ".join(out.split())
+    assert "CA-C001" in out
+    code, _, _ = run(
+        "predict", str(evil), str(cli_model["test"]), "--trust-checkpoint", "--fail-on", "critical"
+    )
+    assert code == 0
 
 
 def test_usage_errors_are_one_line(cli_model: dict[str, Path]) -> None:
