@@ -1,8 +1,12 @@
 """LSTM and BiGRU vulnerability predictors (the RNN models of the membership paper).
 
-Token embeddings -> (Bi)RNN over the real tokens (packed, so padding never changes a result)
--> masked max-pooling over time -> dropout -> linear head. The pooled vector is the penultimate
-representation ("embedding" feature).
+Token embeddings -> (Bi)RNN over the real tokens -> masked max-pooling over time -> dropout ->
+linear head. The pooled vector is the penultimate representation ("embedding" feature).
+
+Each direction is its own single-layer RNN run on right-padded batches; the backward direction
+reads every sequence reversed within its own length, so padding never reaches a real position
+and a sample's result does not depend on what it is batched with. This gives exactly what packed
+sequences give, without packing: torch's CPU GRU is about eight times slower on packed input.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from codeaudit.errors import CheckpointError
 from codeaudit.models.base import Batch, ModelOutput, VPModel
@@ -24,6 +27,15 @@ RNN_DEFAULTS: dict[str, Any] = {
     "num_layers": 1,
     "dropout": 0.1,
 }
+
+
+def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each row's first ``length`` steps along dim 1, leaving the padding in place.
+    Applying it twice gives ``x`` back."""
+    steps = torch.arange(x.shape[1], device=x.device)
+    lengths = lengths.to(x.device).unsqueeze(1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 class RNNClassifier(nn.Module):
@@ -41,23 +53,36 @@ class RNNClassifier(nn.Module):
     ) -> None:
         super().__init__()
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        directions = 2 if bidirectional else 1
+        self.bidirectional = bidirectional
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        self.rnn = rnn_class(
-            embed_dim,
-            hidden_dim,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        self.forward_rnns = nn.ModuleList()
+        self.backward_rnns = nn.ModuleList()
+        for layer in range(num_layers):
+            size_in = embed_dim if layer == 0 else hidden_dim * directions
+            self.forward_rnns.append(rnn_class(size_in, hidden_dim, batch_first=True))
+            if bidirectional:
+                self.backward_rnns.append(rnn_class(size_in, hidden_dim, batch_first=True))
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_dim * (2 if bidirectional else 1), 2)
+        self.classifier = nn.Linear(hidden_dim * directions, 2)
+
+    def sequence(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Per-position outputs [B, T, H * directions]; positions past a row's length are junk."""
+        lengths = attention_mask.sum(dim=1).clamp(min=1)
+        hidden = embeds
+        for layer, forward_rnn in enumerate(self.forward_rnns):
+            if layer > 0:
+                hidden = self.dropout(hidden)
+            out, _ = forward_rnn(hidden)
+            if self.bidirectional:
+                reversed_in = reverse_within_length(hidden, lengths)
+                back, _ = self.backward_rnns[layer](reversed_in)
+                out = torch.cat([out, reverse_within_length(back, lengths)], dim=-1)
+            hidden = out
+        return hidden
 
     def pooled(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
-        packed = pack_padded_sequence(embeds, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=embeds.shape[1])
+        out = self.sequence(embeds, attention_mask)
         mask = attention_mask.unsqueeze(-1).bool()
         return out.masked_fill(~mask, torch.finfo(out.dtype).min).max(dim=1).values
 
