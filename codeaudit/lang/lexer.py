@@ -223,6 +223,10 @@ def _is_field(parent: tree_sitter.Node, child: tree_sitter.Node, names: tuple[st
     return False
 
 
+_DIRECTIVE = re.compile(r"#\s*[A-Za-z_]\w*")
+_WORDLIKE = re.compile(r"[^\W\d]\w*")
+
+
 def _classify_leaf(node: tree_sitter.Node, text: str, reserved: frozenset[str]) -> TokenKind:
     kind = node.type
     if kind in _ATOMIC_TYPES or kind in _LITERAL_LEAVES or kind.endswith("_literal"):
@@ -232,13 +236,13 @@ def _classify_leaf(node: tree_sitter.Node, text: str, reserved: frozenset[str]) 
     if kind in _KEYWORD_LEAVES:
         return TokenKind.KEYWORD
     if not node.is_named:
-        if text in reserved or re.fullmatch(r"#\s*[A-Za-z_]\w*", text):
+        if text in reserved or _DIRECTIVE.fullmatch(text):
             return TokenKind.KEYWORD
-        if re.fullmatch(r"[^\W\d]\w*", text):
+        if _WORDLIKE.fullmatch(text):
             # A contextual keyword the grammar used as a keyword here (e.g. Java 'record').
             return TokenKind.KEYWORD
         return TokenKind.PUNCTUATION
-    if re.fullmatch(r"[^\W\d]\w*", text):
+    if _WORDLIKE.fullmatch(text):
         return TokenKind.KEYWORD if text in reserved else TokenKind.IDENTIFIER
     return TokenKind.PUNCTUATION
 
@@ -311,6 +315,7 @@ def lex(source: str, language: str, *, max_tokens: int | None = None) -> LexResu
     skipped = 0
     covered_to = 0  # character offset up to which the source is accounted for
     truncated = False
+    kinds: dict[tuple[str, bool, str], TokenKind] = {}
 
     def cover_gap(upto: int, line: int) -> None:
         nonlocal skipped
@@ -346,7 +351,10 @@ def lex(source: str, language: str, *, max_tokens: int | None = None) -> LexResu
         if node_type in _PREPROC_TEXT:
             tokens.extend(_regex_tokens(source, start, end, line, reserved, node_type))
         else:
-            kind = _classify_leaf(node, text, reserved)
+            key = (node_type, node.is_named, text)
+            kind = kinds.get(key)
+            if kind is None:
+                kind = kinds[key] = _classify_leaf(node, text, reserved)
             tokens.append(
                 CodeToken(
                     text=text,
