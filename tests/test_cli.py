@@ -284,3 +284,30 @@ def test_internal_errors_are_one_line_with_exit_3(
     result = CliRunner().invoke(cli, ["predict", str(cli_model["model"]), str(cli_model["test"])])
     assert result.exit_code == 3
     assert "internal error" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_interrupt_exits_130_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, cli_model: dict[str, Path], tmp_path: Path
+) -> None:
+    from codeaudit.train import trainer
+
+    def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.torch.optim.AdamW, "step", interrupted)
+    out = tmp_path / "m.pt"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            str(cli_model["train"]),
+            "-o",
+            str(out),
+            "--report",
+            str(tmp_path / "r.json"),
+            *TINY,
+        ],
+    )
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
