@@ -209,7 +209,8 @@ def _ids_digest(dataset: Dataset) -> str:
 def predict(config: PredictConfig, *, progress: Callable[[int, int], None] | None = None) -> Any:
     """Predictions of a model on a data file; returns a PredictResult."""
     from codeaudit.models.checkpoint import load_model
-    from codeaudit.predict import CheckpointInfo, PredictResult, predict_dataset
+    from codeaudit.predict import PredictResult, predict_dataset
+    from codeaudit.report.model import CheckpointInfo
     from codeaudit.rules import evaluate, load_rules
 
     if config.batch_size < 1:

@@ -436,6 +436,168 @@ def predict(
     return exit_code(result.findings, fail_on)
 
 
+# -- membership -----------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL")
+@click.option("--members", required=True, metavar="FILE", help="Functions the model trained on.")
+@click.option(
+    "--nonmembers",
+    required=True,
+    metavar="FILE",
+    help="Functions it never saw (same distribution).",
+)
+@click.option(
+    "--population",
+    metavar="FILE",
+    help="Other data the attacker owns (shadow models; RMIA's reference population).",
+)
+@click.option(
+    "--features",
+    metavar="SETS",
+    help="Feature sets for trained attacks: 'all' (the 15 combinations of embedding, logits, "
+    "loss, confidence) or e.g. 'loss,logits+loss'.",
+)
+@click.option(
+    "--attack-models",
+    default="logreg,mlp,rf,gb",
+    show_default=True,
+    help="Trained attack classifiers.",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=3,
+    show_default=True,
+    help="Attack-train/attack-test folds (stratified, seeded).",
+)
+@click.option(
+    "--shadows",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Shadow models to train on --population (0: no shadow attack).",
+)
+@click.option(
+    "--references",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Reference models for LiRA and RMIA (even; 0: none).",
+)
+@click.option(
+    "--boundary-samples",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Samples for the label-only rewrite attack (0: off).",
+)
+@click.option("--boundary-rewrites", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Bootstrap replicates for the AUC confidence intervals.",
+)
+@click.option(
+    "--top-risk",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="List the N most exposed members by id.",
+)
+@click.option("--plot", metavar="PNG", help="Draw ROC curves (log-log) to this file.")
+@click.option("--cache-dir", metavar="DIR", help="Cache model outputs here (keyed by hashes).")
+@click.option("-o", "--output", metavar="FILE", help="Report file (same as --report).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
+@device_option
+@data_options
+@rule_options
+@output_options
+def membership(
+    model: str,
+    members: str,
+    nonmembers: str,
+    population: str | None,
+    features: str | None,
+    attack_models: str,
+    folds: int,
+    shadows: int,
+    references: int,
+    boundary_samples: int,
+    boundary_rewrites: int,
+    n_boot: int,
+    top_risk: int,
+    plot: str | None,
+    cache_dir: str | None,
+    output: str | None,
+    seed: int,
+    batch_size: int,
+    trust_checkpoint: bool,
+    device: str,
+    code_field: str | None,
+    label_field: str | None,
+    lang: str | None,
+    skip_invalid: bool,
+    rules: tuple[str, ...],
+    fail_on: str,
+    reports: tuple[str, ...],
+    fmt: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Measure how well membership-inference attacks tell MODEL's training functions from
+    unseen ones: threshold, trained, shadow, LiRA/RMIA and label-only attacks, with AUC and TPR
+    at low false-positive rates."""
+    from codeaudit.config import MembershipConfig
+    from codeaudit.io import check_output_path
+    from codeaudit.membership.audit import run_membership
+
+    checked = _check_reports(((output,) if output else ()) + reports, force)
+    if plot:
+        check_output_path(plot, force=force, what="plot")
+    config = MembershipConfig(
+        model=model,
+        members=members,
+        nonmembers=nonmembers,
+        population=population,
+        features=features,
+        classifiers=tuple(c.strip() for c in attack_models.split(",") if c.strip()),
+        folds=folds,
+        shadows=shadows,
+        references=references,
+        boundary_samples=boundary_samples,
+        boundary_rewrites=boundary_rewrites,
+        n_boot=n_boot,
+        top_risk=top_risk,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        trust_checkpoint=trust_checkpoint,
+        cache_dir=cache_dir,
+        plot=plot,
+        rules=rules,
+        force=force,
+        data_options=_data_config(code_field, label_field, lang, skip_invalid),
+    )
+    with _progress(not quiet) as bar:
+        callback = None
+        if bar is not None:
+            task = bar.add_task("auditing", total=None, extra="")
+
+            def callback(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+        result = run_membership(config, progress=callback)
+    _emit(result, fmt, checked, force)
+    return exit_code(result.findings, fail_on)
+
+
 def main() -> None:
     cli.main(prog_name="codeaudit")
 

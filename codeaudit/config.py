@@ -70,3 +70,29 @@ class PredictConfig:
     trust_checkpoint: bool = False
     data_options: DataConfig = field(default_factory=DataConfig)
     rules: tuple[str, ...] = ()  # extra rule files or directories
+
+
+@dataclass(frozen=True)
+class MembershipConfig:
+    model: str
+    members: str
+    nonmembers: str
+    population: str | None = None
+    features: str | None = None  # None: all 15 combinations
+    classifiers: tuple[str, ...] = ("logreg", "mlp", "rf", "gb")
+    folds: int = 3
+    shadows: int = 0
+    references: int = 0
+    boundary_samples: int = 200  # label-only boundary attack on this many samples (0: off)
+    boundary_rewrites: int = 8
+    n_boot: int = 200
+    top_risk: int = 0
+    seed: int = 0
+    batch_size: int = 64
+    device: str = "auto"
+    trust_checkpoint: bool = False
+    cache_dir: str | None = None
+    plot: str | None = None
+    rules: tuple[str, ...] = ()
+    force: bool = False
+    data_options: DataConfig = field(default_factory=DataConfig)

@@ -9,7 +9,7 @@ from codeaudit.data.samples import Dataset
 from codeaudit.metrics import classification_metrics
 from codeaudit.models.base import VPModel
 from codeaudit.models.inference import infer, softmax
-from codeaudit.report.model import Finding, Header
+from codeaudit.report.model import CheckpointInfo, Finding, Header
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,6 @@ class PredictMetrics:
     fp: int
     tn: int
     fn: int
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """How the model was loaded (the checkpoint-safety rules read this)."""
-
-    source: str  # "codeaudit" | "huggingface"
-    trusted_pickle: bool
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,10 @@ def _rule_from_table(table: Any, where: str) -> Rule:
     if table["op"] not in OPERATORS:
         raise RuleError(f"{where}: op {table['op']!r} is not one of {' '.join(OPERATORS)}")
     commands = table["commands"]
-    if not isinstance(commands, list) or not commands or not all(
-        isinstance(c, str) for c in commands
+    if (
+        not isinstance(commands, list)
+        or not commands
+        or not all(isinstance(c, str) for c in commands)
     ):
         raise RuleError(f"{where}: commands must be a non-empty list of command names")
     threshold = table["threshold"]
@@ -172,17 +174,27 @@ def load_rules(paths: Iterable[str | Path] = (), *, defaults: bool = True) -> li
     return list(rules.values())
 
 
-def lookup(document: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path (``best.auc``, ``attacks.0.auc``), or None when absent."""
-    value: Any = document
-    for part in path.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
+def lookup(document: Any, path: str) -> Any:
+    """The value at a dotted path (``best.auc``, ``attacks.0.auc``), or None when absent. Keys
+    that themselves contain dots match too (``best.tpr_at_fpr.0.01``)."""
+    parts = path.split(".")
+
+    def walk(value: Any, i: int) -> Any:
+        if i == len(parts):
+            return value
+        if isinstance(value, Mapping):
+            for j in range(len(parts), i, -1):  # longest key first
+                key = ".".join(parts[i:j])
+                if key in value:
+                    found = walk(value[key], j)
+                    if found is not None:
+                        return found
             return None
-    return value
+        if isinstance(value, list) and parts[i].isdigit() and int(parts[i]) < len(value):
+            return walk(value[int(parts[i])], i + 1)
+        return None
+
+    return walk(document, 0)
 
 
 def evaluate(

@@ -98,6 +98,7 @@ def test_lookup_paths() -> None:
     assert lookup(doc, "best.auc") == 0.9
     assert lookup(doc, "attacks.0.auc") == 0.7
     assert lookup(doc, "attacks.3.auc") is None and lookup(doc, "nope") is None
+    assert lookup({"t": {"0.01": 0.4, "0": {"01": 9}}}, "t.0.01") == 0.4
 
 
 def test_exit_codes_follow_fail_on() -> None:

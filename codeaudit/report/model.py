@@ -52,6 +52,14 @@ class Artifact:
     sha256: str | None
 
 
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """How the model was loaded (the checkpoint-safety rules read this)."""
+
+    source: str  # "codeaudit" | "huggingface"
+    trusted_pickle: bool
+
+
 @dataclass(frozen=True, kw_only=True)
 class Header:
     tool: str = "codeaudit"

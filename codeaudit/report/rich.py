@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 Renderer = Callable[[Any, Console], None]
@@ -31,10 +32,11 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _warnings(result: Any, console: Console) -> None:
     for warning in getattr(result, "warnings", ()):
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     for finding in getattr(result, "findings", ()):
+        severity = escape(f"[{finding.severity.value}]")
         console.print(
-            f"[bold red]{finding.rule_id}[/] [{finding.severity.value}] {finding.message}",
+            f"[bold red]{finding.rule_id}[/] {severity} {escape(finding.message)}",
             highlight=False,
         )
 
@@ -100,8 +102,70 @@ def _predict(result: Any, console: Console) -> None:
         for column in ("id", "label", "predicted", "p(vulnerable)"):
             table.add_column(column, justify="left" if column == "id" else "right")
         for p in shown:
-            table.add_row(p.id, _fmt(p.label), str(p.predicted_label), _fmt(p.p_vulnerable))
+            table.add_row(escape(p.id), _fmt(p.label), str(p.predicted_label), _fmt(p.p_vulnerable))
         console.print(table)
+    _warnings(result, console)
+
+
+_RISK_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "none": "green"}
+
+
+def _tpr(row: Any, key: str) -> str:
+    return _fmt(row.tpr_at_fpr.get(key))
+
+
+@rich_renderer("MembershipResult")
+def _membership(result: Any, console: Console, top: int = 15) -> None:
+    style = _RISK_STYLE.get(result.risk, "bold")
+    console.print(f"[{style}]membership risk: {result.risk.upper()}[/]", highlight=False)
+    console.print(escape(result.verdict), highlight=False)
+    console.print(
+        f"{result.n_members} members, {result.n_nonmembers} non-members; "
+        f"{len(result.attacks)} attack runs in {result.timings.get('total', 0):.1f}s",
+        highlight=False,
+    )
+    table = Table(
+        title=f"strongest attacks (of {len(result.attacks)}), held-out folds", show_edge=False
+    )
+    for column in ("attack", "features", "AUC", "95% CI", "TPR@1%", "TPR@0.1%", "adv.", "bal.acc"):
+        table.add_column(column, justify="left" if column in ("attack", "features") else "right")
+    for row in result.attacks[:top]:
+        table.add_row(
+            row.attack,
+            row.features,
+            _fmt(row.auc),
+            f"{row.auc_ci[0]:.3f}-{row.auc_ci[1]:.3f}",
+            _tpr(row, "0.01"),
+            _tpr(row, "0.001"),
+            _fmt(row.advantage),
+            _fmt(row.accuracy),
+        )
+    console.print(table)
+    if result.by_features:
+        table = Table(title="by feature combination (best trained attack)", show_edge=False)
+        for column in ("features", "attack", "AUC", "TPR@1%"):
+            table.add_column(
+                column, justify="left" if column in ("features", "attack") else "right"
+            )
+        for row in result.by_features:
+            table.add_row(row.features, row.attack, _fmt(row.auc), _tpr(row, "0.01"))
+        console.print(table)
+    u = result.utility
+    console.print(
+        f"utility: members accuracy {u.members_accuracy:.3f} (F1 {u.members_f1:.3f}), "
+        f"non-members accuracy {u.nonmembers_accuracy:.3f} (F1 {u.nonmembers_f1:.3f}), "
+        f"gap {u.generalization_gap:+.3f}, label-only floor AUC {u.label_only_floor:.3f}",
+        highlight=False,
+    )
+    if result.top_risk:
+        table = Table(title="most exposed members (strongest attack)", show_edge=False)
+        for column in ("rank", "id", "score"):
+            table.add_column(column, justify="left" if column == "id" else "right")
+        for item in result.top_risk:
+            table.add_row(str(item.rank), escape(item.id), _fmt(item.score, 4))
+        console.print(table)
+    if result.roc_plot:
+        console.print(f"ROC curves: {result.roc_plot}", highlight=False)
     _warnings(result, console)
 
 

@@ -1,0 +1,119 @@
+"""Trained attack models on output features (the membership paper's gray-box setting).
+
+The attacker knows some members and non-members, learns a classifier on their outputs and
+applies it to the rest. Inputs: any combination of embedding, logits, loss and confidence; the
+embedding is standardised and reduced with PCA, the other blocks standardised, all fitted on the
+attack-training data only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from codeaudit.membership.attacks.base import MembershipAttack
+from codeaudit.membership.features import FEATURES, FeatureSet
+
+CLASSIFIERS = ("logreg", "mlp", "rf", "gb")
+
+
+def make_classifier(kind: str, seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    if kind == "logreg":
+        return LogisticRegression(max_iter=2000, C=1.0)
+    if kind == "mlp":
+        return MLPClassifier(
+            hidden_layer_sizes=(64,),
+            max_iter=300,
+            early_stopping=True,
+            n_iter_no_change=15,
+            random_state=seed,
+        )
+    if kind == "rf":
+        return RandomForestClassifier(
+            n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=1
+        )
+    if kind == "gb":
+        return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=seed)
+    raise ValueError(f"unknown attack classifier {kind!r} (use {', '.join(CLASSIFIERS)})")
+
+
+class BlockPreprocessor:
+    """Standardises each output block (and reduces the embedding with PCA); fit on train only."""
+
+    def __init__(self, pca_components: int = 16, seed: int = 0) -> None:
+        self.pca_components = pca_components
+        self.seed = seed
+
+    def fit(self, features: FeatureSet, blocks: tuple[str, ...] = FEATURES) -> BlockPreprocessor:
+        from sklearn.decomposition import PCA
+        from sklearn.preprocessing import StandardScaler
+
+        self.transforms_: dict[str, list[Any]] = {}
+        for name in blocks:
+            data = features.block(name)
+            steps: list[Any] = [StandardScaler().fit(data)]
+            if name == "embedding":
+                k = min(self.pca_components, data.shape[1], max(1, data.shape[0] - 1))
+                scaled = steps[0].transform(data)
+                steps.append(PCA(n_components=k, random_state=self.seed).fit(scaled))
+            self.transforms_[name] = steps
+        return self
+
+    def transform_block(self, features: FeatureSet, name: str) -> np.ndarray:
+        data = features.block(name)
+        for step in self.transforms_[name]:
+            data = step.transform(data)
+        return np.asarray(data, dtype=np.float64)
+
+    def transform(self, features: FeatureSet, blocks: tuple[str, ...]) -> np.ndarray:
+        return np.hstack([self.transform_block(features, name) for name in blocks])
+
+
+class TrainedAttack(MembershipAttack):
+    family = "trained"
+    supervised = True
+
+    def __init__(
+        self,
+        classifier: str,
+        features: tuple[str, ...],
+        *,
+        pca_components: int = 16,
+        seed: int = 0,
+    ) -> None:
+        if classifier not in CLASSIFIERS:
+            raise ValueError(f"unknown attack classifier {classifier!r}")
+        self.classifier = classifier
+        self.feature_set = tuple(features)
+        self.pca_components = pca_components
+        self.seed = seed
+
+    @property
+    def name(self) -> str:
+        return f"trained-{self.classifier}"
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.feature_set
+
+    def fit(self, features: FeatureSet, membership: np.ndarray) -> TrainedAttack:
+        self.preprocessor_ = BlockPreprocessor(self.pca_components, self.seed).fit(
+            features, self.feature_set
+        )
+        return self.fit_matrix(self.preprocessor_.transform(features, self.feature_set), membership)
+
+    def fit_matrix(self, x: np.ndarray, membership: np.ndarray) -> TrainedAttack:
+        """Fit on already preprocessed inputs (lets an audit share one preprocessing per fold)."""
+        self.model_ = make_classifier(self.classifier, self.seed).fit(x, membership)
+        return self
+
+    def score(self, features: FeatureSet) -> np.ndarray:
+        return self.score_matrix(self.preprocessor_.transform(features, self.feature_set))
+
+    def score_matrix(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.predict_proba(x)[:, 1], dtype=np.float64)

@@ -1,0 +1,251 @@
+"""Per-sample model outputs for membership inference, from one forward pass per sample.
+
+The four outputs of the membership paper: the penultimate representation (``embedding``), the
+``logits``, the cross-entropy ``loss`` against the true label and the ``confidence`` (max softmax
+probability); plus threshold signals derived from them (entropy, modified entropy, the logit-
+scaled probability of the true label used by LiRA) and the unknown-token rate of the tokenizer,
+a channel of its own (a vocabulary built on the training set marks non-members).
+
+Extraction streams the data in chunks (no whole-data-set token tensors) and is cached on disk
+keyed by the model's sha256, the data's sha256 and the maximum length, so that a rerun with
+other attacks does no inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from codeaudit.data.samples import Dataset
+from codeaudit.models.base import VPModel
+from codeaudit.models.inference import infer
+
+FEATURES = ("embedding", "logits", "loss", "confidence")
+FEATURE_VERSION = 1  # bump when what is extracted changes (invalidates caches)
+_EPS = 1e-12
+
+
+def all_feature_sets() -> list[tuple[str, ...]]:
+    """The 15 non-empty combinations of the four outputs, smallest first."""
+    return [c for k in range(1, len(FEATURES) + 1) for c in combinations(FEATURES, k)]
+
+
+def parse_feature_sets(spec: str | None) -> list[tuple[str, ...]]:
+    """``None``/``all`` -> all 15; else comma-separated sets joined by ``+``
+    (``loss,logits+loss``)."""
+    from codeaudit.errors import UsageError
+
+    if spec is None or spec.strip() in ("", "all"):
+        return all_feature_sets()
+    sets = []
+    for part in spec.split(","):
+        names = tuple(n.strip() for n in part.split("+") if n.strip())
+        unknown = [n for n in names if n not in FEATURES]
+        if unknown or not names:
+            raise UsageError(
+                f"--features {spec!r}: unknown feature {', '.join(unknown) or '(empty)'} "
+                f"(use {', '.join(FEATURES)}, joined by + and separated by commas)"
+            )
+        ordered = tuple(f for f in FEATURES if f in names)
+        if ordered not in sets:
+            sets.append(ordered)
+    return sets
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Outputs of one model on one data set, in the data set's order."""
+
+    ids: tuple[str, ...]
+    labels: np.ndarray  # [N] true class labels (1 = vulnerable)
+    logits: np.ndarray  # [N, 2] float32
+    embeddings: np.ndarray  # [N, D] float32
+    unk_rate: np.ndarray  # [N] share of unknown ids
+    n_ids: np.ndarray  # [N] ids after truncation
+    truncated: np.ndarray  # [N] bool
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        shifted = self.logits - self.logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted.astype(np.float64))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    @property
+    def loss(self) -> np.ndarray:
+        z = self.logits.astype(np.float64)
+        top = z.max(axis=1)
+        log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+        return log_norm - z[np.arange(len(z)), self.labels]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities.max(axis=1)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return (self.predicted == self.labels).astype(np.float64)
+
+    @property
+    def entropy(self) -> np.ndarray:
+        p = np.clip(self.probabilities, _EPS, 1.0)
+        return -(p * np.log(p)).sum(axis=1)
+
+    @property
+    def modified_entropy(self) -> np.ndarray:
+        """Song and Mittal (2021): -(1-p_y) log p_y - sum_{i != y} p_i log(1-p_i)."""
+        p = np.clip(self.probabilities, _EPS, 1 - _EPS)
+        rows = np.arange(len(p))
+        p_y = p[rows, self.labels]
+        other = -(p * np.log(1 - p)).sum(axis=1) + p_y * np.log(1 - p_y)
+        return -(1 - p_y) * np.log(p_y) + other
+
+    @property
+    def true_class_probability(self) -> np.ndarray:
+        return self.probabilities[np.arange(len(self)), self.labels]
+
+    @property
+    def logit_scaled_confidence(self) -> np.ndarray:
+        """LiRA's phi = log(p_y / (1 - p_y)), computed stably from the logits."""
+        z = self.logits.astype(np.float64)
+        rows = np.arange(len(z))
+        return z[rows, self.labels] - z[rows, 1 - self.labels]
+
+    def block(self, name: str) -> np.ndarray:
+        """One output as a 2-D block of attack-model inputs."""
+        if name == "embedding":
+            return self.embeddings.astype(np.float64)
+        if name == "logits":
+            return self.logits.astype(np.float64)
+        if name == "loss":
+            return self.loss[:, None]
+        if name == "confidence":
+            return self.confidence[:, None]
+        raise KeyError(name)
+
+    def subset(self, index: np.ndarray) -> FeatureSet:
+        return FeatureSet(
+            ids=tuple(self.ids[i] for i in index),
+            labels=self.labels[index],
+            logits=self.logits[index],
+            embeddings=self.embeddings[index],
+            unk_rate=self.unk_rate[index],
+            n_ids=self.n_ids[index],
+            truncated=self.truncated[index],
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[FeatureSet]) -> FeatureSet:
+        return FeatureSet(
+            ids=tuple(i for p in parts for i in p.ids),
+            labels=np.concatenate([p.labels for p in parts]),
+            logits=np.concatenate([p.logits for p in parts]),
+            embeddings=np.concatenate([p.embeddings for p in parts]),
+            unk_rate=np.concatenate([p.unk_rate for p in parts]),
+            n_ids=np.concatenate([p.n_ids for p in parts]),
+            truncated=np.concatenate([p.truncated for p in parts]),
+        )
+
+
+def extract_features(
+    model: VPModel,
+    dataset: Dataset,
+    *,
+    batch_size: int = 64,
+    chunk_size: int = 2048,
+    progress: Callable[[int, int], None] | None = None,
+) -> FeatureSet:
+    """One batched forward pass per sample, streamed in chunks of ``chunk_size`` samples."""
+    n = len(dataset)
+    if not dataset.has_labels:
+        raise ValueError("membership features need labelled data")
+    logits = np.zeros((n, 2), dtype=np.float32)
+    embeddings: np.ndarray | None = None
+    unk = np.zeros(n, dtype=np.float64)
+    n_ids = np.zeros(n, dtype=np.int64)
+    truncated = np.zeros(n, dtype=bool)
+    for start in range(0, n, chunk_size):
+        chunk = dataset.samples[start : start + chunk_size]
+        encodings = model.encode(chunk)
+        out = infer(model, encodings, batch_size=batch_size, embeddings=True)
+        stop = start + len(chunk)
+        logits[start:stop] = out.logits
+        assert out.embeddings is not None
+        if embeddings is None:
+            embeddings = np.zeros((n, out.embeddings.shape[1]), dtype=np.float32)
+        embeddings[start:stop] = out.embeddings
+        for offset, enc in enumerate(encodings):
+            n_ids[start + offset] = len(enc.ids)
+            unk[start + offset] = enc.n_unknown / max(1, len(enc.ids))
+            truncated[start + offset] = enc.truncated
+        if progress is not None:
+            progress(stop, n)
+    assert embeddings is not None
+    return FeatureSet(
+        ids=tuple(dataset.ids),
+        labels=dataset.labels(),
+        logits=logits,
+        embeddings=embeddings,
+        unk_rate=unk,
+        n_ids=n_ids,
+        truncated=truncated,
+    )
+
+
+def cache_key(model_sha256: str, data_sha256: str | None, max_len: int, extra: str = "") -> str:
+    text = f"v{FEATURE_VERSION}|{model_sha256}|{data_sha256}|{max_len}|{extra}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def load_cached(cache_dir: Path, key: str) -> FeatureSet | None:
+    path = cache_dir / f"features-{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return FeatureSet(
+                ids=tuple(str(i) for i in data["ids"]),
+                labels=data["labels"],
+                logits=data["logits"],
+                embeddings=data["embeddings"],
+                unk_rate=data["unk_rate"],
+                n_ids=data["n_ids"],
+                truncated=data["truncated"],
+            )
+    except (OSError, KeyError, ValueError):
+        return None  # a damaged cache entry is recomputed, never trusted
+
+
+def store_cached(cache_dir: Path, key: str, features: FeatureSet) -> None:
+    import tempfile
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(
+                handle,
+                ids=np.array(features.ids, dtype=str),
+                labels=features.labels,
+                logits=features.logits,
+                embeddings=features.embeddings,
+                unk_rate=features.unk_rate,
+                n_ids=features.n_ids,
+                truncated=features.truncated,
+            )
+        os.replace(tmp, cache_dir / f"features-{key}.npz")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,77 @@
+"""The result of ``codeaudit membership``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codeaudit.report.model import CheckpointInfo, Finding, Header
+
+
+@dataclass(frozen=True)
+class AttackRow:
+    """One attack on one feature set, measured on held-out data."""
+
+    attack: str
+    family: str
+    features: str  # e.g. "logits+loss"
+    auc: float
+    auc_ci: tuple[float, float]
+    accuracy: float  # balanced accuracy (members and non-members weigh the same)
+    precision: float
+    recall: float
+    f1: float
+    advantage: float
+    tpr_at_fpr: dict[str, float]
+    n_members: int
+    n_nonmembers: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    """The strongest trained attack on one feature combination."""
+
+    features: str
+    attack: str
+    auc: float
+    tpr_at_fpr: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Utility:
+    members_accuracy: float
+    members_f1: float
+    nonmembers_accuracy: float
+    nonmembers_f1: float
+    generalization_gap: float  # members accuracy - non-members accuracy
+    label_only_floor: float  # 0.5 + gap / 2: the correctness attack's AUC
+
+
+@dataclass(frozen=True)
+class ExposedSample:
+    id: str
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class MembershipResult:
+    header: Header
+    checkpoint: CheckpointInfo
+    verdict: str
+    risk: str  # "high" | "medium" | "low" | "none"
+    best: AttackRow
+    best_tpr: AttackRow  # strongest at TPR @ 1% FPR
+    attacks: tuple[AttackRow, ...]
+    by_features: tuple[FeatureRow, ...]
+    utility: Utility
+    n_members: int
+    n_nonmembers: int
+    unknown_token_rate: dict[str, float]  # members / nonmembers
+    tokenizer_channel_auc: float  # AUC of the unknown-token-rate threshold attack
+    settings: dict[str, object]
+    timings: dict[str, float]
+    top_risk: tuple[ExposedSample, ...] = ()
+    roc_plot: str | None = None
+    warnings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
