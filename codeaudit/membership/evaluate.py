@@ -110,6 +110,7 @@ def evaluate_trained(
             [0.5] * len(folds),  # the classifier's own decision rule
             n_boot=n_boot,
             seed=seed,
+            pooled=False,  # each fold's model scores on its own scale
         )
         results.append(
             Evaluated(

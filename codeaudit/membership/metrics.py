@@ -172,10 +172,16 @@ def _threshold_metrics(members: np.ndarray, s: np.ndarray, threshold: float) -> 
 def _bootstrap_auc_ci(
     members: np.ndarray, s: np.ndarray, n_boot: int, seed: int, alpha: float
 ) -> tuple[float, float]:
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    low, high = np.quantile(_bootstrap_aucs(members, s, n_boot, seed), [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def _bootstrap_aucs(members: np.ndarray, s: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """The AUCs of ``n_boot`` stratified bootstrap replicates."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     pos = s[members]
     neg = np.sort(s[~members])
     n_pos, n_neg = len(pos), len(neg)
@@ -193,8 +199,7 @@ def _bootstrap_auc_ci(
         d = np.bincount(rng.integers(0, n_neg, size=n_neg), minlength=n_neg)
         np.cumsum(d, out=cum[1:])
         aucs[b] = np.dot(c, cum[lo] + cum[hi]) / (2.0 * n_pos * n_neg)
-    low, high = np.quantile(aucs, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return aucs
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,12 +365,18 @@ def combine_folds(
     *,
     n_boot: int = 200,
     seed: int = 0,
+    pooled: bool = True,
 ) -> AttackScore:
     """Pool the held-out predictions of several cross-validation folds into one AttackScore.
 
-    The rank metrics (AUC, its interval, TPR at each of ``FPR_TARGETS``, advantage) are computed
-    on the pooled scores, exactly as ``score_attack`` on the concatenation; this assumes the
-    folds' scores are on one scale (the same attack score, or calibrated probabilities). The
+    With ``pooled`` the rank metrics (AUC, its interval, TPR at each of ``FPR_TARGETS``,
+    advantage) are computed on the pooled scores, exactly as ``score_attack`` on the
+    concatenation; this assumes the folds' scores are on one scale (one scoring function for
+    every fold). Scores of models fitted separately per fold are not (measured: a logistic
+    regression on the loss, AUC 0.92-0.95 in every fold, pooled to 0.87), so for those pass
+    ``pooled=False``: each rank metric is then computed per fold and averaged, weighted by fold
+    size, and the interval comes from bootstrap replicates that average the folds' replicate
+    AUCs in the same way. The
     threshold metrics are computed per fold with that fold's own threshold (fitted on that
     fold's attack-training data) and averaged, weighted by fold size. Each fold needs both
     members and non-members.
@@ -385,8 +396,20 @@ def combine_folds(
             raise ValueError(f"fold {k}: {exc}") from None
     members = np.concatenate([m for m, _ in folds])
     s = np.concatenate([x for _, x in folds])
-    auc, ci, adv, tprs, _ = _rank_metrics(members, s, n_boot, seed)
     sizes = np.array([len(m) for m, _ in folds], dtype=np.float64)
+    if pooled:
+        auc, ci, adv, tprs, _ = _rank_metrics(members, s, n_boot, seed)
+    else:
+        weights = sizes / sizes.sum()
+        per = [_rank_metrics(m, x, 1, seed) for m, x in folds]
+        auc = float(np.dot(weights, [p[0] for p in per]))
+        adv = float(np.dot(weights, [p[2] for p in per]))
+        tprs = {key: float(np.dot(weights, [p[3][key] for p in per])) for key in per[0][3]}
+        replicates = np.vstack(
+            [_bootstrap_aucs(m, x, n_boot, seed + k) for k, (m, x) in enumerate(folds)]
+        )
+        low, high = np.quantile(weights @ replicates, [0.025, 0.975])
+        ci = (float(low), float(high))
     per_fold = [
         _threshold_metrics(m, x, float(t)) for (m, x), t in zip(folds, thresholds, strict=True)
     ]

@@ -557,3 +557,21 @@ def test_hundred_thousand_samples_run() -> None:
     assert r.auc == pytest.approx(0.638, abs=0.01)
     assert r.auc_ci[0] < r.auc < r.auc_ci[1]
     assert r.n_members + r.n_nonmembers == n
+
+
+def test_unpooled_folds_average_per_fold_rank_metrics() -> None:
+    from codeaudit.membership.metrics import combine_folds, score_attack
+
+    rng = np.random.default_rng(3)
+    labels = [np.r_[np.ones(50), np.zeros(50)].astype(int) for _ in range(2)]
+    # the same ranking in both folds, but fold 2's scores live on a shifted scale
+    base = rng.normal(size=100) + labels[0]
+    scores = [base, base + 10.0]
+    pooled = combine_folds(labels, scores, [0.0, 10.0], pooled=True)
+    unpooled = combine_folds(labels, scores, [0.0, 10.0], pooled=False)
+    per_fold = score_attack(labels[0], base)
+    assert unpooled.auc == pytest.approx(per_fold.auc)
+    assert unpooled.tpr_at_fpr == pytest.approx(per_fold.tpr_at_fpr)
+    # pooling mixes scales: fold-2 non-members outrank fold-1 members
+    assert pooled.auc < per_fold.auc - 0.05
+    assert unpooled.auc_ci[0] < unpooled.auc < unpooled.auc_ci[1]
