@@ -91,14 +91,21 @@ def _row(ev: Evaluated) -> AttackRow:
     )
 
 
+def _tpr1(row: AttackRow) -> float:
+    """TPR at 1% FPR for ranking; -1 when the data cannot measure it."""
+    value = row.tpr_at_fpr.get("0.01")
+    return -1.0 if value is None else value
+
+
 def _risk_key(row: AttackRow) -> tuple[float, float, str, str]:
-    return (-row.auc, -row.tpr_at_fpr.get("0.01", 0.0), row.attack, row.features)
+    return (-row.auc, -_tpr1(row), row.attack, row.features)
 
 
 def verdict(best: AttackRow, best_tpr: AttackRow, utility: Utility) -> tuple[str, str]:
     """(risk level, one plain-language paragraph)."""
     lo, hi = best.auc_ci
-    tpr = best_tpr.tpr_at_fpr.get("0.01", 0.0)
+    tpr = max(_tpr1(best_tpr), 0.0)
+    measurable = best_tpr.tpr_at_fpr.get("0.01") is not None
     if best.auc >= 0.6 or tpr >= 0.1:
         risk = "high"
         head = "High membership leakage."
@@ -114,9 +121,15 @@ def verdict(best: AttackRow, best_tpr: AttackRow, utility: Utility) -> tuple[str
     text = (
         f"{head} The strongest attack ({best.attack} on {best.features}) tells the model's "
         f"training functions from unseen ones with AUC {best.auc:.3f} (95% CI {lo:.3f}-{hi:.3f}; "
-        f"0.5 is guessing). At a 1% false-positive rate, {best_tpr.attack} on "
-        f"{best_tpr.features} identifies {tpr:.1%} of the training functions. The model is "
-        f"right on {utility.members_accuracy:.1%} of its training functions and "
+        "0.5 is guessing). "
+        + (
+            f"At a 1% false-positive rate, {best_tpr.attack} on {best_tpr.features} identifies "
+            f"{tpr:.1%} of the training functions. "
+            if measurable
+            else "There are too few non-members to measure a 1% false-positive rate "
+            "(at least 100 are needed). "
+        )
+        + f"The model is right on {utility.members_accuracy:.1%} of its training functions and "
         f"{utility.nonmembers_accuracy:.1%} of unseen ones"
     )
     if utility.generalization_gap > 0.05:
@@ -326,7 +339,7 @@ def run_membership(
     rows = sorted((_row(ev) for ev in evaluated), key=_risk_key)
     score_rows = [r for r in rows if r.family != "label-only"] or rows
     best = rows[0]
-    best_tpr = max(rows, key=lambda r: (r.tpr_at_fpr.get("0.01", 0.0), r.auc))
+    best_tpr = max(rows, key=lambda r: (_tpr1(r), r.auc))
     by_features = []
     for feature_set in feature_sets:
         name = "+".join(feature_set)

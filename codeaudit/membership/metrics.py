@@ -134,6 +134,15 @@ def _tpr_at_fpr(roc: _Roc, target_fpr: float) -> float:
     return float(roc.tpr[allowed].max())
 
 
+def _resolvable_tpr(roc: _Roc, target_fpr: float, n_neg: int) -> float | None:
+    """TPR at ``target_fpr`` for a report, or None when fewer than ``1 / target_fpr`` non-members
+    make the target unmeasurable (the empirical point would sit at FPR 0, whose real FPR is about
+    ``1 / (n_neg + 1)``, above the target: reporting it would overstate the attack)."""
+    if n_neg * target_fpr < 1 - 1e-9:
+        return None
+    return _tpr_at_fpr(roc, target_fpr)
+
+
 def _best_index(roc: _Roc) -> int:
     """Index (into the curve) of the largest TPR - FPR; ties go to the smallest threshold.
 
@@ -302,7 +311,9 @@ class AttackScore:
     recall: float
     f1: float
     advantage: float
-    tpr_at_fpr: dict[str, float]  # keys str(target) for each of FPR_TARGETS: "0.01", "0.001"
+    # keys str(target) for each of FPR_TARGETS ("0.01", "0.001"); None when there are fewer than
+    # 1 / target non-members to measure it
+    tpr_at_fpr: dict[str, float | None]
     n_members: int
     n_nonmembers: int
 
@@ -320,7 +331,7 @@ def _rank_metrics(
         auc,
         _bootstrap_auc_ci(members, s, n_boot, seed, 0.05),
         float(roc.tpr[i] - roc.fpr[i]),
-        {str(t): _tpr_at_fpr(roc, t) for t in FPR_TARGETS},
+        {str(t): _resolvable_tpr(roc, t, int((~members).sum())) for t in FPR_TARGETS},
         float(roc.thresholds[i]),
     )
 
@@ -404,7 +415,12 @@ def combine_folds(
         per = [_rank_metrics(m, x, 1, seed) for m, x in folds]
         auc = float(np.dot(weights, [p[0] for p in per]))
         adv = float(np.dot(weights, [p[2] for p in per]))
-        tprs = {key: float(np.dot(weights, [p[3][key] for p in per])) for key in per[0][3]}
+        tprs = {
+            key: None
+            if any(p[3][key] is None for p in per)
+            else float(np.dot(weights, [p[3][key] for p in per]))
+            for key in per[0][3]
+        }
         replicates = np.vstack(
             [_bootstrap_aucs(m, x, n_boot, seed + k) for k, (m, x) in enumerate(folds)]
         )

@@ -21,7 +21,7 @@ class AttackRow:
     recall: float
     f1: float
     advantage: float
-    tpr_at_fpr: dict[str, float]
+    tpr_at_fpr: dict[str, float | None]  # None: too few non-members to measure
     n_members: int
     n_nonmembers: int
     seconds: float
@@ -34,7 +34,7 @@ class FeatureRow:
     features: str
     attack: str
     auc: float
-    tpr_at_fpr: dict[str, float]
+    tpr_at_fpr: dict[str, float | None]  # None: too few non-members to measure
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codeaudit.data.samples import Dataset
+from codeaudit.errors import UsageError
+from codeaudit.membership.features import (
+    FeatureSet,
+    all_feature_sets,
+    cache_key,
+    extract_features,
+    load_cached,
+    parse_feature_sets,
+    store_cached,
+)
+from tests.conftest import planted_records
+
+
+def make(logits, labels, unk=None) -> FeatureSet:  # type: ignore[no-untyped-def]
+    logits = np.asarray(logits, dtype=np.float32)
+    n = len(logits)
+    return FeatureSet(
+        ids=tuple(str(i) for i in range(n)),
+        labels=np.asarray(labels),
+        logits=logits,
+        embeddings=np.zeros((n, 3), dtype=np.float32),
+        unk_rate=np.zeros(n) if unk is None else np.asarray(unk, dtype=float),
+        n_ids=np.full(n, 10),
+        truncated=np.zeros(n, dtype=bool),
+    )
+
+
+def test_derived_signals_by_hand() -> None:
+    f = make([[0.0, np.log(3.0)], [2.0, 2.0]], [1, 0])
+    # row 0: p = [1/4, 3/4], label 1 -> loss = -log(3/4); row 1: p = [1/2, 1/2] -> log 2
+    np.testing.assert_allclose(f.loss, [-np.log(0.75), np.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(f.confidence, [0.75, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(
+        f.entropy, [-(0.25 * np.log(0.25) + 0.75 * np.log(0.75)), np.log(2)], rtol=1e-6
+    )
+    # LiRA phi = log(p_y / (1 - p_y)) = log 3 and 0
+    np.testing.assert_allclose(f.logit_scaled_confidence, [np.log(3.0), 0.0], atol=1e-6)
+    # modified entropy row 0: -(1/4) log(3/4) - (1/4) log(3/4)
+    np.testing.assert_allclose(f.modified_entropy[0], -0.5 * np.log(0.75), rtol=1e-5)
+    np.testing.assert_array_equal(f.correct, [1.0, 1.0])  # argmax tie -> class 0 (label 0)
+
+
+def test_fifteen_feature_combinations_and_parsing() -> None:
+    sets = all_feature_sets()
+    assert len(sets) == 15 and len(set(sets)) == 15
+    assert parse_feature_sets("loss, logits+loss") == [("loss",), ("logits", "loss")]
+    assert parse_feature_sets("loss+logits") == [("logits", "loss")]  # canonical order
+    with pytest.raises(UsageError, match="unknown feature"):
+        parse_feature_sets("logits+gradient")
+
+
+def test_streamed_extraction_equals_one_pass_and_caches(trained: dict, tmp_path: Path) -> None:
+    _, model, _ = trained["bigru"]
+    data = Dataset.from_records(planted_records(23, seed=9), name="d", require_labels=True)
+    whole = extract_features(model, data, chunk_size=1000)
+    chunked = extract_features(model, data, chunk_size=5, batch_size=3)
+    np.testing.assert_allclose(whole.logits, chunked.logits, atol=1e-5)
+    np.testing.assert_allclose(whole.embeddings, chunked.embeddings, atol=1e-5)
+    assert whole.ids == tuple(data.ids)
+    key = cache_key("a" * 64, "b" * 64, 64)
+    assert load_cached(tmp_path, key) is None
+    store_cached(tmp_path, key, whole)
+    again = load_cached(tmp_path, key)
+    assert again is not None and again.ids == whole.ids
+    np.testing.assert_array_equal(again.logits, whole.logits)
+    (tmp_path / f"features-{key}.npz").write_bytes(b"garbage")
+    assert load_cached(tmp_path, key) is None  # damaged entries are recomputed, not trusted
+    assert cache_key("a" * 64, "b" * 64, 65) != key
