@@ -461,9 +461,13 @@ def predict(
 )
 @click.option(
     "--attack-models",
-    default="logreg,mlp,rf,gb",
-    show_default=True,
-    help="Trained attack classifiers.",
+    help="Trained attack classifiers from logreg, mlp, rf, gb (default logreg; --thorough: all).",
+)
+@click.option(
+    "--thorough",
+    is_flag=True,
+    help="All four attack classifiers on every feature set and the label-only boundary attack "
+    "(several times slower; use it for release gates).",
 )
 @click.option(
     "--folds",
@@ -489,9 +493,7 @@ def predict(
 @click.option(
     "--boundary-samples",
     type=click.IntRange(min=0),
-    default=200,
-    show_default=True,
-    help="Samples for the label-only rewrite attack (0: off).",
+    help="Samples for the label-only rewrite attack (default 0: off; --thorough: 200).",
 )
 @click.option("--boundary-rewrites", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
@@ -525,11 +527,12 @@ def membership(
     nonmembers: str,
     population: str | None,
     features: str | None,
-    attack_models: str,
+    attack_models: str | None,
+    thorough: bool,
     folds: int,
     shadows: int,
     references: int,
-    boundary_samples: int,
+    boundary_samples: int | None,
     boundary_rewrites: int,
     n_boot: int,
     top_risk: int,
@@ -559,6 +562,7 @@ def membership(
     from codeaudit.membership.audit import run_membership
 
     checked = _check_reports(((output,) if output else ()) + reports, force)
+    models = attack_models or ("logreg,mlp,rf,gb" if thorough else "logreg")
     if plot:
         check_output_path(plot, force=force, what="plot")
     config = MembershipConfig(
@@ -567,11 +571,11 @@ def membership(
         nonmembers=nonmembers,
         population=population,
         features=features,
-        classifiers=tuple(c.strip() for c in attack_models.split(",") if c.strip()),
+        classifiers=tuple(c.strip() for c in models.split(",") if c.strip()),
         folds=folds,
         shadows=shadows,
         references=references,
-        boundary_samples=boundary_samples,
+        boundary_samples=(200 if thorough else 0) if boundary_samples is None else boundary_samples,
         boundary_rewrites=boundary_rewrites,
         n_boot=n_boot,
         top_risk=top_risk,

@@ -79,11 +79,11 @@ class MembershipConfig:
     nonmembers: str
     population: str | None = None
     features: str | None = None  # None: all 15 combinations
-    classifiers: tuple[str, ...] = ("logreg", "mlp", "rf", "gb")
+    classifiers: tuple[str, ...] = ("logreg",)  # --thorough: all four
     folds: int = 3
     shadows: int = 0
     references: int = 0
-    boundary_samples: int = 200  # label-only boundary attack on this many samples (0: off)
+    boundary_samples: int = 0  # label-only boundary attack on this many samples (--thorough: 200)
     boundary_rewrites: int = 8
     n_boot: int = 200
     top_risk: int = 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # codeaudit quickstart: make a labelled C data set, train a BiGRU vulnerability predictor on it,
-# and check the model's predictions on functions it never saw. Runs in a few minutes on 2 CPU
-# cores. Outputs go to examples/out/ (or $OUT).
+# check the model's predictions on functions it never saw, and audit it for membership leakage.
+# Runs in a few minutes on 2 CPU cores. Outputs go to examples/out/ (or $OUT).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-$here/out}"
@@ -17,4 +17,10 @@ codeaudit train "$out/data/train.jsonl" --val "$out/data/val.jsonl" --arch bigru
 echo "== 3. predict: the held-out functions"
 codeaudit predict "$out/model.pt" "$out/data/holdout.jsonl" -o "$out/predictions.json" --force
 
-echo "== done: model $out/model.pt, reports $out/train.json and $out/predictions.json"
+echo "== 4. membership: can an attacker tell the training functions from unseen ones?"
+# In CI drop --fail-on never: findings then exit 1 and fail the job.
+codeaudit membership "$out/model.pt" --members "$out/data/train.jsonl" \
+  --nonmembers "$out/data/holdout.jsonl" --plot "$out/roc.png" --top-risk 5 \
+  -o "$out/membership.json" --fail-on never --force
+
+echo "== done: model $out/model.pt; reports in $out/ (train, predictions, membership, roc.png)"

@@ -117,6 +117,7 @@ def test_overfit_model_leaks_and_the_report_says_so(overfit: dict[str, Path], tm
         str(report),
         "--plot",
         str(plot),
+        "--thorough",
         "--top-risk",
         "5",
         "--bootstrap",
