@@ -377,7 +377,9 @@ def evaluate(
             continue
         message = rule.message.format(
             value=_shown(value),
-            threshold=_shown(rule.threshold),
+            threshold=f"{rule.threshold:g}"
+            if isinstance(rule.threshold, float)
+            else _shown(rule.threshold),
             target=target,
             metric=rule.metric,
         )

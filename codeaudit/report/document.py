@@ -43,7 +43,7 @@ class Table:
 @dataclass(frozen=True)
 class Figure:
     title: str
-    png: bytes
+    png: bytes | None  # None when the output cannot hold images (figures=False)
     alt: str
     slug: str  # file-name part for formats that write figures beside the report
     caption: str | None = None

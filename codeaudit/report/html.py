@@ -65,6 +65,8 @@ def _table(
 
 
 def _figure(figure: Figure) -> str:
+    if figure.png is None:
+        return ""
     data = base64.b64encode(figure.png).decode("ascii")
     caption = f"<figcaption>{escape(figure.caption)}</figcaption>" if figure.caption else ""
     return (

@@ -76,7 +76,8 @@ def render_document(document: Document, figure_link: Callable[[Figure], str] | N
             elif isinstance(block, Table):
                 out += _table(block)
             elif isinstance(block, Figure):
-                out += _figure(block, figure_link(block) if figure_link else None)
+                usable = figure_link is not None and block.png is not None
+                out += _figure(block, figure_link(block) if usable else None)
     if document.warnings:
         out += ["## Warnings", ""]
         out += [f"- {md_escape(w)}" for w in document.warnings] + [""]
@@ -106,6 +107,7 @@ def render_markdown_file(result: Any, name: str) -> tuple[str, list[tuple[str, b
         while candidate in used:
             candidate, n = f"{base}-{n}.png", n + 1
         used.add(candidate)
+        assert figure.png is not None
         figures.append((candidate, figure.png))
         return candidate
 

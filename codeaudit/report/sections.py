@@ -256,13 +256,13 @@ def _membership(result: Any, figures: bool, top: int = 15) -> list[Section]:
             f"a label-only attacker: {u.label_only_floor:.3f}.",
         )
     )
-    if figures and result.roc_curves:
+    if result.roc_curves:
         from codeaudit.membership.plot import roc_png
 
         blocks.append(
             Figure(
                 title="ROC curves (log-log)",
-                png=roc_png(result.roc_curves, result.n_nonmembers),
+                png=roc_png(result.roc_curves, result.n_nonmembers) if figures else None,
                 alt="ROC curves of the strongest membership attack of each family on log-log "
                 "axes, with the chance diagonal",
                 slug="membership-roc",
