@@ -270,3 +270,23 @@ def test_pyproject_settings_apply_and_flags_win(
     one_line_error(code, err, "pyproject.toml", "[tool.codeaudit] select CA-X", "matches no rule")
     (tmp_path / "pyproject.toml").write_text('[tool.codeaudit]\nfail-on = "sometimes"\n')
     one_line_error(*membership()[::2], "pyproject.toml", "fail-on")
+
+
+def test_reports_in_several_formats_at_once_and_no_partial_output(
+    fake_membership: dict[str, Any], tmp_path: Path
+) -> None:
+    names = ["r.json", "r.sarif", "r.md", "r.html", "r.txt"]
+    code, _, err = membership(*[a for n in names for a in ("--report", str(tmp_path / n))])
+    assert code == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, "r.membership-roc.png"])
+    assert json.loads((tmp_path / "r.sarif").read_text())["version"] == "2.1.0"
+    assert (tmp_path / "r.txt").read_text().startswith("membership risk: HIGH")
+    # a figure that would clobber an existing file stops everything before anything is written
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "s.membership-roc.png").write_bytes(b"keep")
+    code, _, err = membership("--report", str(other / "s.json"), "--report", str(other / "s.md"))
+    one_line_error(code, err, "s.membership-roc.png", "exists")
+    assert sorted(p.name for p in other.iterdir()) == ["s.membership-roc.png"]
+    assert membership("--report", str(other / "s.md"), "--force")[0] == 1
+    assert (other / "s.membership-roc.png").read_bytes().startswith(b"\x89PNG")

@@ -218,7 +218,7 @@ def findings_table(findings: Sequence[Finding]) -> Table | None:
             f.title,
             f.message,
             fmt(f.value),
-            fmt(f.threshold),
+            f"{f.threshold:g}" if isinstance(f.threshold, float) else fmt(f.threshold),
         )
         for f in findings
     )
