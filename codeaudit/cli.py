@@ -179,7 +179,10 @@ def rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(
-        *args: Any, select: tuple[str, ...], ignore: tuple[str, ...], baseline: str | None,
+        *args: Any,
+        select: tuple[str, ...],
+        ignore: tuple[str, ...],
+        baseline: str | None,
         **kwargs: Any,
     ) -> Any:
         from codeaudit.gate import GateSettings, load_baseline

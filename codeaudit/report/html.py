@@ -24,7 +24,7 @@ h3{font-size:1.02em;margin:1.3em 0 0.4em}
 table{border-collapse:collapse;margin:.4em 0 .2em;font-size:.9em}
 th,td{border:1px solid #d8dde3;padding:4px 9px;vertical-align:top;text-align:left}
 th{background:#eef1f4}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .note{color:#5b6672;font-size:.85em;margin:.2em 0 1em}
 .sev{display:inline-block;border-radius:3px;padding:0 6px;color:#fff;font-weight:600;
  font-size:.85em}
