@@ -2,7 +2,8 @@
 
 Each result type contributes one function, registered by the result's class name, that turns the
 result into :class:`Section` objects (a plain-language summary sentence, then paragraphs, tables
-and figures)::
+and figures). Put it in :mod:`codeaudit.report.sections` (imported whenever a document is built),
+next to the terminal renderer in :mod:`codeaudit.report.rich`::
 
     from codeaudit.report.document import Section, Table, section_builder
 

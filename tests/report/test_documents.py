@@ -34,15 +34,35 @@ def gated(result, fail_on: str = "high"):  # type: ignore[no-untyped-def]
     return apply_gate(result, GateSettings(fail_on=fail_on))
 
 
-def test_every_result_type_has_a_renderer_in_every_registry() -> None:
-    from codeaudit.audit import AuditResult
-    from codeaudit.membership.result import MembershipResult
-    from codeaudit.predict import PredictResult
-    from codeaudit.train.result import TrainResult
+def _result_types() -> set[str]:
+    """Every result class in the package: a dataclass named *Result with header and findings."""
+    import dataclasses as dc
+    import importlib
+    import pkgutil
 
-    types = {t.__name__ for t in (TrainResult, PredictResult, MembershipResult, AuditResult)}
-    assert types <= set(_RENDERERS)
-    assert types <= set(registered_builders())
+    import codeaudit
+
+    found = set()
+    for module in pkgutil.walk_packages(codeaudit.__path__, "codeaudit."):
+        loaded = importlib.import_module(module.name)
+        for name, value in vars(loaded).items():
+            if (
+                isinstance(value, type)
+                and dc.is_dataclass(value)
+                and name.endswith("Result")
+                and {"header", "findings"} <= {f.name for f in dc.fields(value)}
+            ):
+                found.add(name)
+    return found
+
+
+def test_every_result_type_has_a_renderer_in_every_registry() -> None:
+    types = _result_types()
+    assert {"TrainResult", "PredictResult", "MembershipResult", "AuditResult"} <= types
+    missing_rich = types - set(_RENDERERS)
+    missing_sections = types - set(registered_builders())
+    assert not missing_rich, f"register @rich_renderer for {sorted(missing_rich)}"
+    assert not missing_sections, f"register @section_builder for {sorted(missing_sections)}"
     assert set(FORMATS) == {"rich", "json", "sarif", "markdown", "html"}
     assert set(EXTENSIONS.values()) == set(FORMATS)
 
