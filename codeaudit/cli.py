@@ -8,6 +8,7 @@ interrupted. Heavy libraries (torch, transformers) are imported inside commands 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import click
 from codeaudit import __version__
 from codeaudit.errors import CodeAuditError
 from codeaudit.report.model import FAIL_ON_CHOICES, exit_code
+from codeaudit.settings import STDOUT_FORMATS
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -105,50 +107,157 @@ def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+_PROJECT = "codeaudit.project"  # ctx.meta: the [tool.codeaudit] settings in force
+_GATE = "codeaudit.gate"  # ctx.meta: (GateSettings, rules, baseline) of a command with rules
+_EMITTED = "codeaudit.emitted"  # ctx.meta: the result as reported (after the gate)
+
+
+def _project_settings(ctx: click.Context) -> Any:
+    """The ``[tool.codeaudit]`` settings of the nearest pyproject.toml (none with --no-config)."""
+    from codeaudit.settings import ProjectSettings, load_project_settings
+
+    if _PROJECT not in ctx.meta:
+        ctx.meta[_PROJECT] = (
+            ProjectSettings() if ctx.params.get("no_config") else load_project_settings()
+        )
+    return ctx.meta[_PROJECT]
+
+
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--report (repeatable), --format, --force, -q, --no-config.
+
+    The command receives ``reports, fmt, force, quiet``; ``fmt`` is already resolved (the flag,
+    else ``format`` from [tool.codeaudit], else rich). ``--no-config`` is consumed here."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, no_config: bool, **kwargs: Any) -> Any:
+        if kwargs.get("fmt") is None:
+            kwargs["fmt"] = _project_settings(click.get_current_context()).format or "rich"
+        return fn(*args, **kwargs)
+
     options = [
         click.option(
             "--report",
             "reports",
             multiple=True,
             metavar="FILE",
-            help="Write the report to FILE (format from the extension: .json, .txt); repeatable.",
+            help="Write the report to FILE; the format comes from the extension: .json, .sarif, "
+            ".md, .html, .txt. Repeatable (several formats at once).",
         ),
         click.option(
             "--format",
             "fmt",
-            type=click.Choice(["rich", "json"]),
-            default="rich",
-            show_default=True,
-            help="What to print on standard output.",
+            type=click.Choice(list(STDOUT_FORMATS)),
+            default=None,
+            help="What to print on standard output (default: rich, or format in "
+            "[tool.codeaudit]).",
         ),
         click.option("--force", is_flag=True, help="Overwrite existing output files."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+        click.option(
+            "--no-config",
+            is_flag=True,
+            help="Ignore [tool.codeaudit] in pyproject.toml.",
+        ),
     ]
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
 def rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--rules, --select, --ignore, --fail-on, --baseline.
+
+    The command receives ``rules`` and ``fail_on`` only, both resolved (flags win over
+    [tool.codeaudit], then the defaults). The rule files and selectors are validated here, before
+    the command does any work (exit 2). ``_emit`` then applies select/ignore/baseline and the
+    gate to the result it reports, and the command's exit code is the gate's."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any,
+        select: tuple[str, ...],
+        ignore: tuple[str, ...],
+        baseline: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from codeaudit.gate import GateSettings, load_baseline
+        from codeaudit.report.model import utc_now
+        from codeaudit.rules import check_selectors, load_rules
+
+        ctx = click.get_current_context()
+        project = _project_settings(ctx)
+        rules = tuple(kwargs["rules"]) or project.rules or ()
+        fail_on = kwargs["fail_on"] or project.fail_on or "low"
+        where = f"{project.path}: [tool.codeaudit] "
+        loaded = load_rules(rules)
+        chosen = {}
+        for name, flag in (("select", select), ("ignore", ignore)):
+            if _split(flag):
+                chosen[name] = _split(flag)
+                check_selectors(loaded, chosen[name], f"--{name}")
+            else:
+                chosen[name] = getattr(project, name) or ()
+                check_selectors(loaded, chosen[name], name, where=where)
+        settings = GateSettings(
+            fail_on=fail_on,
+            rule_files=rules,
+            select=chosen["select"],
+            ignore=chosen["ignore"],
+            baseline=baseline,
+            config_file=project.path,
+            started=utc_now(),
+        )
+        ctx.meta[_GATE] = (settings, loaded, load_baseline(baseline) if baseline else None)
+        kwargs["rules"], kwargs["fail_on"] = rules, fail_on
+        code = fn(*args, **kwargs)
+        emitted = ctx.meta.get(_EMITTED)
+        gate = getattr(getattr(emitted, "header", None), "gate", None)
+        return gate.exit_code if gate is not None else code
+
     options = [
         click.option(
             "--rules",
             multiple=True,
             metavar="FILE|DIR",
-            help="Extra rule files (TOML); a rule with a default rule's id replaces it.",
+            help="Extra rule files (TOML) or directories; a rule with a default rule's id "
+            "replaces it. Repeatable.",
+        ),
+        click.option(
+            "--select",
+            multiple=True,
+            metavar="IDS",
+            help="Only these rules: ids or id prefixes, comma-separated or repeated "
+            "(CA-M: every membership rule).",
+        ),
+        click.option(
+            "--ignore",
+            multiple=True,
+            metavar="IDS",
+            help="Drop these rules (ids or prefixes; the longest matching --select/--ignore "
+            "entry decides).",
         ),
         click.option(
             "--fail-on",
             type=click.Choice(FAIL_ON_CHOICES),
-            default="low",
-            show_default=True,
-            help="Exit 1 when a finding is at or above this severity.",
+            default=None,
+            help="Exit 1 when a finding is at or above this severity (default: low, or fail-on "
+            "in [tool.codeaudit]).",
+        ),
+        click.option(
+            "--baseline",
+            metavar="REPORT.json",
+            help="Report only findings that are not in this earlier codeaudit JSON report "
+            "(matched by rule id and target).",
         ),
     ]
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        wrapper = option(wrapper)
+    return wrapper
 
 
 device_option = click.option(
@@ -191,19 +300,44 @@ def _check_reports(paths: tuple[str, ...], force: bool) -> list[tuple[str, str]]
     return checked
 
 
-def _emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> None:
-    from codeaudit.io import atomic_write_text
-    from codeaudit.report import render
+def _emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> Any:
+    """Apply the gate (commands with rule options), write every report file, print the
+    report, and return the result as reported.
 
+    Every file (reports and the figures Markdown reports write beside them) is rendered and
+    checked before the first is written, so a clash leaves no partial output."""
+    from codeaudit.io import atomic_write, check_output_path
+    from codeaudit.report import render, render_file
+
+    ctx = click.get_current_context(silent=True)
+    gate = ctx.meta.get(_GATE) if ctx is not None else None
+    if gate is not None and hasattr(result, "findings"):
+        from codeaudit.gate import apply_gate
+
+        settings, rules, baseline = gate
+        result = apply_gate(result, settings, rules=rules, baseline=baseline)
+    files: list[tuple[str, bytes]] = []
     for path, report_fmt in reports:
-        atomic_write_text(path, render(result, report_fmt), force=force)
-    if fmt == "json":
-        click.echo(render(result, "json"), nl=False)
-    else:
+        files += render_file(result, report_fmt, path)
+    seen: set[str] = set()
+    for path, _ in files:
+        key = os.path.abspath(path)
+        if key in seen:
+            raise click.UsageError(f"{path}: two reports would write this file")
+        seen.add(key)
+        check_output_path(path, force=force, what="report")
+    for path, data in files:
+        atomic_write(path, lambda handle, data=data: handle.write(data), force=force)
+    if fmt == "rich":
         from codeaudit.report.rich import render_rich
 
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         click.echo(render_rich(result, color=color), nl=False)
+    else:
+        click.echo(render(result, fmt), nl=False)
+    if ctx is not None:
+        ctx.meta[_EMITTED] = result
+    return result
 
 
 @contextmanager
@@ -432,7 +566,7 @@ def predict(
                 bar.update(task, completed=done, total=total)
 
         result = api.predict(config, progress=callback)
-    _emit(result, fmt, checked, force)
+    result = _emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
 
 
@@ -598,7 +732,140 @@ def membership(
                 bar.update(task, description=stage, completed=done, total=total)
 
         result = run_membership(config, progress=callback)
-    _emit(result, fmt, checked, force)
+    result = _emit(result, fmt, checked, force)
+    return exit_code(result.findings, fail_on)
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+REPORT_DIR_FILES = ("json", "sarif", "md", "html", "txt")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL")
+@click.option("--members", metavar="FILE", help="Functions the model trained on (membership).")
+@click.option("--nonmembers", metavar="FILE", help="Functions it never saw (membership).")
+@click.option(
+    "--data",
+    metavar="FILE",
+    help="Labelled data for the backdoor check (refused while this build lacks that check).",
+)
+@click.option(
+    "--checks",
+    metavar="NAMES",
+    help="Comma-separated checks to run (default: every check whose inputs are given).",
+)
+@click.option("--population", metavar="FILE", help="Data the attacker owns (membership).")
+@click.option(
+    "--thorough",
+    is_flag=True,
+    help="Membership: all four attack classifiers and the label-only boundary attack.",
+)
+@click.option("--folds", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--shadows", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--references",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Reference models for LiRA and RMIA (even; 0: none).",
+)
+@click.option(
+    "--bootstrap", "n_boot", type=click.IntRange(min=0), default=200, show_default=True
+)
+@click.option("--cache-dir", metavar="DIR", help="Cache model outputs here (keyed by hashes).")
+@click.option(
+    "--report-dir",
+    metavar="DIR",
+    help="Write the combined report in every format to DIR/audit.{json,sarif,md,html,txt} "
+    "(created if missing).",
+)
+@click.option("-o", "--output", metavar="FILE", help="Report file (same as --report).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
+@device_option
+@data_options
+@rule_options
+@output_options
+def audit(
+    model: str,
+    members: str | None,
+    nonmembers: str | None,
+    data: str | None,
+    checks: str | None,
+    population: str | None,
+    thorough: bool,
+    folds: int,
+    shadows: int,
+    references: int,
+    n_boot: int,
+    cache_dir: str | None,
+    report_dir: str | None,
+    output: str | None,
+    seed: int,
+    batch_size: int,
+    trust_checkpoint: bool,
+    device: str,
+    code_field: str | None,
+    label_field: str | None,
+    lang: str | None,
+    skip_invalid: bool,
+    rules: tuple[str, ...],
+    fail_on: str,
+    reports: tuple[str, ...],
+    fmt: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """The release gate: run every check on MODEL whose inputs are given, judge the results
+    with the rules, and write one combined report and exit code.
+
+    Checks in this build: membership (--members and --nonmembers). The backdoor check (--data)
+    joins when it is built; until then --data is refused rather than silently skipped.
+    """
+    from codeaudit.audit import plan, run_audit
+    from codeaudit.config import AuditConfig
+
+    paths = ((output,) if output else ()) + reports
+    if report_dir:
+        if os.path.exists(report_dir) and not os.path.isdir(report_dir):
+            raise click.UsageError(f"--report-dir {report_dir}: exists and is not a directory")
+        paths += tuple(os.path.join(report_dir, f"audit.{ext}") for ext in REPORT_DIR_FILES)
+    config = AuditConfig(
+        model=model,
+        members=members,
+        nonmembers=nonmembers,
+        data=data,
+        population=population,
+        checks=tuple(c.strip() for c in (checks or "").split(",") if c.strip()),
+        thorough=thorough,
+        folds=folds,
+        shadows=shadows,
+        references=references,
+        n_boot=n_boot,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        trust_checkpoint=trust_checkpoint,
+        cache_dir=cache_dir,
+        rules=rules,
+        data_options=_data_config(code_field, label_field, lang, skip_invalid),
+    )
+    plan(config)  # usage errors before any work
+    if report_dir:
+        os.makedirs(report_dir, exist_ok=True)
+    checked = _check_reports(paths, force)
+    with _progress(not quiet) as bar:
+        callback = None
+        if bar is not None:
+            task = bar.add_task("auditing", total=None, extra="")
+
+            def callback(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+        result = run_audit(config, progress=callback)
+    result = _emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
 
 

@@ -96,3 +96,28 @@ class MembershipConfig:
     rules: tuple[str, ...] = ()
     force: bool = False
     data_options: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """``codeaudit audit``: the release gate. Each check runs when its inputs are given (or when
+    named in ``checks``); see :mod:`codeaudit.audit`."""
+
+    model: str
+    members: str | None = None  # membership check
+    nonmembers: str | None = None  # membership check
+    data: str | None = None  # backdoor check (issue 5)
+    population: str | None = None
+    checks: tuple[str, ...] = ()  # empty: every check whose inputs are given
+    thorough: bool = False
+    folds: int = 3
+    shadows: int = 0
+    references: int = 0
+    n_boot: int = 200
+    seed: int = 0
+    batch_size: int = 64
+    device: str = "auto"
+    trust_checkpoint: bool = False
+    cache_dir: str | None = None
+    rules: tuple[str, ...] = ()
+    data_options: DataConfig = field(default_factory=DataConfig)

@@ -47,3 +47,8 @@ class OutputError(CodeAuditError):
 
 class TrainingError(CodeAuditError):
     """Training data or settings that cannot produce a model."""
+
+
+class ReportError(CodeAuditError):
+    """A report, baseline or report setting that cannot be used (unreadable baseline, clashing
+    report paths, a format that cannot be written)."""

@@ -390,11 +390,14 @@ def run_membership(
             for rank, i in enumerate(order)
         )
 
+    from codeaudit.membership.plot import roc_curves
+
+    curves = roc_curves(evaluated, membership)
     plot_path = None
     if config.plot:
         from codeaudit.membership.plot import write_roc_plot
 
-        write_roc_plot(config.plot, evaluated, membership, force=config.force)
+        write_roc_plot(config.plot, curves, len(nonmembers), force=config.force)
         plot_path = config.plot
 
     timings["total"] = time.perf_counter() - started
@@ -433,6 +436,7 @@ def run_membership(
         timings={k: round(v, 3) for k, v in timings.items()},
         top_risk=top_risk,
         roc_plot=plot_path,
+        roc_curves=curves,
         warnings=tuple(warnings),
     )
     target = config.model

@@ -55,6 +55,18 @@ class ExposedSample:
 
 
 @dataclass(frozen=True)
+class RocCurve:
+    """The ROC curve of one attack (the strongest of its family), sampled on a log-spaced FPR
+    grid from 1/n_nonmembers to 1: enough to draw log-log plots from the report alone."""
+
+    attack: str
+    features: str
+    auc: float
+    fpr: tuple[float, ...]
+    tpr: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class MembershipResult:
     header: Header
     checkpoint: CheckpointInfo
@@ -73,5 +85,6 @@ class MembershipResult:
     timings: dict[str, float]
     top_risk: tuple[ExposedSample, ...] = ()
     roc_plot: str | None = None
+    roc_curves: tuple[RocCurve, ...] = ()
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)

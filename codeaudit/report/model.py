@@ -14,6 +14,10 @@ from typing import Any
 from codeaudit import __version__
 
 
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Severity(str, Enum):
     LOW = "low"
     MEDIUM = "medium"
@@ -39,8 +43,32 @@ class Finding:
     target: str
     metric: str | None = None
     value: float | str | None = None
-    threshold: float | str | None = None
+    threshold: float | bool | str | None = None
     help_uri: str | None = None
+    confidence: str = "medium"
+    description: str | None = None  # the rule's longer explanation (SARIF help)
+    tags: tuple[str, ...] = ()
+    command: str | None = None  # the command (audit: the check) whose result it read
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies a finding across runs (baselines, SARIF fingerprints): the rule and
+        the target, never the metric value."""
+        return (self.rule_id, normalise_target(self.target))
+
+
+def normalise_target(target: str) -> str:
+    """A target path as it should compare across runs: relative to the working directory when
+    inside it, with separators and ``./`` normalised."""
+    import os
+
+    path = Path(target)
+    if path.is_absolute():
+        try:
+            path = path.resolve().relative_to(Path.cwd().resolve())
+        except (ValueError, OSError):
+            return Path(os.path.normpath(path)).as_posix()
+    return Path(os.path.normpath(path)).as_posix()
 
 
 @dataclass(frozen=True)
@@ -60,16 +88,44 @@ class CheckpointInfo:
     trusted_pickle: bool
 
 
+@dataclass(frozen=True)
+class BaselineInfo:
+    """The earlier report findings were compared with (``--baseline``)."""
+
+    path: str
+    sha256: str
+    suppressed: int  # findings also in the baseline, left out of this report
+    suppressed_rules: tuple[str, ...] = ()  # their rule ids, one per suppressed finding
+
+
+@dataclass(frozen=True)
+class Gate:
+    """How findings were turned into an exit code: the rule settings in force, and the result.
+
+    Set by the command line on every command with rule options, so that a report says which
+    rules judged it and whether it passed."""
+
+    fail_on: str
+    exit_code: int
+    rules_evaluated: int  # rules that could fire on this command's result
+    rule_files: tuple[str, ...] = ()  # --rules / [tool.codeaudit] rules, beyond the defaults
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    config_file: str | None = None  # the pyproject.toml whose [tool.codeaudit] applied
+    baseline: BaselineInfo | None = None
+    started: str | None = None  # UTC, ISO 8601
+    finished: str | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Header:
     tool: str = "codeaudit"
     version: str = __version__
     command: str
-    created: str = field(
-        default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    )
+    created: str = field(default_factory=utc_now)
     seed: int | None = None
     artifacts: tuple[Artifact, ...] = ()
+    gate: Gate | None = None
 
     def artifact(self, role: str) -> Artifact | None:
         return next((a for a in self.artifacts if a.role == role), None)

@@ -169,6 +169,39 @@ def _membership(result: Any, console: Console, top: int = 15) -> None:
     _warnings(result, console)
 
 
+@rich_renderer("AuditResult")
+def _audit(result: Any, console: Console) -> None:
+    for check in result.sections:
+        console.rule(f"[bold]{escape(check.title)}[/]", align="left")
+        if check.result is None:
+            console.print(f"not run: {escape(check.reason or '')}", highlight=False)
+            continue
+        renderer = _RENDERERS.get(type(check.result).__name__)
+        if renderer is None:
+            console.print(f"(no terminal view for {type(check.result).__name__})")
+        else:
+            renderer(check.result, console)
+    console.rule("[bold]release gate[/]", align="left")
+    _warnings(result, console)
+
+
+def _gate(result: Any, console: Console) -> None:
+    gate = getattr(getattr(result, "header", None), "gate", None)
+    if gate is None:
+        return
+    n = len(getattr(result, "findings", ()))
+    parts = [f"{n} finding{'s' if n != 1 else ''}", f"{gate.rules_evaluated} rules"]
+    if gate.baseline is not None:
+        parts.append(f"{gate.baseline.suppressed} suppressed by baseline {gate.baseline.path}")
+    if gate.fail_on == "never":
+        verdict = "[bold]gate off[/] (--fail-on never)"
+    elif gate.exit_code == 0:
+        verdict = f"[bold green]PASS[/] (fail on {gate.fail_on})"
+    else:
+        verdict = f"[bold red]FAIL[/] (fail on {gate.fail_on})"
+    console.print(f"{verdict}: {escape(', '.join(parts))}", highlight=False)
+
+
 def render_rich(result: Any, *, width: int = 100, color: bool = False) -> str:
     """The terminal report as text (with ANSI colour codes when ``color``)."""
     buffer = io.StringIO()
@@ -179,4 +212,5 @@ def render_rich(result: Any, *, width: int = 100, color: bool = False) -> str:
     if renderer is None:
         raise TypeError(f"no terminal renderer for {type(result).__name__}")
     renderer(result, console)
+    _gate(result, console)
     return buffer.getvalue()

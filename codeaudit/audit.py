@@ -1,0 +1,205 @@
+"""``codeaudit audit``: the release gate. Runs every check whose inputs are given on one model and
+combines them into one result: one section per check, one findings list, one exit code.
+
+Checks are registered in :data:`CHECKS`. A check takes the :class:`AuditConfig` and returns its
+command's result (a frozen dataclass with ``header``, ``findings`` and ``warnings``, evaluated
+with the rules of that command). The combined :class:`AuditResult` keeps each check's result
+(with its findings moved to the combined list) so that every report format renders each section
+with the renderers registered for that result type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from codeaudit.config import AuditConfig, MembershipConfig
+from codeaudit.errors import UsageError
+from codeaudit.report.model import Artifact, Finding, Header
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    title: str
+    inputs: tuple[str, ...]  # AuditConfig fields the check needs (all of them)
+    run: Callable[[AuditConfig, Progress | None], Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CheckSection:
+    """One check of an audit: its result, or why it did not run."""
+
+    check: str
+    title: str
+    result: Any | None
+    reason: str | None = None  # set when result is None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    header: Header
+    sections: tuple[CheckSection, ...]
+    warnings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    def section(self, check: str) -> CheckSection | None:
+        return next((s for s in self.sections if s.check == check), None)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def _membership(config: AuditConfig, progress: Progress | None) -> Any:
+    from codeaudit.membership.audit import run_membership
+
+    assert config.members is not None and config.nonmembers is not None
+    membership_config = MembershipConfig(
+        model=config.model,
+        members=config.members,
+        nonmembers=config.nonmembers,
+        population=config.population,
+        classifiers=("logreg", "mlp", "rf", "gb") if config.thorough else ("logreg",),
+        folds=config.folds,
+        shadows=config.shadows,
+        references=config.references,
+        boundary_samples=200 if config.thorough else 0,
+        n_boot=config.n_boot,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        device=config.device,
+        trust_checkpoint=config.trust_checkpoint,
+        cache_dir=config.cache_dir,
+        rules=config.rules,
+        data_options=config.data_options,
+    )
+    return run_membership(membership_config, progress=progress)
+
+
+CHECKS: dict[str, Check] = {
+    "membership": Check(
+        name="membership",
+        title="Membership inference",
+        inputs=("members", "nonmembers"),
+        run=_membership,
+        description="can an attacker tell the model's training functions from unseen ones?",
+    ),
+}
+
+# ---- BACKDOOR CHECK: PLUGS IN HERE ---------------------------------------------------------------
+# `codeaudit backdoor` (issue 5) is built on another branch. When it is merged, register it:
+#
+#     def _backdoor(config: AuditConfig, progress: Progress | None) -> Any:
+#         from codeaudit.backdoor... import run_backdoor
+#         return run_backdoor(BackdoorConfig(model=config.model, data=config.data,
+#                                            seed=config.seed, device=config.device,
+#                                            trust_checkpoint=config.trust_checkpoint,
+#                                            rules=config.rules, data_options=config.data_options),
+#                             progress=progress)
+#
+#     CHECKS["backdoor"] = Check("backdoor", "Backdoor", ("data",), _backdoor, "...")
+#
+# Nothing else changes: its findings join the combined list, its result renders through its own
+# @rich_renderer and @section_builder, and `--data` stops being refused. Until then `--data` is a
+# usage error (exit 2): a release gate must not report a check it did not run.
+# --------------------------------------------------------------------------------------------------
+
+# Which check each input flag feeds (so an input for a check this build lacks is refused).
+INPUTS: dict[str, str] = {"members": "membership", "nonmembers": "membership", "data": "backdoor"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def plan(config: AuditConfig) -> list[Check]:
+    """The checks to run, or a usage error that says which flag is missing or unusable."""
+    for name, check in sorted(INPUTS.items()):
+        if getattr(config, name) is not None and check not in CHECKS:
+            raise UsageError(
+                f"{_flag(name)} is for the {check} check, which this build of codeaudit does not "
+                f"have (available: {', '.join(CHECKS)})"
+            )
+    if config.checks:
+        unknown = [c for c in config.checks if c not in CHECKS]
+        if unknown:
+            raise UsageError(
+                f"--checks {unknown[0]}: not a check of this build (available: {', '.join(CHECKS)})"
+            )
+        chosen = [CHECKS[c] for c in dict.fromkeys(config.checks)]
+    else:
+        chosen = [
+            check
+            for check in CHECKS.values()
+            if any(getattr(config, i) is not None for i in check.inputs)
+        ]
+    for check in chosen:
+        missing = [i for i in check.inputs if getattr(config, i) is None]
+        if missing:
+            raise UsageError(
+                f"the {check.name} check needs {' and '.join(_flag(i) for i in check.inputs)} "
+                f"(missing {', '.join(_flag(i) for i in missing)})"
+            )
+    if not chosen:
+        needs = "; ".join(
+            f"{' and '.join(_flag(i) for i in c.inputs)} ({c.name})" for c in CHECKS.values()
+        )
+        raise UsageError(f"nothing to audit: give the inputs of at least one check: {needs}")
+    return chosen
+
+
+def combine_findings(findings: list[Finding]) -> tuple[Finding, ...]:
+    """One finding per (rule, target): a rule that reads the same model in two checks (the
+    checkpoint rule) reports once."""
+    seen: dict[tuple[str, str], Finding] = {}
+    for finding in findings:
+        seen.setdefault(finding.key, finding)
+    return tuple(sorted(seen.values(), key=lambda f: (-f.severity.rank, f.rule_id)))
+
+
+def run_audit(config: AuditConfig, *, progress: Progress | None = None) -> AuditResult:
+    chosen = plan(config)
+    sections: list[CheckSection] = []
+    findings: list[Finding] = []
+    artifacts: dict[tuple[str, str], Artifact] = {}
+    for check in chosen:
+        started = time.perf_counter()
+
+        def report(stage: str, done: int, total: int, _name: str = check.name) -> None:
+            if progress is not None:
+                progress(f"{_name}: {stage}", done, total)
+
+        result = check.run(config, report)
+        findings += result.findings
+        for artifact in result.header.artifacts:
+            artifacts.setdefault((artifact.role, artifact.path), artifact)
+        sections.append(
+            CheckSection(
+                check=check.name,
+                title=check.title,
+                result=dataclasses.replace(result, findings=()),
+                seconds=round(time.perf_counter() - started, 3),
+            )
+        )
+    for name, check in CHECKS.items():
+        if check not in chosen:
+            sections.append(
+                CheckSection(
+                    check=name,
+                    title=check.title,
+                    result=None,
+                    reason=f"not requested (needs {' and '.join(_flag(i) for i in check.inputs)})",
+                )
+            )
+    return AuditResult(
+        header=Header(command="audit", seed=config.seed, artifacts=tuple(artifacts.values())),
+        sections=tuple(sections),
+        findings=combine_findings(findings),
+    )

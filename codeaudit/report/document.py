@@ -1,0 +1,300 @@
+"""A format-neutral report document that the Markdown and HTML renderers share.
+
+Each result type contributes one function, registered by the result's class name, that turns the
+result into :class:`Section` objects (a plain-language summary sentence, then paragraphs, tables
+and figures). Put it in :mod:`codeaudit.report.sections` (imported whenever a document is built),
+next to the terminal renderer in :mod:`codeaudit.report.rich`::
+
+    from codeaudit.report.document import Section, Table, section_builder
+
+    @section_builder("HardenResult")
+    def _harden(result, figures: bool) -> list[Section]:
+        return [Section("Hardening", summary="...", blocks=[Table(...)])]
+
+:func:`build_document` adds what every report has: a title, a one-paragraph verdict on top for a
+reader who is not an ML specialist (what was checked, what was found, whether the release gate
+passed), the findings, then the sections, warnings, the audited files with their sha256, and the
+rule settings. A result type with no builder still renders (its scalar fields as a table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from codeaudit.report.model import Finding, Severity, to_jsonable
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    emphasis: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    title: str | None = None
+    numeric: tuple[bool, ...] = ()  # right-align these columns
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    png: bytes | None  # None when the output cannot hold images (figures=False)
+    alt: str
+    slug: str  # file-name part for formats that write figures beside the report
+    caption: str | None = None
+
+
+Block = Paragraph | Table | Figure
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    summary: str  # one or two plain-language sentences, used in the verdict on top
+    blocks: tuple[Block, ...] = ()
+    status: str | None = None  # e.g. "high risk", "not run"
+
+
+@dataclass(frozen=True)
+class Document:
+    title: str
+    verdict: str
+    passed: bool | None  # None: no gate (a command without rules)
+    status: str  # "PASS", "FAIL", "FINDINGS", "NO FINDINGS"
+    findings: tuple[Finding, ...]
+    findings_table: Table | None
+    sections: tuple[Section, ...]
+    warnings: tuple[str, ...]
+    inputs: Table | None
+    settings: Table | None
+    meta: tuple[tuple[str, str], ...] = field(default=())
+
+
+SectionBuilder = Callable[[Any, bool], list[Section]]
+_BUILDERS: dict[str, SectionBuilder] = {}
+
+
+def section_builder(type_name: str) -> Callable[[SectionBuilder], SectionBuilder]:
+    """Register the function that turns results of class ``type_name`` into sections; it gets
+    ``figures`` (False when the output cannot hold images, so plots need not be drawn)."""
+
+    def register(fn: SectionBuilder) -> SectionBuilder:
+        _BUILDERS[type_name] = fn
+        return fn
+
+    return register
+
+
+def registered_builders() -> dict[str, SectionBuilder]:
+    import codeaudit.report.sections  # noqa: F401  (registers the built-in builders)
+
+    return dict(_BUILDERS)
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v, digits) for v in value) or "-"
+    return str(value)
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}%}"
+
+
+def _generic_sections(result: Any, figures: bool) -> list[Section]:
+    """Fallback for a result type without a builder: its scalar fields as one table."""
+    document = to_jsonable(result)
+    rows = [
+        (key, fmt(value))
+        for key, value in document.items()
+        if key not in ("header", "findings", "warnings")
+        and (value is None or isinstance(value, (str, int, float, bool)))
+    ]
+    name = type(result).__name__
+    return [
+        Section(
+            title=name,
+            summary=f"The {result.header.command} command produced a {name}.",
+            blocks=(Table(("field", "value"), tuple(rows), numeric=(False, True)),),
+        )
+    ]
+
+
+def sections_for(result: Any, figures: bool) -> list[Section]:
+    builders = registered_builders()
+    builder = builders.get(type(result).__name__, _generic_sections)
+    return builder(result, figures)
+
+
+_SEVERITY_WORDS = {
+    Severity.CRITICAL: "critical",
+    Severity.HIGH: "high",
+    Severity.MEDIUM: "medium",
+    Severity.LOW: "low",
+}
+
+
+def _count_phrase(findings: Sequence[Finding]) -> str:
+    counts = []
+    for severity in sorted(Severity, key=lambda s: -s.rank):
+        n = sum(f.severity is severity for f in findings)
+        if n:
+            counts.append(f"{n} {_SEVERITY_WORDS[severity]}")
+    return ", ".join(counts)
+
+
+def verdict_paragraph(result: Any, sections: Sequence[Section]) -> tuple[str, bool | None, str]:
+    """(the plain-language verdict, whether the gate passed, a one-word status)."""
+    header = result.header
+    gate = header.gate
+    findings = tuple(getattr(result, "findings", ()))
+    model = header.artifact("model")
+    target = f"the model {model.path}" if model is not None else "the inputs"
+    checks = [s.title.lower() for s in sections if s.status != "not run"]
+    what = " and ".join(checks) if checks else header.command
+    parts = [f"codeaudit {header.command} checked {target} ({what})."]
+    parts += [s.summary for s in sections if s.summary]
+    if findings:
+        worst = findings[0]
+        parts.append(
+            f"It found {len(findings)} problem{'s' if len(findings) != 1 else ''} "
+            f"({_count_phrase(findings)}); the most serious: {worst.title.rstrip('.')}."
+        )
+    elif gate is not None and gate.rules_evaluated == 0:
+        parts.append(f"No rules apply to {header.command} results.")
+    elif gate is not None:
+        parts.append(
+            f"None of its {gate.rules_evaluated} rules found a problem "
+            "(a rule fires when a measured risk crosses its threshold)."
+        )
+    passed: bool | None = None
+    if gate is not None:
+        if gate.baseline is not None and gate.baseline.suppressed:
+            n = gate.baseline.suppressed
+            parts.append(
+                f"{n} further finding{'s' if n != 1 else ''} already in the baseline report "
+                f"{'were' if n != 1 else 'was'} left out."
+            )
+        passed = gate.exit_code == 0
+        if gate.fail_on == "never":
+            parts.append("The release gate is off (--fail-on never): this report never fails.")
+        elif passed:
+            parts.append(
+                f"Release gate: PASS (no finding of {gate.fail_on} severity or worse; "
+                f"exit code {gate.exit_code})."
+            )
+        else:
+            parts.append(
+                f"Release gate: FAIL (findings of {gate.fail_on} severity or worse; "
+                f"exit code {gate.exit_code}): do not release this model until they are fixed "
+                "or accepted in a baseline."
+            )
+    status = (
+        ("PASS" if passed else "FAIL")
+        if passed is not None and gate is not None and gate.fail_on != "never"
+        else ("FINDINGS" if findings else "NO FINDINGS")
+    )
+    return " ".join(parts), passed, status
+
+
+def findings_table(findings: Sequence[Finding]) -> Table | None:
+    if not findings:
+        return None
+    rows = tuple(
+        (
+            f.severity.value,
+            f.rule_id,
+            f.title,
+            f.message,
+            fmt(f.value),
+            f"{f.threshold:g}" if isinstance(f.threshold, float) else fmt(f.threshold),
+        )
+        for f in findings
+    )
+    return Table(
+        ("severity", "rule", "title", "what it means", "value", "threshold"),
+        rows,
+        numeric=(False, False, False, False, True, True),
+    )
+
+
+def _inputs(result: Any) -> Table | None:
+    artifacts = result.header.artifacts
+    if not artifacts:
+        return None
+    return Table(
+        ("role", "path", "sha256"),
+        tuple((a.role, a.path, a.sha256 or "-") for a in artifacts),
+        title="Audited files",
+    )
+
+
+def _settings(result: Any) -> Table | None:
+    gate = result.header.gate
+    if gate is None:
+        return None
+    rows = [
+        ("fail on", gate.fail_on),
+        ("exit code", str(gate.exit_code)),
+        ("rules evaluated", str(gate.rules_evaluated)),
+        ("select", ", ".join(gate.select) or "all"),
+        ("ignore", ", ".join(gate.ignore) or "-"),
+        ("extra rule files", ", ".join(gate.rule_files) or "-"),
+        ("settings file", gate.config_file or "-"),
+    ]
+    if gate.baseline is not None:
+        rows.append(
+            (
+                "baseline",
+                f"{gate.baseline.path} ({gate.baseline.suppressed} finding(s) suppressed)",
+            )
+        )
+    return Table(("setting", "value"), tuple(rows), title="Rules and release gate")
+
+
+def all_warnings(result: Any) -> tuple[str, ...]:
+    """The result's warnings, then (combined results) each section's, prefixed by its check."""
+    warnings = list(getattr(result, "warnings", ()))
+    for section in getattr(result, "sections", None) or ():
+        if getattr(section, "result", None) is not None:
+            warnings += [f"{section.check}: {w}" for w in getattr(section.result, "warnings", ())]
+    return tuple(warnings)
+
+
+def build_document(result: Any, *, figures: bool = True) -> Document:
+    header = result.header
+    sections = tuple(sections_for(result, figures))
+    verdict, passed, status = verdict_paragraph(result, sections)
+    findings = tuple(getattr(result, "findings", ()))
+    meta = [
+        ("tool", f"{header.tool} {header.version}"),
+        ("command", header.command),
+        ("created", header.created),
+    ]
+    if header.seed is not None:
+        meta.append(("seed", str(header.seed)))
+    return Document(
+        title=f"codeaudit {header.command} report",
+        verdict=verdict,
+        passed=passed,
+        status=status,
+        findings=findings,
+        findings_table=findings_table(findings),
+        sections=sections,
+        warnings=all_warnings(result),
+        inputs=_inputs(result),
+        settings=_settings(result),
+        meta=tuple(meta),
+    )

@@ -1,0 +1,327 @@
+"""Report sections for the built-in result types (see :mod:`codeaudit.report.document`).
+
+One function per result type, registered by class name. Builders read only the result; plots
+are drawn here from data the result carries (membership: the sampled ROC curves)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codeaudit.report.document import (
+    Block,
+    Figure,
+    Paragraph,
+    Section,
+    Table,
+    fmt,
+    pct,
+    section_builder,
+    sections_for,
+)
+
+# -- train ----------------------------------------------------------------------------------------
+
+
+def _split_row(name: str, m: Any) -> tuple[str, ...]:
+    return (
+        name,
+        str(m.n),
+        fmt(m.accuracy),
+        fmt(m.precision),
+        fmt(m.recall),
+        fmt(m.f1),
+        fmt(m.roc_auc),
+        fmt(m.loss),
+    )
+
+
+_METRIC_COLUMNS = ("set", "n", "accuracy", "precision", "recall", "F1", "ROC AUC", "loss")
+_METRIC_NUMERIC = (False, *([True] * 7))
+
+
+@section_builder("TrainResult")
+def _train(result: Any, figures: bool) -> list[Section]:
+    held = result.val_metrics
+    summary = f"A {result.arch} model was trained on {result.n_train} functions"
+    if held is not None:
+        summary += (
+            f"; it labels {pct(held.accuracy)} of {held.n} held-out validation functions correctly."
+        )
+    else:
+        summary += " (no validation data, so how well it generalises is unknown)."
+    rows = [_split_row("train", result.train_metrics)]
+    if held is not None:
+        rows.append(_split_row(f"validation ({result.val_source})", held))
+    facts = Table(
+        ("property", "value"),
+        (
+            ("architecture", result.arch),
+            ("trainable parameters", f"{result.parameters:,}"),
+            ("vocabulary", f"{result.vocab_size:,}"),
+            ("training / validation functions", f"{result.n_train} / {result.n_val}"),
+            ("kept epoch", str(result.kept_epoch)),
+            ("skipped records", str(result.skipped)),
+            ("seconds", fmt(result.seconds, 1)),
+        ),
+        title="Model",
+    )
+    history = Table(
+        ("epoch", "train loss", "validation loss", "validation accuracy", "validation F1"),
+        tuple(
+            (
+                str(e.epoch),
+                fmt(e.train_loss, 4),
+                fmt(e.val_loss, 4),
+                fmt(e.val_accuracy),
+                fmt(e.val_f1),
+            )
+            for e in result.history
+        ),
+        title="Training history",
+        numeric=(True,) * 5,
+    )
+    return [
+        Section(
+            "Training",
+            summary=summary,
+            blocks=(
+                facts,
+                Table(_METRIC_COLUMNS, tuple(rows), title="Metrics", numeric=_METRIC_NUMERIC),
+                history,
+            ),
+        )
+    ]
+
+
+# -- predict --------------------------------------------------------------------------------------
+
+
+@section_builder("PredictResult")
+def _predict(result: Any, figures: bool) -> list[Section]:
+    summary = (
+        f"The model labelled {result.n} functions, {result.predicted_vulnerable} of them as "
+        "vulnerable"
+    )
+    blocks: list[Block] = []
+    m = result.metrics
+    if m is not None:
+        summary += f"; it was right on {pct(m.accuracy)} of them (the data carry labels)."
+        blocks.append(
+            Table(
+                ("accuracy", "precision", "recall", "F1", "ROC AUC", "TP", "FP", "TN", "FN"),
+                (
+                    (
+                        fmt(m.accuracy),
+                        fmt(m.precision),
+                        fmt(m.recall),
+                        fmt(m.f1),
+                        fmt(m.roc_auc),
+                        str(m.tp),
+                        str(m.fp),
+                        str(m.tn),
+                        str(m.fn),
+                    ),
+                ),
+                title="Metrics",
+                numeric=(True,) * 9,
+            )
+        )
+    else:
+        summary += " (the data carry no labels, so accuracy is unknown)."
+    shown = result.predictions[:20]
+    if shown:
+        blocks.append(
+            Table(
+                ("id", "label", "predicted", "p(vulnerable)"),
+                tuple(
+                    (p.id, fmt(p.label), str(p.predicted_label), fmt(p.p_vulnerable)) for p in shown
+                ),
+                title=f"First {len(shown)} of {result.n} predictions",
+                numeric=(False, True, True, True),
+                note="Every prediction is in the JSON report.",
+            )
+        )
+    facts = (
+        ("functions", str(result.n)),
+        ("predicted vulnerable", str(result.predicted_vulnerable)),
+        ("truncated", str(result.truncated)),
+        ("skipped records", str(result.skipped)),
+        (
+            "checkpoint",
+            f"{result.checkpoint.source}"
+            + (" (loaded by full unpickling)" if result.checkpoint.trusted_pickle else ""),
+        ),
+    )
+    blocks.insert(0, Table(("property", "value"), facts, title="Run"))
+    return [Section("Predictions", summary=summary, blocks=tuple(blocks))]
+
+
+# -- membership -----------------------------------------------------------------------------------
+
+_PLAIN_RISK = {
+    "high": (
+        "Privacy: HIGH risk. Someone who can send code to this model and read its answers can "
+        "tell, far better than by guessing, which functions it was trained on (strongest attack "
+        "score {auc}, where 0.5 means guessing and 1.0 means always right). If the training code "
+        "is private or licensed, the model gives it away."
+    ),
+    "medium": (
+        "Privacy: moderate risk. An attacker who can query the model can tell which functions it "
+        "was trained on somewhat better than by guessing (strongest attack score {auc}; 0.5 is "
+        "guessing)."
+    ),
+    "low": (
+        "Privacy: low risk. Attacks on the model do only slightly better than guessing which "
+        "functions it was trained on (strongest attack score {auc}; 0.5 is guessing)."
+    ),
+    "none": (
+        "Privacy: no measurable risk. No attack could tell the model's training functions from "
+        "other functions better than guessing (strongest attack score {auc}; 0.5 is guessing)."
+    ),
+}
+
+
+def _tpr(row: Any, key: str) -> str:
+    return fmt(row.tpr_at_fpr.get(key))
+
+
+@section_builder("MembershipResult")
+def _membership(result: Any, figures: bool, top: int = 15) -> list[Section]:
+    summary = _PLAIN_RISK.get(result.risk, "Privacy risk: {auc}.").format(
+        auc=f"{result.best.auc:.2f}"
+    )
+    blocks: list[Block] = [Paragraph(result.verdict, emphasis=True)]
+    blocks.append(
+        Table(
+            (
+                "attack",
+                "family",
+                "features",
+                "AUC",
+                "95% CI",
+                "TPR@1% FPR",
+                "TPR@0.1% FPR",
+                "advantage",
+                "balanced acc.",
+            ),
+            tuple(
+                (
+                    row.attack,
+                    row.family,
+                    row.features,
+                    fmt(row.auc),
+                    f"{row.auc_ci[0]:.3f}-{row.auc_ci[1]:.3f}",
+                    _tpr(row, "0.01"),
+                    _tpr(row, "0.001"),
+                    fmt(row.advantage),
+                    fmt(row.accuracy),
+                )
+                for row in result.attacks[:top]
+            ),
+            title=f"Strongest attacks ({min(top, len(result.attacks))} of {len(result.attacks)}, "
+            "on held-out folds)",
+            numeric=(False, False, False, *([True] * 6)),
+            note="AUC: 0.5 is guessing, 1.0 always right. TPR at 1% FPR: the share of training "
+            "functions an attacker identifies while wrongly accusing 1 in 100 others "
+            "('-': too few non-members to measure).",
+        )
+    )
+    if result.by_features:
+        blocks.append(
+            Table(
+                ("features", "attack", "AUC", "TPR@1% FPR"),
+                tuple(
+                    (row.features, row.attack, fmt(row.auc), _tpr(row, "0.01"))
+                    for row in result.by_features
+                ),
+                title="By model output the attacker sees (best trained attack)",
+                numeric=(False, False, True, True),
+            )
+        )
+    u = result.utility
+    blocks.append(
+        Table(
+            ("", "accuracy", "F1"),
+            (
+                ("training functions (members)", fmt(u.members_accuracy), fmt(u.members_f1)),
+                (
+                    "unseen functions (non-members)",
+                    fmt(u.nonmembers_accuracy),
+                    fmt(u.nonmembers_f1),
+                ),
+            ),
+            title="Utility",
+            numeric=(False, True, True),
+            note=f"Generalisation gap {u.generalization_gap:+.3f}; the AUC this gap alone gives "
+            f"a label-only attacker: {u.label_only_floor:.3f}.",
+        )
+    )
+    if result.roc_curves:
+        from codeaudit.membership.plot import roc_png
+
+        blocks.append(
+            Figure(
+                title="ROC curves (log-log)",
+                png=roc_png(result.roc_curves, result.n_nonmembers) if figures else None,
+                alt="ROC curves of the strongest membership attack of each family on log-log "
+                "axes, with the chance diagonal",
+                slug="membership-roc",
+                caption="The strongest attack of each family. Curves far above the dashed "
+                "chance line at the left (low false-positive rates) mean confident attacks.",
+            )
+        )
+    if result.top_risk:
+        blocks.append(
+            Table(
+                ("rank", "id", "score"),
+                tuple((str(s.rank), s.id, fmt(s.score, 4)) for s in result.top_risk),
+                title="Most exposed training functions (strongest attack)",
+                numeric=(True, False, True),
+            )
+        )
+    unk = result.unknown_token_rate
+    blocks.append(
+        Table(
+            ("property", "value"),
+            (
+                ("members / non-members", f"{result.n_members} / {result.n_nonmembers}"),
+                (
+                    "unknown-token rate (members / non-members)",
+                    f"{pct(unk.get('members'))} / {pct(unk.get('nonmembers'))}",
+                ),
+                ("tokenizer-channel AUC", fmt(result.tokenizer_channel_auc)),
+                *((str(k), fmt(v)) for k, v in result.settings.items()),
+                ("seconds", fmt(result.timings.get("total"), 1)),
+            ),
+            title="Audit settings",
+        )
+    )
+    return [
+        Section(
+            "Membership inference",
+            summary=summary,
+            blocks=tuple(blocks),
+            status=f"{result.risk} risk",
+        )
+    ]
+
+
+# -- audit (combined) -----------------------------------------------------------------------------
+
+
+@section_builder("AuditResult")
+def _audit(result: Any, figures: bool) -> list[Section]:
+    sections: list[Section] = []
+    for check in result.sections:
+        if check.result is None:
+            sections.append(
+                Section(
+                    check.title,
+                    summary="",
+                    blocks=(Paragraph(f"Not run: {check.reason}"),),
+                    status="not run",
+                )
+            )
+        else:
+            sections.extend(sections_for(check.result, figures))
+    return sections

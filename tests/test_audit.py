@@ -1,0 +1,149 @@
+"""``codeaudit audit``: planning, the combined result, and one real run on a tiny model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from codeaudit.audit import CHECKS, INPUTS, AuditResult, Check, plan, run_audit
+from codeaudit.cli import cli
+from codeaudit.config import AuditConfig
+from codeaudit.errors import UsageError
+from codeaudit.report import FORMATS, render
+from tests.report.crafted import membership_result, predict_result
+from tests.report.test_sarif import SARIF_SCHEMA
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({}, "nothing to audit"),
+        ({"members": "m"}, "needs --members and --nonmembers (missing --nonmembers)"),
+        ({"members": "m", "nonmembers": "n", "data": "d"}, "--data is for the backdoor check"),
+        ({"checks": ("backdoor",)}, "--checks backdoor: not a check of this build"),
+        ({"checks": ("membership",)}, "missing --members, --nonmembers"),
+    ],
+)
+def test_plan_refuses_what_it_cannot_run(kwargs: dict[str, Any], needle: str) -> None:
+    with pytest.raises(UsageError) as info:
+        plan(AuditConfig(model="m.pt", **kwargs))
+    assert needle in str(info.value)
+    assert [c.name for c in plan(AuditConfig(model="m", members="a", nonmembers="b"))] == [
+        "membership"
+    ]
+
+
+def test_every_input_names_a_check() -> None:
+    assert {c for c in INPUTS.values()} >= set(CHECKS)
+    for check in CHECKS.values():
+        assert all(INPUTS[i] == check.name for i in check.inputs)
+
+
+def test_cli_usage_errors_come_before_any_work(tmp_path: Path) -> None:
+    code, _, err = run("audit", str(tmp_path / "missing.pt"), "--data", "d.jsonl")
+    assert code == 2 and err.count("\n") == 1 and "backdoor check" in err
+    code, _, err = run("audit", "m.pt", "--members", "m.jsonl", "--report", "x.pdf")
+    assert code == 2 and "nonmembers" in err
+    out = tmp_path / "reports"
+    code, _, err = run("audit", "m.pt", "--report-dir", str(out))
+    assert code == 2 and "nothing to audit" in err and not out.exists()
+
+
+def test_combined_result_with_a_second_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape the backdoor check plugs into: two sections, one findings list, one gate."""
+
+    def membership(config: AuditConfig, progress: Any) -> Any:
+        return membership_result(target=config.model, trusted_pickle=True)
+
+    def second(config: AuditConfig, progress: Any) -> Any:
+        return predict_result(target=config.model, trusted_pickle=True)
+
+    monkeypatch.setitem(
+        CHECKS, "membership", dataclasses.replace(CHECKS["membership"], run=membership)
+    )
+    monkeypatch.setitem(CHECKS, "second", Check("second", "Second check", ("data",), second))
+    monkeypatch.setitem(INPUTS, "data", "second")
+    result = run_audit(AuditConfig(model="models/model.pt", members="m", nonmembers="n", data="d"))
+    assert isinstance(result, AuditResult)
+    assert [s.check for s in result.sections] == ["membership", "second"]
+    assert all(s.result.findings == () for s in result.sections)  # moved to the combined list
+    ids = [f.rule_id for f in result.findings]
+    assert ids.count("CA-C001") == 1  # both checks fired it on the same model: reported once
+    assert ids == ["CA-C001", "CA-M001", "CA-M003", "CA-M004", "CA-M005"]
+    assert {a.role for a in result.header.artifacts} == {"model", "members", "nonmembers", "data"}
+    for fmt in FORMATS:
+        text = render(result, fmt)
+        assert text.strip()
+    md = render(result, "markdown")
+    assert "## Membership inference (high risk)" in md and "## Predictions" in md
+    only = run_audit(AuditConfig(model="models/model.pt", members="m", nonmembers="n"))
+    assert [s.check for s in only.sections] == ["membership", "second"]
+    assert only.sections[1].result is None and "needs --data" in only.sections[1].reason
+    assert "Not run: not requested" in render(only, "markdown")
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tests.membership.test_audit import memorising_model
+
+    return memorising_model(tmp_path_factory.mktemp("audit"), 60)
+
+
+def test_audit_end_to_end_every_format_and_a_baseline(leaky: dict[str, Path], tmp_path: Path):
+    args = [
+        "audit",
+        str(leaky["model"]),
+        "--members",
+        str(leaky["members"]),
+        "--nonmembers",
+        str(leaky["nonmembers"]),
+        "--bootstrap",
+        "20",
+        "-q",
+    ]
+    out = tmp_path / "first"
+    code, stdout, err = run(*args, "--report-dir", str(out), "--format", "json")
+    assert code == 1, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "audit.html",
+        "audit.json",
+        "audit.md",
+        "audit.membership-roc.png",
+        "audit.sarif",
+        "audit.txt",
+    ]
+    report = json.loads((out / "audit.json").read_text())
+    assert report == json.loads(stdout)
+    assert report["command"] == "audit" and report["sections"][0]["check"] == "membership"
+    membership = report["sections"][0]["result"]
+    assert membership["best"]["auc"] >= 0.8 and membership["findings"] == []
+    ids = [f["rule_id"] for f in report["findings"]]
+    assert "CA-M001" in ids and report["gate"]["exit_code"] == 1
+    assert report["model"]["sha256"] and report["members"]["sha256"]
+    sarif = json.loads((out / "audit.sarif").read_text())
+    jsonschema.validate(sarif, SARIF_SCHEMA)
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ids
+    assert "Release gate: FAIL" in (out / "audit.md").read_text()
+    assert "data:image/png;base64," in (out / "audit.html").read_text()
+    assert "FAIL" in (out / "audit.txt").read_text()
+    # writing again refuses to overwrite, and leaves the first reports alone
+    before = (out / "audit.json").read_text()
+    code, _, err = run(*args, "--report-dir", str(out))
+    assert code == 2 and "exists" in err and (out / "audit.json").read_text() == before
+    # the baseline: the same problems are not reported again
+    code, stdout, err = run(*args, "--baseline", str(out / "audit.json"), "--format", "json")
+    again = json.loads(stdout)
+    assert code == 0, err
+    assert again["findings"] == [] and again["gate"]["baseline"]["suppressed"] == len(ids)
