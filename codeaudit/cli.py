@@ -633,7 +633,7 @@ def predict(
 @click.option(
     "--bootstrap",
     "n_boot",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=1),
     default=200,
     show_default=True,
     help="Bootstrap replicates for the AUC confidence intervals.",

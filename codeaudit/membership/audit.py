@@ -25,6 +25,7 @@ from codeaudit.membership.evaluate import (
     make_folds,
 )
 from codeaudit.membership.features import (
+    FEATURES,
     FeatureSet,
     cache_key,
     extract_features,
@@ -190,6 +191,8 @@ def run_membership(
 
     if config.folds < 2:
         raise UsageError("--folds must be at least 2")
+    if config.n_boot < 1:
+        raise UsageError("--bootstrap must be at least 1")
     unknown = [c for c in config.classifiers if c not in CLASSIFIERS]
     if unknown or not config.classifiers:
         raise UsageError(
@@ -328,12 +331,31 @@ def run_membership(
             if population is not None
             else None
         )
-        for attack in (
-            LiRA(refs, online=True),
-            LiRA(refs, online=False),
-            RMIA(refs, population_target=population_target),
-        ):
-            evaluated.append(evaluate_unsupervised(attack, features, membership, folds, **kw))
+        reference_evals = [
+            evaluate_unsupervised(attack, features, membership, folds, **kw)
+            for attack in (
+                LiRA(refs, online=True),
+                LiRA(refs, online=False),
+                RMIA(refs, population_target=population_target),
+            )
+        ]
+        evaluated += reference_evals
+        # The reference-calibrated trained attack: the trained attack's inputs plus the LiRA
+        # score. LiRA calibrates each sample's difficulty, the trained attack reads what phi
+        # does not (the embedding); together they are stronger than either (docs/membership-
+        # results.md). LiRA learns nothing from the target's membership, so using its score as
+        # an input keeps the fold discipline intact.
+        lira_scores = reference_evals[0].scores
+        evaluated += evaluate_trained(
+            config.classifiers,
+            [(*FEATURES, "lira-online")],
+            features,
+            membership,
+            folds,
+            signals={"lira-online": lira_scores},
+            family="reference",
+            **kw,
+        )
         timings["reference_models"] = time.perf_counter() - step
 
     rows = sorted((_row(ev) for ev in evaluated), key=_risk_key)

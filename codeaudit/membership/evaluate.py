@@ -7,7 +7,7 @@ each sample is scored exactly once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,9 +76,24 @@ def evaluate_trained(
     n_boot: int,
     seed: int,
     pca_components: int = 16,
+    signals: Mapping[str, np.ndarray] | None = None,
+    family: str = "trained",
 ) -> list[Evaluated]:
     """Every (classifier, feature set) pair, trained per fold on the training folds only. The
-    per-block preprocessing (scaling, PCA of the embedding) is fitted once per fold and shared."""
+    per-block preprocessing (scaling, PCA of the embedding) is fitted once per fold and shared.
+
+    ``signals`` are further per-sample inputs aligned with ``features`` (e.g. a reference-model
+    attack's scores, which learn nothing from the target's membership); a feature set may name
+    them beside the model outputs. Each is standardised on the training folds like the blocks."""
+    from sklearn.preprocessing import StandardScaler
+
+    signals = dict(signals or {})
+    for name, values in signals.items():
+        if name in FEATURES or np.shape(values) != (len(features),):
+            raise ValueError(f"signal {name!r} must be a new name with one value per sample")
+    unknown = {b for fs in feature_sets for b in fs} - set(FEATURES) - set(signals)
+    if unknown:
+        raise ValueError(f"unknown attack inputs: {', '.join(sorted(unknown))}")
     n = len(features)
     pairs = [(c, fs) for fs in feature_sets for c in classifiers]
     oof = {pair: np.zeros(n) for pair in pairs}
@@ -89,6 +104,11 @@ def evaluate_trained(
         pre = BlockPreprocessor(pca_components, seed).fit(train, needed)
         blocks_train = {b: pre.transform_block(train, b) for b in needed}
         blocks_test = {b: pre.transform_block(test, b) for b in needed}
+        for name, values in signals.items():
+            column = np.asarray(values, dtype=np.float64)[:, None]
+            scaler = StandardScaler().fit(column[train_idx])
+            blocks_train[name] = scaler.transform(column[train_idx])
+            blocks_test[name] = scaler.transform(column[test_idx])
         for classifier, feature_set in pairs:
             started = time.perf_counter()
             attack = TrainedAttack(
@@ -115,7 +135,7 @@ def evaluate_trained(
         results.append(
             Evaluated(
                 f"trained-{classifier}",
-                "trained",
+                family,
                 feature_set,
                 metrics,
                 s,

@@ -102,6 +102,54 @@ def test_trained_attacks_find_leaks_and_never_score_training_folds(
         assert abs(result.score.auc - 0.5) < 0.1, (result.attack, result.score.auc)
 
 
+def test_trained_attack_with_a_signal_combines_what_each_input_knows(
+    membership: np.ndarray,
+) -> None:
+    """The reference-calibrated trained attack: a signal leaking one half of the members and
+    outputs leaking the other half; together they beat each alone."""
+    rng = np.random.default_rng(5)
+    folds = make_folds(membership, 3, 0)
+    members = np.flatnonzero(membership == 1)
+    first, second = members[: len(members) // 2], members[len(members) // 2 :]
+    outputs = features(rng, np.zeros_like(membership), 0.0)
+    outputs.embeddings[second, 0] += 4.0  # the embedding gives away the second half
+    signal = rng.normal(size=len(membership))
+    signal[first] += 4.0  # the signal (e.g. a LiRA score) gives away the first half
+
+    def auc(feature_set: tuple[str, ...]) -> float:
+        (result,) = evaluate_trained(
+            ["logreg"],
+            [feature_set],
+            outputs,
+            membership,
+            folds,
+            n_boot=20,
+            seed=0,
+            signals={"lira-online": signal},
+            family="reference",
+        )
+        assert result.family == "reference"
+        assert result.features == feature_set
+        return result.score.auc
+
+    alone_signal, alone_embedding = auc(("lira-online",)), auc(("embedding",))
+    combined = auc(("embedding", "lira-online"))
+    assert combined > max(alone_signal, alone_embedding) + 0.1
+    with pytest.raises(ValueError, match="unknown attack inputs"):
+        evaluate_trained(["logreg"], [("rmia",)], outputs, membership, folds, n_boot=5, seed=0)
+    with pytest.raises(ValueError, match="one value per sample"):
+        evaluate_trained(
+            ["logreg"],
+            [("x",)],
+            outputs,
+            membership,
+            folds,
+            n_boot=5,
+            seed=0,
+            signals={"x": signal[:10]},
+        )
+
+
 def test_correctness_attack_equals_the_generalisation_gap(membership: np.ndarray) -> None:
     rng = np.random.default_rng(2)
     f = features(rng, membership, 0.0)

@@ -162,6 +162,10 @@ def test_reference_attacks_run(overfit: dict[str, Path]) -> None:
     assert {"lira-online", "lira-offline", "rmia"} <= set(by_name)
     assert by_name["lira-online"].auc >= 0.8
     assert "reference_models" in result.timings
+    combined = [a for a in result.attacks if a.features.endswith("+lira-online")]
+    assert [(a.attack, a.family) for a in combined] == [("trained-logreg", "reference")]
+    assert combined[0].features == "embedding+logits+loss+confidence+lira-online"
+    assert combined[0].auc >= 0.8
 
 
 @pytest.mark.slow
@@ -295,6 +299,7 @@ def test_bad_membership_inputs_are_one_line_exit_2(
         (["--features", "logits+gradient"], "unknown feature"),
         (["--attack-models", "svm"], "svm"),
         (["--folds", "1"], "--folds"),
+        (["--bootstrap", "0"], "--bootstrap"),
     ],
 )
 def test_bad_membership_flags(overfit: dict[str, Path], flags: list[str], needle: str) -> None:
