@@ -73,6 +73,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--general-data", default=str(GENERAL_DATA))
     parser.add_argument("--general-train", type=int, default=2000)
+    parser.add_argument("--juliet-reference-arch", default="lstm")
     parser.add_argument("--out", help="write a Markdown report here")
     args = parser.parse_args()
     if not Path(args.data).is_file():
@@ -100,6 +101,7 @@ def main() -> int:
         "",
     ]
     cost_rows, feature_tables, summary_rows = [], [], []
+    reference_rows: list[tuple[str, object]] = []
     for arch in args.archs.split(","):
         model_path = OUT / f"{arch}.pt"
         started = time.perf_counter()
@@ -148,6 +150,7 @@ def main() -> int:
             t0 = time.perf_counter()
             result = run_membership(replace(base, references=args.references))
             refs_s = time.perf_counter() - t0
+            reference_rows.append((f"{arch}, Big-Vul", result))
         cost_rows.append(
             (
                 arch,
@@ -169,6 +172,34 @@ def main() -> int:
             f"AUC {result.best.auc:.3f}; LiRA {by.get('lira-online') and by['lira-online'].auc}",
             flush=True,
         )
+
+    # LiRA where per-sample difficulty varies: an overfitted LSTM on learnable (Juliet) code
+    if args.references and args.juliet_reference_arch:
+        arch = args.juliet_reference_arch
+        j_members = write(OUT / "juliet-members.jsonl", general[-n_m:])
+        j_non = write(OUT / "juliet-nonmembers.jsonl", general[-n_m - n_n : -n_m])
+        j_model = OUT / f"juliet-{arch}.pt"
+        api.train(
+            TrainConfig(
+                data=str(j_members),
+                output=str(j_model),
+                arch=arch,
+                val_split=0.0,
+                device="cpu",
+                force=True,
+            )
+        )
+        j_result = run_membership(
+            MembershipConfig(
+                model=str(j_model),
+                members=str(j_members),
+                nonmembers=str(j_non),
+                references=args.references,
+                device="cpu",
+                n_boot=200,
+            )
+        )
+        reference_rows.append((f"{arch}, Juliet", j_result))
 
     # a generalising BiGRU (Juliet): early stopping on validation loss
     gen_path = OUT / "bigru-general.pt"
@@ -223,6 +254,38 @@ def main() -> int:
         f"{gen_trained.kept_epoch}) verdict: {gen.verdict}",
         "",
     ]
+    lines += [
+        f"## Reference attacks ({args.references} reference models) against trained attacks",
+        "",
+        "TPR at 1% FPR (AUC in brackets). *trained, outputs*: the best trained attack on "
+        "logits, loss and confidence; *trained, all*: the best on any feature set (with the "
+        "embedding); *trained + LiRA*: the trained attack on all four outputs plus the LiRA score.",
+        "",
+        "| target | members / non-members acc | LiRA online | LiRA offline | RMIA | "
+        "trained, outputs | trained, all | trained + LiRA |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def cell(row: object) -> str:
+        if row is None:
+            return "-"
+        return f"{tpr(row)} ({row.auc:.3f})"  # type: ignore[attr-defined]
+
+    def best_of(rows: list) -> object:
+        return max(rows, key=lambda r: (r.tpr_at_fpr.get("0.01") or -1.0, r.auc), default=None)
+
+    for name, r in reference_rows:
+        by = {a.attack: a for a in r.attacks if a.family == "reference" and "+" not in a.features}
+        trained_rows = [a for a in r.attacks if a.family == "trained"]
+        outputs_only = [a for a in trained_rows if "embedding" not in a.features]
+        combined = [a for a in r.attacks if a.features.endswith("+lira-online")]
+        lines.append(
+            f"| {name} | {r.utility.members_accuracy:.3f} / {r.utility.nonmembers_accuracy:.3f} | "
+            f"{cell(by.get('lira-online'))} | {cell(by.get('lira-offline'))} | "
+            f"{cell(by.get('rmia'))} | {cell(best_of(outputs_only))} | "
+            f"{cell(best_of(trained_rows))} | {cell(best_of(combined))} |"
+        )
+    lines.append("")
     lines += ["## By feature combination (best trained attack, AUC)", ""]
     archs = [a for a, _ in feature_tables]
     lines += [
