@@ -25,7 +25,12 @@ from codeaudit.metrics import classification_metrics
 from codeaudit.models.base import VPModel
 from codeaudit.models.inference import infer, softmax
 from codeaudit.models.registry import Arch, adapter_class
-from codeaudit.models.tokenizer import Encoding, HFTokenizer, VocabTokenizer, joined_text
+from codeaudit.models.tokenizer import (
+    Encoding,
+    HFTokenizer,
+    VocabTokenizer,
+    joined_text,
+)
 from codeaudit.models.transformer import MAX_POSITIONS, TransformerModel
 
 
@@ -69,8 +74,19 @@ class SplitMetrics:
     truncated: int
 
 
-def lex_dataset(dataset: Dataset, default_lang: str) -> list[tuple[CodeToken, ...]]:
-    return [lex(s.code, s.lang or default_lang).tokens for s in dataset.samples]
+# Code tokens lexed per training function: the vocabulary counts every token of a function (as
+# it always has), up to this many; a longer one (a generated table, a hostile 50 MB function)
+# costs no more than this. The model itself reads at most max_len ids.
+VOCAB_TOKEN_CAP = 1 << 16
+
+
+def lex_dataset(
+    dataset: Dataset, default_lang: str, max_tokens: int | None = VOCAB_TOKEN_CAP
+) -> list[tuple[CodeToken, ...]]:
+    """Code tokens of every sample, at most ``max_tokens`` of each."""
+    return [
+        lex(s.code, s.lang or default_lang, max_tokens=max_tokens).tokens for s in dataset.samples
+    ]
 
 
 def build_model(
