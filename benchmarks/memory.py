@@ -64,7 +64,7 @@ def run_measured(argv: list[str], cwd: Path) -> tuple[int, float, float]:
     return proc.returncode, usage.ru_maxrss / 1024, seconds
 
 
-def records(source: str, n: int, seed: int) -> list[dict]:
+def records(source: str, n: int, seed: int, bigvul: Path = BIGVUL) -> list[dict]:
     if source == "synthetic":
         from codeaudit.data.synthetic import generate
 
@@ -72,7 +72,7 @@ def records(source: str, n: int, seed: int) -> list[dict]:
         for i, record in enumerate(out):
             record["id"] = f"s{seed}-{i}"
         return out
-    pool = [json.loads(line) for line in BIGVUL.read_text(encoding="utf-8").splitlines() if line]
+    pool = [json.loads(line) for line in bigvul.read_text(encoding="utf-8").splitlines() if line]
     rng = random.Random(seed)
     return [
         {"id": f"b{seed}-{i}", "func": r["func"], "target": r["target"], "lang": "c"}
@@ -96,13 +96,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,30000,100000")
     parser.add_argument("--source", choices=("synthetic", "bigvul"), default="synthetic")
+    parser.add_argument("--bigvul", type=Path, default=BIGVUL, help="real functions to replicate")
     parser.add_argument("--commands", default="load,predict,membership")
     parser.add_argument("--out", help="write the Markdown table here")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     commands = [c.strip() for c in args.commands.split(",") if c.strip()]
-    if args.source == "bigvul" and not BIGVUL.is_file():
-        print(f"benchmark: {BIGVUL}: not found", file=sys.stderr)
+    if args.source == "bigvul" and not args.bigvul.is_file():
+        print(f"benchmark: {args.bigvul}: not found", file=sys.stderr)
         return 2
     work = OUT / args.source
     work.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def main() -> int:
 
     rows = []
     for n in sizes:
-        data = records(args.source, n, seed=n)
+        data = records(args.source, n, seed=n, bigvul=args.bigvul)
         all_file = write_jsonl(work / f"all-{n}.jsonl", data)
         members = write_jsonl(work / f"members-{n}.jsonl", data[: n // 2])
         nonmembers = write_jsonl(work / f"nonmembers-{n}.jsonl", data[n // 2 :])
