@@ -25,12 +25,7 @@ from codeaudit.metrics import classification_metrics
 from codeaudit.models.base import VPModel
 from codeaudit.models.inference import infer, softmax
 from codeaudit.models.registry import Arch, adapter_class
-from codeaudit.models.tokenizer import (
-    Encoding,
-    HFTokenizer,
-    VocabTokenizer,
-    joined_text,
-)
+from codeaudit.models.tokenizer import Encoding, HFTokenizer, VocabTokenizer, joined_text
 from codeaudit.models.transformer import MAX_POSITIONS, TransformerModel
 
 
