@@ -28,9 +28,15 @@ from typing import Any
 from codeaudit.errors import CheckpointError
 
 # A Hugging Face directory may describe a little more than its files hold (a classification head
-# that fine-tuning adds); beyond this many extra parameters the configuration does not describe
-# these weights.
+# that fine-tuning adds to a base encoder); beyond this many extra parameters, or this share of
+# the weights, the configuration does not describe these weights.
 HEAD_ALLOWANCE = 10_000_000
+HEAD_ALLOWANCE_SHARE = 0.25
+
+
+def describes_more_than_held(described: int, held: int) -> bool:
+    """Whether a configuration's parameter count is more than its weights plus a head."""
+    return described > held + max(HEAD_ALLOWANCE, int(HEAD_ALLOWANCE_SHARE * held))
 WEIGHT_FILES = (  # in the order transformers prefers them
     "model.safetensors",
     "model.safetensors.index.json",

@@ -23,10 +23,10 @@ from torch import nn
 from codeaudit.errors import CheckpointError, ModelError
 from codeaudit.models.base import Batch, ModelOutput, VPModel
 from codeaudit.models.safety import (
-    HEAD_ALLOWANCE,
     WEIGHT_FILES,
     check_layer_counts,
     check_state,
+    describes_more_than_held,
     first_line,
     meta_build,
     parameter_count,
@@ -235,7 +235,7 @@ class TransformerModel(VPModel):
         )
         described = parameter_count(shell)
         del shell
-        if described > n_params + HEAD_ALLOWANCE:
+        if describes_more_than_held(described, n_params):
             raise CheckpointError(
                 f"{config_file}: describes a model of {described:,} parameters but the weights "
                 f"hold {n_params:,}: the configuration does not belong to these weights"
