@@ -828,10 +828,14 @@ def audit(
     from codeaudit.config import AuditConfig
 
     paths = ((output,) if output else ()) + reports
+    dir_paths: tuple[str, ...] = ()
     if report_dir:
         if os.path.exists(report_dir) and not os.path.isdir(report_dir):
             raise click.UsageError(f"--report-dir {report_dir}: exists and is not a directory")
-        paths += tuple(os.path.join(report_dir, f"audit.{ext}") for ext in REPORT_DIR_FILES)
+        from codeaudit.io import check_output_dir
+
+        check_output_dir(report_dir, "--report-dir")
+        dir_paths = tuple(os.path.join(report_dir, f"audit.{ext}") for ext in REPORT_DIR_FILES)
     config = AuditConfig(
         model=model,
         members=members,
@@ -853,9 +857,13 @@ def audit(
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
     )
     plan(config)  # usage errors before any work
-    if report_dir:
-        os.makedirs(report_dir, exist_ok=True)
     checked = _check_reports(paths, force)
+    if report_dir and os.path.isdir(report_dir):
+        checked += _check_reports(dir_paths, force)
+    else:  # created just before the reports are written: a failed audit leaves nothing
+        from codeaudit.report import format_for_path
+
+        checked += [(path, format_for_path(path)) for path in dir_paths]
     with _progress(not quiet) as bar:
         callback = None
         if bar is not None:
@@ -865,11 +873,19 @@ def audit(
                 bar.update(task, description=stage, completed=done, total=total)
 
         result = run_audit(config, progress=callback)
+    if report_dir:
+        os.makedirs(report_dir, exist_ok=True)
     result = _emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
 
 
 def main() -> None:
+    import signal
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # a cancelled CI job: clean up and exit as on Ctrl-C
+
+    signal.signal(signal.SIGTERM, terminated)
     cli.main(prog_name="codeaudit")
 
 

@@ -45,8 +45,29 @@ def check_input_file(
         raise error(f"{p}: {what} not found")
     if p.is_dir() and not allow_dir:
         raise error(f"{p}: is a directory, expected a {what}")
+    if not p.is_dir() and not p.is_file():
+        # A FIFO would block forever and /dev/zero never ends: only regular files are read.
+        raise error(f"{p}: not a regular file (a device, FIFO or socket), expected a {what}")
     if not os.access(p, os.R_OK):
         raise error(f"{p}: permission denied")
+    return p
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "directory") -> Path:
+    """Fail early (before any work) if a directory codeaudit will write into cannot be used:
+    it must be a writable directory, or not exist yet under a writable parent."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise OutputError(f"{p}: {what} exists and is not a directory")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise OutputError(f"{p}: {what} is not writable")
+        return p
+    parent = p.parent if str(p.parent) else Path(".")
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{p}: cannot create {what} (directory {parent} is not writable)")
     return p
 
 
@@ -81,6 +102,8 @@ def atomic_write(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
+        # mkstemp makes the file private (0600); give it the mode any new file gets (umask).
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -105,6 +128,12 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, force: bool = False) -> Path:

@@ -9,10 +9,13 @@ dropped silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from codeaudit.data.samples import Dataset, Sample, Skipped
 from codeaudit.errors import DataError, LanguageError
@@ -22,6 +25,7 @@ CODE_FIELDS = ("func", "code", "source")
 LABEL_FIELDS = ("target", "label", "vul")
 FORMATS = ("jsonl", "json", "csv")
 
+_BOM = b"\xef\xbb\xbf"
 _TRUE_STRINGS = {"1", "true", "1.0"}
 _FALSE_STRINGS = {"0", "false", "0.0"}
 
@@ -49,8 +53,38 @@ def parse_label(value: object, field: str) -> int:
             return 1
         if text in _FALSE_STRINGS:
             return 0
-    shown = json.dumps(value) if not isinstance(value, str) else repr(value)
-    raise _RecordError(f"label {shown} is not 0 or 1 (field {field!r})")
+    raise _RecordError(f"label {shown(value)} is not 0 or 1 (field {shown(field)})")
+
+
+SHOWN_CHARS = 60  # how much of a bad value an error message quotes
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value as an error message quotes it: repr for strings, JSON otherwise, cut to ``limit``
+    characters (a 50 MB label must not become a 50 MB message)."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value)} chars)"
+    try:
+        text = json.dumps(value, ensure_ascii=True, default=repr)
+    except (ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def _unicode(value: str, field: str) -> str:
+    """The string, if it is valid Unicode text. JSON can spell unpaired surrogates (\\ud800),
+    which no UTF-8 file, terminal or report can hold: refused here rather than crashing later."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _RecordError(
+                f"field {shown(field)} is not valid Unicode (unpaired surrogate "
+                f"U+{ord(value[exc.start]):04X} at character {exc.start})"
+            ) from None
+    return value
 
 
 def _optional_str(record: dict, field: str) -> str | None:
@@ -58,7 +92,7 @@ def _optional_str(record: dict, field: str) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return str(value)
+        return _unicode(str(value), field)
     raise _RecordError(f"field {field!r} must be a string, got {type(value).__name__}")
 
 
@@ -95,10 +129,11 @@ class RecordParser:
         if code_field is None:
             code_field = next((f for f in CODE_FIELDS if isinstance(record.get(f), str)), None)
             if code_field is None:
-                fields = ", ".join(map(str, record)) or "none"
+                fields = ", ".join(shown(str(f), 30) for f in list(record)[:10]) or "none"
+                more = f" and {len(record) - 10} more" if len(record) > 10 else ""
                 raise _RecordError(
                     f"no code field (looked for {', '.join(CODE_FIELDS)}; use --code-field); "
-                    f"fields are: {fields}"
+                    f"fields are: {fields}{more}"
                 )
         label_field = self.label_field
         if label_field is None:
@@ -132,16 +167,19 @@ class RecordParser:
     def _sample(self, record: dict, line: int) -> Sample:
         assert self.code_field is not None
         if self.code_field not in record:
-            raise _RecordError(f"missing field {self.code_field!r}")
+            raise _RecordError(f"missing field {shown(self.code_field)}")
         code = record[self.code_field]
         if not isinstance(code, str):
-            raise _RecordError(f"field {self.code_field!r} must be a string")
+            raise _RecordError(
+                f"field {shown(self.code_field)} must be a string, got {type(code).__name__}"
+            )
         if not code.strip():
-            raise _RecordError(f"field {self.code_field!r} is empty")
+            raise _RecordError(f"field {shown(self.code_field)} is empty")
+        _unicode(code, self.code_field)
         label: int | None = None
         if self.label_field is not None:
             if record.get(self.label_field) in (None, ""):
-                raise _RecordError(f"missing label (field {self.label_field!r})")
+                raise _RecordError(f"missing label (field {shown(self.label_field)})")
             label = parse_label(record[self.label_field], self.label_field)
         lang = _optional_str(record, "lang") or self.default_lang
         if lang is not None:
@@ -152,11 +190,13 @@ class RecordParser:
             except LanguageError as exc:
                 raise _RecordError(str(exc)) from None
         cwe = _optional_str(record, "cwe")
+        if cwe is not None and len(cwe) <= 32:
+            cwe = sys.intern(cwe)  # a few distinct values shared by many samples
         pair = _optional_str(record, "pair")
         sample_id = _optional_str(record, "id") or f"{Path(self.name).name}:{line}"
         if sample_id in self._seen_ids:
             raise _RecordError(
-                f"duplicate id {sample_id!r} (first at line {self._seen_ids[sample_id]})"
+                f"duplicate id {shown(sample_id)} (first at line {self._seen_ids[sample_id]})"
             )
         self._seen_ids[sample_id] = line
         return Sample(
@@ -204,12 +244,18 @@ def _decode(name: str, data: bytes) -> str:
         ) from None
 
 
-def _read_jsonl(data: bytes, parser: RecordParser) -> None:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+def _read_jsonl(lines: Iterable[bytes], parser: RecordParser) -> tuple[str, bool]:
+    """Parse JSON Lines one line at a time (the file is never held whole); returns the sha256
+    of every byte read and whether any line had content."""
+    digest = hashlib.sha256()
+    content = False
+    for number, raw in enumerate(lines, start=1):
+        digest.update(raw)
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
         if not raw.strip():
             continue
+        content = True
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -227,6 +273,7 @@ def _read_jsonl(data: bytes, parser: RecordParser) -> None:
             parser.skip(number, f"invalid JSON: {_first_line(exc)}")
             continue
         parser.add(record, number)
+    return digest.hexdigest(), content
 
 
 def _read_json_array(name: str, text: str, parser: RecordParser) -> None:
@@ -326,17 +373,8 @@ def load_dataset(
     """
     p = check_input_file(path, "data file", error=DataError)
     name = str(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    if not data.strip():
-        raise DataError(f"{name}: empty file, no records")
     if fmt is not None and fmt not in FORMATS:
         raise DataError(f"{name}: unknown data format {fmt!r} (use {', '.join(FORMATS)})")
-    if b"\0" in data[:8192]:
-        raise DataError(f"{name}: binary file (NUL byte), expected JSONL, JSON or CSV text")
-    fmt = fmt or _detect_format(p, data[:4096].decode("utf-8", "ignore"))
     parser = RecordParser(
         name,
         code_field=code_field,
@@ -345,11 +383,36 @@ def load_dataset(
         skip_invalid=skip_invalid,
         default_lang=default_lang,
     )
-    if fmt == "jsonl":
-        _read_jsonl(data, parser)
-    elif fmt == "json":
-        _read_json_array(name, _decode(name, data), parser)
-    else:
-        delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
-        _read_csv(name, _decode(name, data), parser, delimiter)
-    return parser.finish(path=name, sha256=sha256_bytes(data), fmt=fmt)
+    try:
+        with open(p, "rb") as handle:
+            head = handle.read(8192)
+            if not head.strip() and not handle.read(1 << 16).strip() and _only_space(handle):
+                raise DataError(f"{name}: empty file, no records")
+            if b"\0" in head:
+                raise DataError(f"{name}: binary file (NUL byte), expected JSONL, JSON or CSV text")
+            fmt = fmt or _detect_format(p, head[:4096].decode("utf-8", "ignore"))
+            handle.seek(0)
+            if fmt == "jsonl":
+                # Streamed: the samples are held, the file's bytes and lines are not.
+                sha256, content = _read_jsonl(handle, parser)
+                if not content:
+                    raise DataError(f"{name}: empty file, no records")
+            else:
+                data = handle.read()
+                sha256 = sha256_bytes(data)
+                if fmt == "json":
+                    _read_json_array(name, _decode(name, data), parser)
+                else:
+                    delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
+                    _read_csv(name, _decode(name, data), parser, delimiter)
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    return parser.finish(path=name, sha256=sha256, fmt=fmt)
+
+
+def _only_space(handle: BinaryIO) -> bool:
+    """Whether the rest of the file is whitespace (read in blocks, never held whole)."""
+    while block := handle.read(1 << 20):
+        if block.strip():
+            return False
+    return True

@@ -79,7 +79,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             ("cpp", "c++", "cc", "cxx", "hpp", "hh", "hxx"),
             "tree_sitter_cpp",
             soft_keywords=frozenset({"final", "override", "concept", "requires"}),
-            builtin_words=_C_TYPES | {"this", "nullptr"},
+            builtin_words=_C_TYPES | {"this", "nullptr", "auto"},
         ),
         LanguageSpec(
             "java",
@@ -154,8 +154,10 @@ def normalize_language(name: str) -> str:
     """Canonical name for a user-given one (``C++`` -> ``cpp``); LanguageError if unknown."""
     key = str(name).strip().lower()
     if key not in _ALIASES:
+        text = str(name)
+        quoted = repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} chars)"
         raise LanguageError(
-            f"unsupported language {name!r} (supported: {', '.join(supported_languages())})"
+            f"unsupported language {quoted} (supported: {', '.join(supported_languages())})"
         )
     return _ALIASES[key]
 

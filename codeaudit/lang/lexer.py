@@ -232,7 +232,9 @@ def _classify_leaf(node: tree_sitter.Node, text: str, reserved: frozenset[str]) 
     if kind in _ATOMIC_TYPES or kind in _LITERAL_LEAVES or kind.endswith("_literal"):
         return TokenKind.LITERAL
     if kind.endswith("identifier"):
-        return TokenKind.IDENTIFIER
+        # Error recovery can label a reserved word an identifier ('if' inside an ERROR node);
+        # a reserved word is never a name.
+        return TokenKind.KEYWORD if text in reserved else TokenKind.IDENTIFIER
     if kind in _KEYWORD_LEAVES:
         return TokenKind.KEYWORD
     if not node.is_named:
@@ -298,13 +300,58 @@ def _regex_tokens(
     return tokens
 
 
+# With max_tokens, a source longer than PREFIX_MIN_CHARS is parsed a prefix at a time, starting
+# at PREFIX_MIN_CHARS / 4 and doubling: the tokens are taken once two successive prefixes agree on
+# them and they all end in the first PREFIX_TRUST of both (far from where either was cut). Past
+# PREFIX_MAX_CHARS (a literal or comment of megabytes) the trusted tokens of that prefix are
+# taken, even if fewer than wanted. Shorter sources are parsed whole (the walk still stops early).
+PREFIX_MIN_CHARS = 1 << 20
+PREFIX_TRUST = 0.75
+PREFIX_MAX_CHARS = 1 << 22
+
+
+def _span_key(tokens: tuple[CodeToken, ...]) -> list[tuple[str, int, int, TokenKind, bool]]:
+    return [(t.text, t.start, t.end, t.kind, t.is_string) for t in tokens]
+
+
 def lex(source: str, language: str, *, max_tokens: int | None = None) -> LexResult:
     """Lex one function (or file) of ``language`` into code tokens.
 
     ``max_tokens`` stops after that many tokens (``truncated`` is then set), which bounds the work
-    on extremely long inputs.
+    on extremely long inputs. A source of up to PREFIX_MIN_CHARS (a megabyte; real functions are
+    far shorter) is parsed whole and the walk stops at ``max_tokens``: the tokens are exactly the
+    first ``max_tokens`` of a full lex. A longer one is parsed one growing prefix at a time (each
+    cut at a line end), and the tokens are taken once two successive prefixes give the same
+    tokens (text, span, kind) all ending well before either cut, so a 50 MB function costs what
+    its first megabyte costs. Those tokens may differ from a full parse in ``in_error`` and
+    ``role`` (a cut function parses as an error), and in text only where a comment or literal
+    longer than the first prefix straddles both cuts.
     """
     lang = normalize_language(language)
+    if max_tokens is not None and max_tokens >= 0:
+        budget = PREFIX_MIN_CHARS // 4
+        previous: tuple[CodeToken, ...] | None = None
+        while len(source) > PREFIX_MIN_CHARS and budget < len(source):
+            cut = source.rfind("\n", budget // 2, budget) + 1 or budget
+            part = _lex(source[:cut], lang, max_tokens)
+            trusted = tuple(t for t in part.tokens if t.end <= PREFIX_TRUST * cut)
+            head = trusted[:max_tokens] if len(trusted) >= max_tokens else None
+            if (
+                head is not None and previous is not None and _span_key(head) == _span_key(previous)
+            ) or budget >= PREFIX_MAX_CHARS:
+                return LexResult(
+                    tokens=head if head is not None else trusted,
+                    language=lang,
+                    error_nodes=part.error_nodes,
+                    skipped_spans=part.skipped_spans,
+                    truncated=True,
+                )
+            previous = head
+            budget *= 2
+    return _lex(source, lang, max_tokens)
+
+
+def _lex(source: str, lang: str, max_tokens: int | None) -> LexResult:
     reserved = reserved_words(lang)
     data = source.encode("utf-8", "surrogatepass")
     tree = get_parser(lang).parse(data)

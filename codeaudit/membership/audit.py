@@ -13,6 +13,7 @@ import numpy as np
 from codeaudit.config import MembershipConfig
 from codeaudit.data.samples import Dataset
 from codeaudit.errors import DataError, UsageError
+from codeaudit.io import check_output_dir
 from codeaudit.membership.attacks.label_only import BoundaryAttack, CorrectnessAttack
 from codeaudit.membership.attacks.reference import RMIA, LiRA
 from codeaudit.membership.attacks.shadow import ShadowAttack
@@ -47,8 +48,13 @@ MIN_SAMPLES = 10
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-def _normalised(code: str) -> str:
-    return " ".join(code.split())
+def _normalised(code: str) -> bytes:
+    """A digest of the code with whitespace normalised (digests, not copies of every member's
+    code, are what the overlap check holds)."""
+    import hashlib
+
+    text = " ".join(code.split()).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 def data_warnings(members: Dataset, nonmembers: Dataset) -> list[str]:
@@ -205,6 +211,8 @@ def run_membership(
         raise UsageError(f"--references {config.references}: use an even number of at least 2")
     feature_sets = parse_feature_sets(config.features)
     rules = load_rules(config.rules)
+    if config.cache_dir:
+        check_output_dir(config.cache_dir, "cache directory")
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -232,6 +240,12 @@ def run_membership(
     f_nonmembers = _features_for(model, loaded.sha256, nonmembers, config)
     report("features", 2, 2)
     timings["features"] = time.perf_counter() - step
+    for name, part in (("members", f_members), ("non-members", f_nonmembers)):
+        if part.truncated.any():
+            warnings.append(
+                f"{int(part.truncated.sum())} of {len(part)} {name} truncated at "
+                f"{model.max_len} tokens: the model, and so the audit, sees only their start"
+            )
     features = FeatureSet.concat([f_members, f_nonmembers])
     membership = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(np.int64)
     candidates = Dataset(

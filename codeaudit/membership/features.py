@@ -215,7 +215,7 @@ def load_cached(cache_dir: Path, key: str) -> FeatureSet | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            return FeatureSet(
+            features = FeatureSet(
                 ids=tuple(str(i) for i in data["ids"]),
                 labels=data["labels"],
                 logits=data["logits"],
@@ -224,15 +224,33 @@ def load_cached(cache_dir: Path, key: str) -> FeatureSet | None:
                 n_ids=data["n_ids"],
                 truncated=data["truncated"],
             )
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError):
         return None  # a damaged cache entry is recomputed, never trusted
+    n = len(features.ids)
+    shapes_ok = (
+        features.logits.shape == (n, 2)
+        and features.embeddings.ndim == 2
+        and len(features.embeddings) == n
+        and all(a.shape == (n,) for a in (features.labels, features.unk_rate, features.n_ids))
+        and features.truncated.shape == (n,)
+        and all(
+            a.dtype.kind in "biuf"
+            for a in (features.labels, features.logits, features.embeddings, features.unk_rate)
+        )
+    )
+    return features if shapes_ok else None
 
 
 def store_cached(cache_dir: Path, key: str, features: FeatureSet) -> None:
     import tempfile
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
+    from codeaudit.errors import OutputError
+
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
+    except OSError as exc:
+        raise OutputError(f"{cache_dir}: cannot write the cache: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(
@@ -246,6 +264,8 @@ def store_cached(cache_dir: Path, key: str, features: FeatureSet) -> None:
                 truncated=features.truncated,
             )
         os.replace(tmp, cache_dir / f"features-{key}.npz")
+    except OSError as exc:  # a full disk, a cache directory that vanished
+        raise OutputError(f"{cache_dir}: cannot write the cache: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -26,7 +26,6 @@ from torch import nn
 from codeaudit.data.samples import LABEL_NAMES, Sample
 from codeaudit.errors import ModelError
 from codeaudit.lang.languages import normalize_language
-from codeaudit.lang.lexer import lex
 from codeaudit.models.tokenizer import Encoding, ModelTokenizer
 
 
@@ -95,7 +94,7 @@ class VPModel(ABC):
         self, code: str, lang: str | None = None, max_len: int | None = None
     ) -> Encoding:
         limit = self.max_len if max_len is None else max_len
-        return self.tokenizer.encode_tokens(lex(code, lang or self.default_lang).tokens, limit)
+        return self.tokenizer.encode(code, lang or self.default_lang, limit)
 
     def encode(self, samples: Iterable[Sample], max_len: int | None = None) -> list[Encoding]:
         return [self.encode_code(s.code, self.lang_of(s), max_len) for s in samples]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeaudit.errors import CheckpointError
+from codeaudit.errors import CheckpointError, CodeAuditError
 from codeaudit.io import atomic_write, check_input_file, sha256_file
 
 FORMAT = "codeaudit-checkpoint"
@@ -101,10 +101,14 @@ def read_payload(path: Path, *, trust: bool = False) -> tuple[dict[str, Any], bo
 
     import torch
 
+    from codeaudit.models.safety import check_zip_records
+
     with open(path, "rb") as handle:
         head = handle.read(8)
     if not head:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if head.startswith(_ZIP_MAGIC):
+        check_zip_records(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols it then refuses
@@ -159,27 +163,35 @@ def model_from_payload(payload: dict[str, Any], path: Path) -> Any:
             )
         raise CheckpointError(f"{path}: not a codeaudit checkpoint (no 'format' marker)")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version!r} is newer than this codeaudit "
             f"understands ({FORMAT_VERSION}); upgrade codeaudit"
         )
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: invalid checkpoint format version {str(version)[:40]!r}")
     arch = _require(payload, "arch", str, path)
-    cls = adapter_class(arch)
+    max_len = _require(payload, "max_len", int, path)
+    if max_len < 1:
+        raise CheckpointError(f"{path}: checkpoint max_len {max_len} is not a positive length")
+    labels = _require(payload, "labels", list, path)
+    if len(labels) != 2 or not all(isinstance(label, str) for label in labels):
+        raise CheckpointError(
+            f"{path}: checkpoint labels must be two names (a binary model), got {len(labels)} "
+            "values"
+        )
     try:
+        cls = adapter_class(arch)
         tokenizer = tokenizer_from_state(payload.get("tokenizer"))
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    try:
         return cls.from_parts(
             _require(payload, "model_config", dict, path),
             tokenizer,
             _require(payload, "state_dict", dict, path),
-            max_len=_require(payload, "max_len", int, path),
+            max_len=max_len,
             default_lang=_require(payload, "default_lang", str, path),
-            labels=_require(payload, "labels", list, path),
+            labels=labels,
         )
-    except CheckpointError as exc:
+    except CodeAuditError as exc:  # ModelError, LanguageError too: always say which file
         if str(exc).startswith(str(path)):
             raise
         raise CheckpointError(f"{path}: {exc}") from None

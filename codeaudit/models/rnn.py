@@ -19,6 +19,7 @@ from torch import nn
 
 from codeaudit.errors import CheckpointError
 from codeaudit.models.base import Batch, ModelOutput, VPModel
+from codeaudit.models.safety import check_layer_counts, check_state, meta_build
 from codeaudit.models.tokenizer import ModelTokenizer
 
 RNN_DEFAULTS: dict[str, Any] = {
@@ -133,20 +134,35 @@ class _RNNModel(VPModel):
     ) -> VPModel:
         merged = {**RNN_DEFAULTS, **{k: v for k, v in config.items() if k in RNN_DEFAULTS}}
         try:
-            module = RNNClassifier(
+            sizes = {k: int(merged[k]) for k in ("embed_dim", "hidden_dim", "num_layers")}
+            dropout = float(merged["dropout"])
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise CheckpointError(f"invalid {cls.arch} configuration: {exc}") from None
+        bad = next((k for k, v in sizes.items() if v < 1), None)
+        if bad is not None:
+            raise CheckpointError(f"invalid {cls.arch} configuration: {bad} {sizes[bad]} < 1")
+
+        def build() -> RNNClassifier:
+            return RNNClassifier(
                 tokenizer.vocab_size,
                 cell=cls.cell,
                 bidirectional=cls.bidirectional,
-                embed_dim=int(merged["embed_dim"]),
-                hidden_dim=int(merged["hidden_dim"]),
-                num_layers=int(merged["num_layers"]),
-                dropout=float(merged["dropout"]),
+                dropout=dropout,
                 pad_id=tokenizer.pad_id,
+                **sizes,
             )
+
+        if state_dict is not None:
+            # Shapes first, on the meta device: a configuration that does not describe these
+            # weights (a hidden size of 2**30, a million layers) allocates nothing.
+            check_layer_counts(sizes, len(state_dict), f"invalid {cls.arch} configuration")
+            check_state(meta_build(build, cls.arch).state_dict(), state_dict, cls.arch)
+        try:
+            module = build()
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"invalid {cls.arch} configuration: {exc}") from None
         if state_dict is not None:
-            load_state(module, state_dict, cls.arch)
+            module.load_state_dict(state_dict, strict=True)  # checked above
         return cls(
             module,
             tokenizer,
@@ -171,20 +187,5 @@ class BiGRUModel(_RNNModel):
 
 def load_state(module: nn.Module, state_dict: dict[str, torch.Tensor], arch: str) -> None:
     """Load weights strictly, turning shape and key mismatches into one-line CheckpointErrors."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"weights do not match the {arch} architecture ({detail})")
-    for name, tensor in state_dict.items():
-        if not isinstance(tensor, torch.Tensor):
-            raise CheckpointError(f"weight {name!r} is not a tensor")
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise CheckpointError(
-                f"weight {name!r} has shape {tuple(tensor.shape)}, the {arch} configuration "
-                f"expects {tuple(expected[name].shape)} (tokenizer and model do not match?)"
-            )
-        if not torch.isfinite(tensor).all() and tensor.is_floating_point():
-            raise CheckpointError(f"weight {name!r} contains NaN or infinite values")
+    check_state(module.state_dict(), state_dict, arch)
     module.load_state_dict(state_dict, strict=True)

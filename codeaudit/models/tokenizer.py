@@ -21,7 +21,7 @@ import bisect
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from codeaudit.errors import CheckpointError, ModelError
@@ -30,6 +30,12 @@ from codeaudit.lang.lexer import CodeToken, lex
 PAD = "<pad>"
 UNK = "<unk>"
 STR = "<str>"
+
+
+def lex_budget(max_len: int) -> int:
+    """Code tokens to lex for an encoding of ``max_len`` ids: every token gives at least one id
+    (a sub-token, ``<str>``, or a BPE piece), so one more than ``max_len`` shows truncation."""
+    return max(int(max_len), 0) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,14 @@ class ModelTokenizer(ABC):
     def to_state(self) -> dict[str, Any]: ...
 
     def encode(self, code: str, lang: str, max_len: int) -> Encoding:
-        return self.encode_tokens(lex(code, lang).tokens, max_len)
+        """Lex and encode. Every code token gives at least one id, so lexing stops after
+        ``max_len + 1`` tokens (enough to know the encoding is truncated): an extremely long
+        function costs what its first tokens cost, and encodes exactly as if lexed whole."""
+        lexed = lex(code, lang, max_tokens=lex_budget(max_len))
+        encoding = self.encode_tokens(lexed.tokens, max_len)
+        if lexed.truncated and not encoding.truncated:
+            encoding = replace(encoding, truncated=True)
+        return encoding
 
 
 class VocabTokenizer(ModelTokenizer):
@@ -206,6 +219,7 @@ class HFTokenizer(ModelTokenizer):
         if tokenizer.pad_token_id is None:
             raise ModelError("the transformer's tokenizer has no padding token")
         self.tok = tokenizer
+        self.n_special = int(tokenizer.num_special_tokens_to_add())
 
     @classmethod
     def train_bpe(
@@ -243,12 +257,18 @@ class HFTokenizer(ModelTokenizer):
             raise CheckpointError(
                 f"{path}: no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)})"
             )
+        from codeaudit.models.safety import first_line
+
         try:
-            tok = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{path}: cannot load tokenizer: {first}") from None
-        return cls(tok)
+            tok = AutoTokenizer.from_pretrained(
+                path, local_files_only=True, use_fast=True, trust_remote_code=False
+            )
+        except Exception as exc:  # tokenizer files are untrusted input: any failure is theirs
+            raise CheckpointError(f"{path}: cannot load tokenizer: {first_line(exc)}") from None
+        try:
+            return cls(tok)
+        except ModelError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
 
     @property
     def pad_id(self) -> int:
@@ -270,6 +290,11 @@ class HFTokenizer(ModelTokenizer):
         return itos
 
     def encode_tokens(self, tokens: Sequence[CodeToken], max_len: int) -> Encoding:
+        if max_len <= self.n_special:
+            raise ModelError(
+                f"a maximum length of {max_len} ids leaves no room for code: the transformer's "
+                f"tokenizer adds {self.n_special} special tokens"
+            )
         text, starts = joined_text(tokens)
         out = self.tok(
             text,
@@ -280,7 +305,6 @@ class HFTokenizer(ModelTokenizer):
         )
         ids = out["input_ids"]
         index: list[int] = []
-        covered = 0
         for (begin, end), special in zip(
             out["offset_mapping"], out["special_tokens_mask"], strict=True
         ):
@@ -288,10 +312,15 @@ class HFTokenizer(ModelTokenizer):
                 index.append(-1)
                 continue
             index.append(bisect.bisect_right(starts, end - 1) - 1)
-            covered = max(covered, end)
         unk = self.unk_id
         unknown = sum(1 for i in ids if i == unk) if unk is not None else 0
-        truncated = bool(tokens) and covered < len(text)
+        # Truncated when the text has more pieces than the window kept (counted, not guessed
+        # from character offsets: a character split into several byte pieces, or a token that
+        # ends in whitespace, would fool an offset test).
+        kept = sum(1 for special in out["special_tokens_mask"] if not special)
+        truncated = kept >= max_len - self.n_special and kept < len(
+            self.tok(text, add_special_tokens=False)["input_ids"]
+        )
         return Encoding(tuple(ids), tuple(index), len(tokens), truncated, unknown)
 
     def to_state(self) -> dict[str, Any]:
@@ -315,11 +344,18 @@ class HFTokenizer(ModelTokenizer):
         specials = state.get("special_tokens", {})
         if not isinstance(blob, str) or not isinstance(specials, dict):
             raise CheckpointError("transformer tokenizer state is malformed")
+        from codeaudit.models.safety import first_line
+
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in specials.items()):
+            raise CheckpointError("transformer tokenizer special tokens are malformed")
         try:
             backend = Tokenizer.from_str(blob)
+            tok = PreTrainedTokenizerFast(tokenizer_object=backend, **specials)
         except Exception as exc:  # the tokenizers library raises plain Exception
-            raise CheckpointError(f"transformer tokenizer cannot be read: {exc}") from None
-        return cls(PreTrainedTokenizerFast(tokenizer_object=backend, **specials))
+            raise CheckpointError(
+                f"transformer tokenizer cannot be read: {first_line(exc)}"
+            ) from None
+        return cls(tok)
 
 
 TOKENIZERS: dict[str, type[VocabTokenizer] | type[HFTokenizer]] = {

@@ -22,7 +22,16 @@ from torch import nn
 
 from codeaudit.errors import CheckpointError, ModelError
 from codeaudit.models.base import Batch, ModelOutput, VPModel
-from codeaudit.models.rnn import load_state
+from codeaudit.models.safety import (
+    WEIGHT_FILES,
+    check_layer_counts,
+    check_state,
+    describes_more_than_held,
+    first_line,
+    meta_build,
+    parameter_count,
+    weights_inventory,
+)
 from codeaudit.models.tokenizer import HFTokenizer, ModelTokenizer
 
 TRANSFORMER_DEFAULTS: dict[str, Any] = {
@@ -37,8 +46,7 @@ MAX_POSITIONS = 514  # RoBERTa convention: 512 tokens + padding offset
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)
 
 
 def _quiet_transformers() -> None:
@@ -140,25 +148,44 @@ class TransformerModel(VPModel):
     ) -> VPModel:
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
+        _quiet_transformers()
         blob = config.get("hf_config")
         try:
             params = json.loads(blob) if isinstance(blob, str) else None
-            if not isinstance(params, dict) or "model_type" not in params:
+            if not isinstance(params, dict) or not isinstance(params.get("model_type"), str):
                 raise ValueError("no model_type")
             model_type = params.pop("model_type")
+            params.pop("auto_map", None)  # remote code is never loaded
             hf_config = AutoConfig.for_model(model_type, **params)
-            module = AutoModelForSequenceClassification.from_config(hf_config)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, ImportError) as exc:
             raise CheckpointError(
                 f"invalid transformer configuration: {_first_line(exc)}"
             ) from None
-        if getattr(hf_config, "vocab_size", tokenizer.vocab_size) < tokenizer.vocab_size:
+        vocab = getattr(hf_config, "vocab_size", tokenizer.vocab_size)
+        if not isinstance(vocab, int) or vocab < tokenizer.vocab_size:
             raise CheckpointError(
                 f"tokenizer has {tokenizer.vocab_size} tokens but the model only "
-                f"{hf_config.vocab_size}: tokenizer and model do not match"
+                f"{vocab}: tokenizer and model do not match"
             )
+
+        def build() -> nn.Module:
+            return AutoModelForSequenceClassification.from_config(hf_config)
+
         if state_dict is not None:
-            load_state(module, state_dict, cls.arch)
+            # Shapes first, on the meta device: a configuration that does not describe these
+            # weights (a hidden size of 2**20, a million layers) allocates nothing.
+            check_layer_counts(
+                hf_config.to_dict(), len(state_dict), "invalid transformer configuration"
+            )
+            check_state(meta_build(build, cls.arch).state_dict(), state_dict, cls.arch)
+        try:
+            module = build()
+        except (ValueError, KeyError, TypeError, RuntimeError, ImportError) as exc:
+            raise CheckpointError(
+                f"invalid transformer configuration: {_first_line(exc)}"
+            ) from None
+        if state_dict is not None:
+            module.load_state_dict(state_dict, strict=True)  # checked above
         return cls(module, tokenizer, max_len=max_len, default_lang=default_lang, labels=labels)
 
     @classmethod
@@ -175,38 +202,60 @@ class TransformerModel(VPModel):
         With ``require_head`` the classification head must come from the files (a base encoder
         such as raw CodeBERT, whose head would be random, is refused); training sets it False.
         """
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoConfig, AutoModelForSequenceClassification
 
         directory = Path(path)
-        if not (directory / "config.json").is_file():
+        config_file = directory / "config.json"
+        if not config_file.is_file():
             raise CheckpointError(
                 f"{directory}: not a Hugging Face model directory (no config.json)"
             )
-        weights = [
-            f
-            for f in (
-                "model.safetensors",
-                "pytorch_model.bin",
-                "model.safetensors.index.json",
-                "pytorch_model.bin.index.json",
-            )
-            if (directory / f).is_file()
-        ]
-        if not weights:
+        try:
+            raw_config = json.loads(config_file.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise CheckpointError(f"{config_file}: not valid JSON ({_first_line(exc)})") from None
+        if not isinstance(raw_config, dict):
+            raise CheckpointError(f"{config_file}: not a JSON object")
+        if not any((directory / f).is_file() for f in WEIGHT_FILES):
             raise CheckpointError(
                 f"{directory}: no model weights (model.safetensors or pytorch_model.bin)"
             )
-        tokenizer = HFTokenizer.from_directory(str(directory))
         _quiet_transformers()
+        n_tensors, n_params = weights_inventory(directory)
+        tokenizer = HFTokenizer.from_directory(str(directory))
+        try:
+            hf_config = AutoConfig.from_pretrained(
+                str(directory), local_files_only=True, trust_remote_code=False
+            )
+        except Exception as exc:  # any failure here is about the files the user gave
+            raise CheckpointError(f"{config_file}: {_first_line(exc)}") from None
+        check_layer_counts(hf_config.to_dict(), n_tensors, str(config_file))
+        shell = meta_build(
+            lambda: AutoModelForSequenceClassification.from_config(hf_config), str(config_file)
+        )
+        described = parameter_count(shell)
+        del shell
+        if describes_more_than_held(described, n_params):
+            raise CheckpointError(
+                f"{config_file}: describes a model of {described:,} parameters but the weights "
+                f"hold {n_params:,}: the configuration does not belong to these weights"
+            )
         try:
             module, info = AutoModelForSequenceClassification.from_pretrained(
                 str(directory),
+                config=hf_config,
                 local_files_only=True,
                 trust_remote_code=False,
                 output_loading_info=True,
             )
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-            raise CheckpointError(f"{directory}: cannot load model: {_first_line(exc)}") from None
+        except Exception as exc:  # a hostile or broken file fails inside transformers anyhow
+            message = _first_line(exc)
+            if "mismatched" in message or "size mismatch" in message:
+                message = (
+                    "weight shapes do not match config.json (a hidden, vocabulary or layer size "
+                    "the weights do not have)"
+                )
+            raise CheckpointError(f"{directory}: cannot load model: {message}") from None
         missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
         if require_head and missing:
             raise CheckpointError(

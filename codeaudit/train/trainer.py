@@ -69,8 +69,19 @@ class SplitMetrics:
     truncated: int
 
 
-def lex_dataset(dataset: Dataset, default_lang: str) -> list[tuple[CodeToken, ...]]:
-    return [lex(s.code, s.lang or default_lang).tokens for s in dataset.samples]
+# Code tokens lexed per training function: the vocabulary counts every token of a function (as
+# it always has), up to this many; a longer one (a generated table, a hostile 50 MB function)
+# costs no more than this. The model itself reads at most max_len ids.
+VOCAB_TOKEN_CAP = 1 << 16
+
+
+def lex_dataset(
+    dataset: Dataset, default_lang: str, max_tokens: int | None = VOCAB_TOKEN_CAP
+) -> list[tuple[CodeToken, ...]]:
+    """Code tokens of every sample, at most ``max_tokens`` of each."""
+    return [
+        lex(s.code, s.lang or default_lang, max_tokens=max_tokens).tokens for s in dataset.samples
+    ]
 
 
 def build_model(
