@@ -47,3 +47,7 @@ class OutputError(CodeAuditError):
 
 class TrainingError(CodeAuditError):
     """Training data or settings that cannot produce a model."""
+
+
+class HardenError(CodeAuditError):
+    """A model or settings that NMID hardening cannot work with (already hardened, bad sigma)."""
