@@ -82,8 +82,9 @@ class HardenedExport(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        logits = self.base(input_ids, attention_mask)
-        return self.head(logits, input_ids, attention_mask)
+        with torch.no_grad():  # answers only: no autograd graph (and the inference kernels)
+            logits = self.base(input_ids, attention_mask)
+            return self.head(logits, input_ids, attention_mask)
 
 
 def _examples(model: VPModel) -> Batch:
