@@ -14,7 +14,9 @@ from codeaudit.membership.features import FeatureSet
 from codeaudit.models.tokenizer import Encoding
 
 
-def synthetic(n: int, seed: int, *, leak: float = 3.0, wrong_nonmembers: float = 0.0) -> Observations:
+def synthetic(
+    n: int, seed: int, *, leak: float = 3.0, wrong_nonmembers: float = 0.0
+) -> Observations:
     """Members have a larger correct-class margin; ``wrong_nonmembers`` of the non-members are
     misclassified (a generalisation gap, hence a label-only floor)."""
     rng = np.random.default_rng(seed)
@@ -55,7 +57,12 @@ def synthetic(n: int, seed: int, *, leak: float = 3.0, wrong_nonmembers: float =
 def test_split_is_disjoint_complete_seeded_and_keeps_pairs() -> None:
     rng = np.random.default_rng(0)
     samples = [
-        Sample(id=f"s{i}", code="x", label=int(rng.integers(0, 2)), pair=f"p{i // 2}" if i < 60 else None)
+        Sample(
+            id=f"s{i}",
+            code="x",
+            label=int(rng.integers(0, 2)),
+            pair=f"p{i // 2}" if i < 60 else None,
+        )
         for i in range(200)
     ]
     membership = np.r_[np.ones(100), np.zeros(100)].astype(np.int64)

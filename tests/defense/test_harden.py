@@ -106,7 +106,9 @@ def test_membership_audits_what_is_shipped(setup: dict[str, Path]) -> None:
 
 def test_predict_with_the_hardened_model(setup: dict[str, Path]) -> None:
     _, plain, _ = run("predict", str(setup["model"]), str(setup["nonmembers"]), "--format", "json")
-    _, hard, _ = run("predict", str(setup["hardened"]), str(setup["nonmembers"]), "--format", "json")
+    _, hard, _ = run(
+        "predict", str(setup["hardened"]), str(setup["nonmembers"]), "--format", "json"
+    )
     plain_p, hard_p = json.loads(plain)["predictions"], json.loads(hard)["predictions"]
     assert [p["predicted_label"] for p in plain_p] == [p["predicted_label"] for p in hard_p]
     assert [p["p_vulnerable"] for p in plain_p] != [p["p_vulnerable"] for p in hard_p]
@@ -157,7 +159,7 @@ def test_bad_input_exits_2_and_writes_nothing(
 ) -> None:
     out = tmp_path / "h.pt"
     args = [str(setup["members"]) if a == "MEMBERS" else a for a in args]
-    code, stdout, err = run("harden", str(setup["model"]), "-o", str(out), *args)
+    code, _, err = run("harden", str(setup["model"]), "-o", str(out), *args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
 

@@ -12,7 +12,7 @@ import torch
 
 from codeaudit.data.loader import load_dataset
 from codeaudit.defense import load_hardened
-from codeaudit.defense.evaluate import AdaptiveAttack, ADAPTIVE_DESCRIPTIONS
+from codeaudit.defense.evaluate import ADAPTIVE_DESCRIPTIONS, AdaptiveAttack
 from codeaudit.defense.nmid import EXPOSES, NMID, Exposure, HardenedModel
 from codeaudit.errors import CheckpointError, HardenError, ModelError
 from codeaudit.metrics import rank_auc
@@ -45,8 +45,13 @@ def test_estimator_shape_and_validation() -> None:
     record = NMID(1.5, "probs", key=KEY).fit().record(parent_sha256="ab" * 32)
     again = NMID.from_record(record)
     assert (again.sigma_, again.expose_, again.key_) == (1.5, Exposure.PROBS, KEY)
-    for broken in ({"kind": "dp"}, {**record, "version": 99}, {**record, "key": "x"},
-                   {**record, "sigma": -1}, {**record, "keyed": False}):
+    for broken in (
+        {"kind": "dp"},
+        {**record, "version": 99},
+        {**record, "key": "x"},
+        {**record, "sigma": -1},
+        {**record, "keyed": False},
+    ):
         with pytest.raises(CheckpointError):
             NMID.from_record(broken)
     with pytest.raises(HardenError, match="cannot be saved"):
@@ -55,7 +60,7 @@ def test_estimator_shape_and_validation() -> None:
 
 @pytest.fixture(scope="module")
 def bigru(trained: dict):  # type: ignore[no-untyped-def]
-    path, model, _ = trained["bigru"]
+    path, _, _ = trained["bigru"]
     return path, load_model(path).model
 
 
@@ -80,7 +85,9 @@ def test_hardened_model_masks_and_keeps_every_label(bigru, samples) -> None:  # 
         if expose is not Exposure.LABEL:
             # the noise moved the scores: no released probability equals the clean one
             p = torch.softmax(torch.from_numpy(clean), 1).numpy().max(1)
-            shown = released.confidence if released.confidence is not None else released.probs.max(1)
+            shown = (
+                released.confidence if released.confidence is not None else released.probs.max(1)
+            )
             assert np.abs(shown - p).max() > 1e-3
     hardened = NMID(3.0, key=KEY).fit().transform(base)
     for refused in (
@@ -125,7 +132,9 @@ def test_saved_hardened_checkpoint_loads_as_the_hardened_model(
     loaded = load_model(out)
     assert isinstance(loaded.model, HardenedModel) and loaded.defense is not None
     assert loaded.model.sigma == 2.5 and loaded.model.expose == "top1"
-    assert np.array_equal(loaded.model.query(samples).confidence, hardened.query(samples).confidence)
+    assert np.array_equal(
+        loaded.model.query(samples).confidence, hardened.query(samples).confidence
+    )
     assert isinstance(load_hardened(str(out)), HardenedModel)
     with pytest.raises(CheckpointError, match="not a hardened model"):
         load_hardened(str(path))
