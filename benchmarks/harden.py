@@ -145,7 +145,11 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", help="write a Markdown report here")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     if not Path(args.data).is_file():
         print(f"benchmark: {args.data}: not found", file=sys.stderr)
         return 2

@@ -326,8 +326,14 @@ def label_only_suite(
     return out
 
 
-def relabel(evaluated: Sequence[Evaluated], prefix: str) -> list[Evaluated]:
-    return [replace(ev, attack=f"{prefix}/{ev.attack}", family="adaptive") for ev in evaluated]
+def relabel(
+    evaluated: Sequence[Evaluated], prefix: str, family: str = "adaptive"
+) -> list[Evaluated]:
+    return [replace(ev, attack=f"{prefix}/{ev.attack}", family=family) for ev in evaluated]
+
+
+def attack_name(ev: Evaluated) -> str:
+    return f"{ev.attack} on {'+'.join(ev.features)}"
 
 
 def strongest(evaluated: Sequence[Evaluated]) -> Evaluated | None:
@@ -336,6 +342,9 @@ def strongest(evaluated: Sequence[Evaluated]) -> Evaluated | None:
         return (ev.score.auc, -1.0 if tpr is None else tpr, ev.attack)
 
     return max(evaluated, key=key) if evaluated else None
+
+
+SCORE_FEATURES = frozenset({"loss", "confidence", "logits"})
 
 
 def released_suite(
@@ -350,15 +359,15 @@ def released_suite(
     seed: int,
     rewrites_label: str = "rewrites",
 ) -> tuple[list[Evaluated], list[Evaluated]]:
-    """The score attacks on one query per sample, and on answers averaged over rewrites."""
-    usable = frozenset({"loss", "confidence", "logits"}) if expose != "label" else frozenset()
-    if not usable:
+    """The score attacks on one released answer per sample, and on the answers averaged over
+    the sample and its rewrites (empty lists when no scores are released)."""
+    if expose == "label":
         return [], []
     single = score_suite(
         released_features(obs.clean, margin, expose),
         obs.membership,
         folds,
-        usable,
+        SCORE_FEATURES,
         classifiers,
         n_boot=n_boot,
         seed=seed,
@@ -368,10 +377,10 @@ def released_suite(
         mean = averaged_margin(margin, variant_margin, obs.variant_owner)
         averaged = relabel(
             score_suite(
-                released_features(obs.clean, mean, expose),
+                released_features(obs.clean, mean, "probs"),  # the mean is not a bare label
                 obs.membership,
                 folds,
-                usable,
+                SCORE_FEATURES,
                 classifiers,
                 n_boot=n_boot,
                 seed=seed,
@@ -379,6 +388,40 @@ def released_suite(
             rewrites_label,
         )
     return single, averaged
+
+
+def label_margins(logits: np.ndarray) -> np.ndarray:
+    """What a bare label says, as a margin: +30 for class 1, -30 for class 0 (a tie is 0)."""
+    positive = logits[:, 1] > logits[:, 0]
+    return np.where(positive, noise.LABEL_MARGIN, -noise.LABEL_MARGIN)
+
+
+def labels_only_suites(
+    obs: Observations,
+    predicted_logits: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    classifiers: Sequence[str],
+    *,
+    n_boot: int,
+    seed: int,
+) -> tuple[list[Evaluated], list[Evaluated]]:
+    """The same score attacks fed labels only: the limit of NMID as sigma grows, and so the
+    floor no output noise can push them below. On one query per sample (this includes the
+    correctness attack, and class-aware variants a learned attack finds: which true label the
+    wrong predictions have), and averaged over the sample's rewrites (the share of rewrites
+    that keep the label: a boundary-distance signal)."""
+    variant = label_margins(obs.variant_logits) if len(obs.variant_logits) else None
+    single, averaged = released_suite(
+        obs,
+        label_margins(predicted_logits),
+        variant,
+        "probs",
+        folds,
+        classifiers,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    return relabel(single, "labels", "label-only"), relabel(averaged, "labels", "label-only")
 
 
 # -- utility -------------------------------------------------------------------------------------

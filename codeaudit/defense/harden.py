@@ -29,13 +29,14 @@ from codeaudit.defense.calibrate import (
 )
 from codeaudit.defense.evaluate import (
     Observations,
-    averaged_margin,
     label_only_floor,
     label_only_suite,
+    labels_only_suites,
     observe,
     query_margins,
     relabel,
     released_features,
+    released_suite,
     score_roc_auc,
     score_suite,
     strongest,
@@ -191,73 +192,65 @@ def _comparison(
     n_rewrites: int,
 ) -> list[ComparisonRow]:
     rows: list[ComparisonRow] = []
-    for feature_set in all_feature_sets():
-        name = "+".join(feature_set)
-        b = strongest([e for e in before if e.family == "trained" and e.features == feature_set])
-        a = strongest([e for e in after if e.family == "trained" and e.features == feature_set])
-        exposed = set(feature_set) <= usable_after
+
+    def pair(group: str, name: str, b: Evaluated | None, a: Evaluated | None, note: str) -> None:
         rows.append(
             ComparisonRow(
-                "feature set",
+                group,
                 name,
                 None if b is None else b.score.auc,
                 _tpr1(b),
                 None if a is None else a.score.auc,
                 _tpr1(a),
-                None if a is None else a.attack,
-                "" if exposed else "not exposed",
+                None if a is None else _name(a),
+                note,
             )
         )
+
+    for feature_set in all_feature_sets():
+        b = strongest([e for e in before if e.family == "trained" and e.features == feature_set])
+        a = strongest([e for e in after if e.family == "trained" and e.features == feature_set])
+        exposed = set(feature_set) <= usable_after
+        pair("feature set", "+".join(feature_set), b, a, "" if exposed else "not exposed")
     for signal in SIGNALS:
         attack = f"threshold-{signal}"
         b = next((e for e in before if e.attack == attack), None)
         a = next((e for e in after if e.attack == attack), None)
-        rows.append(
-            ComparisonRow(
-                "threshold",
-                attack,
-                None if b is None else b.score.auc,
-                _tpr1(b),
-                None if a is None else a.score.auc,
-                _tpr1(a),
-                None if a is None else attack,
-                "" if a is not None else "not exposed",
-            )
-        )
+        pair("threshold", attack, b, a, "" if a is not None else "not exposed")
+    note = "output noise cannot change this"
     for attack in ("label-only-correctness", "label-only-boundary"):
         b = next((e for e in before if e.attack == attack), None)
         a = next((e for e in after if e.attack == attack), None)
-        if b is None and a is None:
-            continue
-        rows.append(
-            ComparisonRow(
-                "label-only",
-                attack,
-                None if b is None else b.score.auc,
-                _tpr1(b),
-                None if a is None else a.score.auc,
-                _tpr1(a),
-                None if a is None else attack,
-                "output noise cannot change this",
-            )
-        )
-    for label, group in (
-        (f"repeat-averaging ({queries} queries)", repeat),
-        (f"rewrite-averaging (up to {n_rewrites} rewrites)", rewrites),
+        if b is not None or a is not None:
+            pair("label-only", attack, b, a, note)
+    for name, prefix in (
+        ("labels only: the score attacks on labels", "labels/"),
+        ("labels only: averaged over rewrites", "labels/rewrites"),
     ):
-        a = strongest(list(group))
-        rows.append(
-            ComparisonRow(
-                "adaptive",
-                label,
-                None,
-                None,
-                None if a is None else a.score.auc,
-                _tpr1(a),
-                None if a is None else _name(a),
-                "no noise to average before" if a is not None else "no scores released",
-            )
-        )
+
+        def chosen(group: Sequence[Evaluated], prefix: str = prefix) -> Evaluated | None:
+            picked = [e for e in group if e.attack.startswith(prefix)]
+            if prefix == "labels/":
+                picked = [e for e in picked if not e.attack.startswith("labels/rewrites")]
+            return strongest(picked)
+
+        b, a = chosen(before), chosen(after)
+        if b is not None or a is not None:
+            pair("label-only", name, b, a, note)
+    pair(
+        "adaptive",
+        f"repeat-averaging ({queries} queries)",
+        None,
+        strongest(list(repeat)),
+        "" if repeat else "no scores released",
+    )
+    pair(
+        "adaptive",
+        f"rewrite-averaging (up to {n_rewrites} rewrites)",
+        None,
+        strongest(list(rewrites)),
+        "" if rewrites else "no scores released" if n_rewrites else "off (--rewrites 0)",
+    )
     return rows
 
 
@@ -311,18 +304,28 @@ def verify(
         "batch_size": config.batch_size,
         **kw,
     }
+
+    def labels_only(logits: np.ndarray) -> list[Evaluated]:
+        single, averaged = labels_only_suites(obs, logits, folds, config.classifiers, **kw)
+        return single + averaged
+
     report("auditing the original model", 0, 1)
     before = score_suite(
         obs.clean, membership, folds, usable_features(base), config.classifiers, **kw
     )
     before += label_only_suite(base, obs, obs.clean, folds, **label_kw)
+    before += labels_only(obs.clean.logits)
+
     report("auditing the hardened model", 0, 1)
     after_features = extract_features(hardened, obs.dataset, batch_size=config.batch_size)
     labels_changed = int((after_features.predicted != obs.clean.predicted).sum())
     usable_after = usable_features(hardened)
-    after = score_suite(after_features, membership, folds, usable_after, config.classifiers, **kw)
-    scores_after = list(after)
-    after += label_only_suite(hardened, obs, after_features, folds, **label_kw)
+    scores_after = score_suite(
+        after_features, membership, folds, usable_after, config.classifiers, **kw
+    )
+    after = scores_after + label_only_suite(hardened, obs, after_features, folds, **label_kw)
+    labels_after = labels_only(after_features.logits)
+    after += labels_after
 
     repeat: list[Evaluated] = []
     rewrites: list[Evaluated] = []
@@ -332,10 +335,9 @@ def verify(
             query_margins(defense, base, obs.clean.logits, obs.encodings)
             for _ in range(config.queries)
         ]
-        mean = np.mean(answers, axis=0)
         repeat = relabel(
             score_suite(
-                released_features(obs.clean, mean, defense.expose_.value),
+                released_features(obs.clean, np.mean(answers, axis=0), defense.expose_.value),
                 membership,
                 folds,
                 usable_after,
@@ -347,30 +349,40 @@ def verify(
         report("adaptive attacks", 1, 2)
         if len(obs.variant_logits):
             variant = query_margins(defense, base, obs.variant_logits, obs.variant_encodings)
-            averaged = averaged_margin(answers[0], variant, obs.variant_owner)
-            rewrites = relabel(
-                score_suite(
-                    released_features(obs.clean, averaged, defense.expose_.value),
-                    membership,
-                    folds,
-                    usable_after,
-                    config.classifiers,
-                    **kw,
-                ),
-                f"rewrites{config.rewrites}",
+            _, rewrites = released_suite(
+                obs,
+                answers[0],
+                variant,
+                defense.expose_.value,
+                folds,
+                config.classifiers,
+                rewrites_label=f"rewrites{config.rewrites}",
+                **kw,
             )
         report("adaptive attacks", 2, 2)
 
     floor = label_only_floor(obs.clean.predicted, obs.clean.labels, membership)
-    target = max(config.target_auc, floor + config.floor_margin)
+    single_labels = strongest([e for e in labels_after if "/rewrites" not in e.attack])
+    rewrite_labels = strongest([e for e in labels_after if "/rewrites" in e.attack])
+    labels_only_auc = max(floor, single_labels.score.auc if single_labels else 0.0)
+    rewrite_labels_auc = None if rewrite_labels is None else rewrite_labels.score.auc
+    target = max(config.target_auc, labels_only_auc + config.floor_margin)
+    rewrite_target = (
+        None
+        if rewrite_labels_auc is None
+        else max(config.target_auc, rewrite_labels_auc + config.floor_margin)
+    )
     best_before = strongest(before)
     assert best_before is not None
     single = strongest(scores_after)
     repeat_best = strongest(repeat)
     rewrite_best = strongest(rewrites)
-    best_score = strongest(scores_after + repeat + rewrites)
+    best_score = strongest(scores_after + repeat)
     label_best = strongest([e for e in after if e.family == "label-only"])
     assert label_best is not None
+    met = best_score is None or best_score.score.auc <= target + 1e-12
+    if rewrite_best is not None and rewrite_target is not None:
+        met = met and rewrite_best.score.auc <= rewrite_target + 1e-12
     after_margin = after_features.logits[:, 1].astype(np.float64) - after_features.logits[:, 0]
     utility = _utility(obs, after_features.predicted, after_margin)
     held_out = next(u for u in utility if u.split == "non-members")
@@ -388,30 +400,30 @@ def verify(
         n_members=int(membership.sum()),
         n_nonmembers=int(len(membership) - membership.sum()),
         label_only_floor=floor,
+        labels_only_auc=labels_only_auc,
+        rewrite_labels_only_auc=rewrite_labels_auc,
         target=target,
+        rewrite_target=rewrite_target,
         best_auc_before=best_before.score.auc,
         best_attack_before=_name(best_before),
         best_score_auc_after=None if best_score is None else best_score.score.auc,
         best_score_attack_after=None if best_score is None else _name(best_score),
-        excess_over_floor=None if best_score is None else best_score.score.auc - floor,
-        target_met=best_score is None or best_score.score.auc <= target + 1e-12,
+        excess_over_floor=None if best_score is None else best_score.score.auc - labels_only_auc,
+        rewrite_averaging_auc=None if rewrite_best is None else rewrite_best.score.auc,
+        rewrite_excess=None
+        if rewrite_best is None or rewrite_labels_auc is None
+        else rewrite_best.score.auc - rewrite_labels_auc,
+        target_met=met,
         label_only_auc=label_best.score.auc,
         single_query_auc=None if single is None else single.score.auc,
         repeat_averaging_auc=None if repeat_best is None else repeat_best.score.auc,
         averaging_gain=gain(repeat_best),
-        rewrite_averaging_auc=None if rewrite_best is None else rewrite_best.score.auc,
         rewrite_averaging_gain=gain(rewrite_best),
         labels_changed=labels_changed,
         roc_auc_drop=drop,
         rows=tuple(
             _comparison(
-                before,
-                after,
-                repeat,
-                rewrites,
-                usable_after,
-                config.queries,
-                config.rewrites,
+                before, after, repeat, rewrites, usable_after, config.queries, config.rewrites
             )
         ),
         utility=tuple(utility),
@@ -437,51 +449,55 @@ def _verdict(
             "what it protects against."
         )
     v = verification
-    floor_text = (
-        f"the label-only floor is {v.label_only_floor:.3f} (0.5 + half the "
+    status = "holds" if v.target_met else "partial"
+    floors = (
+        f"The label-only floor is {v.label_only_floor:.3f} (0.5 + half the "
         f"{2 * (v.label_only_floor - 0.5):.1%} accuracy gap between members and non-members)"
+        + (
+            f"; the same attacks fed labels only reach {v.labels_only_auc:.3f}"
+            if v.labels_only_auc > v.label_only_floor + 0.005
+            else ""
+        )
+        + (
+            f", and {v.rewrite_labels_only_auc:.3f} from the labels of rewritten functions"
+            if v.rewrite_labels_only_auc is not None
+            else ""
+        )
+        + f"; the strongest label-only attack reaches {v.label_only_auc:.3f}. No output "
+        "defence goes below these: output noise cannot stop a label-only attacker."
     )
     if v.best_score_auc_after is None:
-        text = (
-            f"{head} releases labels only, so no score attack applies; {floor_text}, and the "
-            f"strongest label-only attack reaches AUC {v.label_only_auc:.3f} (before: strongest "
-            f"attack {v.best_auc_before:.3f})."
-        )
-        status = "holds" if v.target_met else "partial"
+        text = f"{head} releases labels only, so no score attack applies. {floors}"
     else:
-        status = "holds" if v.target_met else "partial"
         verb = "holds" if v.target_met else "does not hold"
         text = (
-            f"{head} {verb} on {v.data}: the strongest attack that sees scores "
-            f"({v.best_score_attack_after}, averaging included) reaches AUC "
-            f"{v.best_score_auc_after:.3f} against {v.best_auc_before:.3f} before "
-            f"({v.best_attack_before}); the target was {v.target:.3f}. {floor_text[0].upper()}"
-            f"{floor_text[1:]}: no defence that keeps the labels can go below it, and the "
-            f"label-only attacks reach AUC {v.label_only_auc:.3f} whatever the noise."
+            f"{head} {verb} on {v.data}: the strongest attack that sees scores, repeated-query "
+            f"averaging included ({v.best_score_attack_after}), reaches AUC "
+            f"{v.best_score_auc_after:.3f} (target {v.target:.3f}) against "
+            f"{v.best_auc_before:.3f} before ({v.best_attack_before})"
+            + (
+                f"; averaging answers over rewrites reaches {v.rewrite_averaging_auc:.3f} "
+                f"(target {v.rewrite_target:.3f})"
+                if v.rewrite_averaging_auc is not None and v.rewrite_target is not None
+                else ""
+            )
+            + f". {floors}"
         )
-    removable = (v.best_auc_before - v.label_only_floor) if v.best_auc_before else 0.0
+    removable = max(v.best_auc_before - v.labels_only_auc, 0.0)
+    left = "" if v.excess_over_floor is None else f", {max(v.excess_over_floor, 0.0):.3f} left"
     text += (
-        f" Of the leakage above chance, output masking and noise can remove the part above "
-        f"the floor ({max(removable, 0.0):.3f} AUC before hardening"
-        + (f", {max(v.excess_over_floor, 0.0):.3f} left" if v.excess_over_floor is not None else "")
-        + f"); the floor itself ({v.label_only_floor - 0.5:+.3f} above chance) only retraining "
-        "removes: regularisation, early stopping, more data or DP training."
-    )
-    accuracy_same = v.labels_changed == 0
-    text += (
-        " Accuracy and F1 are unchanged (every prediction is the original model's)."
-        if accuracy_same
-        else f" {v.labels_changed} predictions changed: this is a bug, do not ship."
+        f" Of the leakage, masking and noise can remove the part above the labels-only level "
+        f"({removable:.3f} AUC before hardening{left}); the rest "
+        f"({v.labels_only_auc - 0.5:+.3f} above chance) only retraining removes: "
+        "regularisation, early stopping, more data or DP training. Accuracy and F1 are "
+        "unchanged (every prediction is the original model's)."
     )
     if v.roc_auc_drop is not None:
         text += (
             f" The vulnerability score's ROC AUC on non-members moved by {-v.roc_auc_drop:+.3f}."
         )
     if calibration is not None and not calibration.reached:
-        text += (
-            f" Calibration did not reach its target {calibration.effective_target:.3f} on the "
-            "calibration split at any sigma tried."
-        )
+        text += " Calibration met its targets at no sigma tried on the calibration split."
     return status, text
 
 
@@ -554,12 +570,12 @@ def run_harden(
             base,
             members,
             nonmembers,
-            rewrites=config.rewrites if scores else 0,
+            rewrites=config.rewrites,
             seed=config.seed,
             batch_size=config.batch_size,
             progress=progress,
         ).with_noise(defense, base)
-        if scores and config.rewrites:
+        if config.rewrites:
             without = len(obs) - len(np.unique(obs.variant_owner))
             if without:
                 warnings.append(
@@ -589,26 +605,30 @@ def run_harden(
                 target_auc=config.target_auc,
                 floor_margin=config.floor_margin,
                 label_only_floor=calibrator.floor_,
+                labels_only_auc=calibrator.labels_only_auc_,
+                rewrite_labels_only_auc=calibrator.rewrite_labels_only_auc_,
                 effective_target=calibrator.effective_target_,
+                rewrite_target=calibrator.rewrite_target_,
                 sigma=calibrator.sigma_,
                 reached=calibrator.reached_,
                 auc_at_sigma=calibrator.auc_at_sigma_,
+                rewrite_auc_at_sigma=calibrator.rewrite_auc_at_sigma_,
                 n_members=int(evaluator.obs.membership.sum()),
                 n_nonmembers=int(len(evaluator.obs) - evaluator.obs.membership.sum()),
                 points=calibrator.points_,
             )
-            if calibrator.floor_ + config.floor_margin > config.target_auc:
+            if calibrator.labels_only_auc_ + config.floor_margin > config.target_auc:
                 warnings.append(
-                    f"--target-auc {config.target_auc} lies below the label-only floor "
-                    f"{calibrator.floor_:.3f} of the calibration split: no output defence can "
-                    f"reach it, so sigma was calibrated to the floor + {config.floor_margin} "
-                    f"= {calibrator.effective_target_:.3f}"
+                    f"--target-auc {config.target_auc} lies below what labels alone give away on "
+                    f"the calibration split (AUC {calibrator.labels_only_auc_:.3f}; correctness "
+                    f"floor {calibrator.floor_:.3f}): no output defence can reach it, so sigma "
+                    f"was calibrated to that + {config.floor_margin} = "
+                    f"{calibrator.effective_target_:.3f}"
                 )
             if not calibrator.reached_:
                 warnings.append(
-                    f"no sigma up to {max(DEFAULT_GRID):g} brought the strongest score attack "
-                    f"to {calibrator.effective_target_:.3f} on the calibration split; using the "
-                    f"least leaky one ({calibrator.sigma_:g})"
+                    f"no sigma up to {max(DEFAULT_GRID):g} met the targets on the calibration "
+                    f"split; using the least leaky one ({calibrator.sigma_:g})"
                 )
             defense = defense.with_sigma(calibrator.sigma_)
             timings["calibration"] = time.perf_counter() - step
@@ -625,9 +645,9 @@ def run_harden(
             base, hardened, defense, ver_obs, config, data_label=data_label, progress=progress
         )
         timings["verification"] = time.perf_counter() - step
-        if verification.labels_changed:
-            raise HardenError(
-                f"internal check failed: {verification.labels_changed} predictions changed"
+        if verification.labels_changed:  # never ship a model whose predictions changed
+            raise RuntimeError(
+                f"NMID changed {verification.labels_changed} predictions; nothing was written"
             )
         if config.sweep or config.plot:
             step = time.perf_counter()
@@ -736,7 +756,7 @@ def run_harden(
             "floor_margin": config.floor_margin,
             "calibration_share": config.calibration_share if calibration else None,
             "queries": config.queries,
-            "rewrites": config.rewrites if scores else 0,
+            "rewrites": config.rewrites,
             "boundary_samples": config.boundary_samples,
             "boundary_rewrites": config.boundary_rewrites,
             "attack_models": list(config.classifiers),

@@ -36,6 +36,15 @@ def privacy_utility_png(
             color="tab:red",
             label="strongest score attack AUC (verification)",
         )
+    rewrites = [p for p in curve if p.rewrite_auc is not None]
+    if rewrites:
+        ax.plot(
+            xs(rewrites),
+            [p.rewrite_auc for p in rewrites],
+            "^-",
+            color="tab:purple",
+            label="averaged over rewrites (verification)",
+        )
     if calibration is not None:
         cal = [p for p in calibration.points if p.best_auc is not None]
         ax.plot(
@@ -56,12 +65,20 @@ def privacy_utility_png(
         )
     if verification is not None:
         ax.axhline(
-            verification.label_only_floor,
+            verification.labels_only_auc,
             color="k",
             linestyle=":",
             linewidth=1,
-            label=f"label-only floor {verification.label_only_floor:.3f}",
+            label=f"labels alone {verification.labels_only_auc:.3f}",
         )
+        if verification.rewrite_labels_only_auc is not None:
+            ax.axhline(
+                verification.rewrite_labels_only_auc,
+                color="tab:purple",
+                linestyle=":",
+                linewidth=1,
+                label=f"rewrites' labels alone {verification.rewrite_labels_only_auc:.3f}",
+            )
         ax.axhline(
             verification.target,
             color="tab:green",
@@ -81,7 +98,11 @@ def privacy_utility_png(
     ax.set_xlim(0, largest * 1.5)
     ax.set_xlabel("sigma (noise std per logit; linear below the first grid step)")
     ax.set_ylabel("AUC")
-    values = [p.best_auc for p in shown] + [p.roc_auc_nonmembers for p in utility]
+    values = (
+        [p.best_auc for p in shown]
+        + [p.rewrite_auc for p in rewrites]
+        + [p.roc_auc_nonmembers for p in utility]
+    )
     ax.set_ylim(min([0.45, *(v - 0.03 for v in values if v is not None)]), 1.02)
     ax.set_title(f"NMID privacy-utility curve (expose {defense.expose})")
     ax.legend(fontsize=7, loc="best")

@@ -11,7 +11,7 @@ from rich.table import Table
 from codeaudit.report.rich import _fmt, _warnings, rich_renderer
 
 _SHORT_NOTES = {
-    "output noise cannot change this": "labels: noise cannot help",
+    "output noise cannot change this": "labels only: unchanged",
     "no noise to average before": "",
     "no scores released": "no scores",
 }
@@ -42,12 +42,17 @@ def render_harden(result: Any, console: Console) -> None:
         )
     c = result.calibration
     if c is not None:
+        rewrite = (
+            f", rewrite averaging {_fmt(c.rewrite_auc_at_sigma)} (target {_fmt(c.rewrite_target)})"
+            if c.rewrite_target is not None
+            else ""
+        )
         console.print(
-            f"calibration ({c.n_members} members, {c.n_nonmembers} non-members): target "
-            f"{c.target_auc:.3f}, label-only floor {c.label_only_floor:.3f}, effective target "
-            f"{c.effective_target:.3f}; sigma {c.sigma:.4g} "
-            f"({'reached' if c.reached else 'NOT reached'}, strongest score attack "
-            f"{_fmt(c.auc_at_sigma)}; {len(c.points)} values tried)",
+            f"calibration ({c.n_members} members, {c.n_nonmembers} non-members): --target-auc "
+            f"{c.target_auc:.3f}; labels alone give {c.labels_only_auc:.3f} (correctness floor "
+            f"{c.label_only_floor:.3f}), so the target is {c.effective_target:.3f}; sigma "
+            f"{c.sigma:.4g} ({'reached' if c.reached else 'NOT reached'}: strongest score attack "
+            f"{_fmt(c.auc_at_sigma)}{rewrite}; {len(c.points)} values tried)",
             highlight=False,
         )
     v = result.verification
@@ -57,18 +62,17 @@ def render_harden(result: Any, console: Console) -> None:
             f"non-members ({v.data})",
             show_edge=False,
         )
-        for column in ("attack / features", "AUC before", "TPR@1%", "AUC after", "TPR@1%", ""):
-            table.add_column(
-                column, justify="left" if column in ("attack / features", "") else "right"
-            )
+        table.add_column("trained on features / attack", no_wrap=True)
+        for column in ("AUC before", "TPR@1%", "AUC after", "TPR@1%"):
+            table.add_column(column, justify="right")
+        table.add_column("", max_width=26)
         group = None
         for row in v.rows:
             if group is not None and row.group != group:
                 table.add_section()
             group = row.group
-            name = row.name if row.group != "feature set" else f"trained on {row.name}"
             table.add_row(
-                escape(name),
+                escape(row.name),
                 _auc_cell(row.before_auc),
                 _fmt(row.before_tpr_at_1),
                 _auc_cell(row.after_auc),
@@ -78,10 +82,21 @@ def render_harden(result: Any, console: Console) -> None:
         console.print(table)
         console.print(
             f"strongest attack before: {_fmt(v.best_auc_before)} ({escape(v.best_attack_before)}); "
-            f"strongest score attack after: {_fmt(v.best_score_auc_after)} "
-            f"({escape(str(v.best_score_attack_after or '-'))}); label-only floor "
-            f"{v.label_only_floor:.3f}, target {v.target:.3f}: "
-            f"{'met' if v.target_met else 'NOT met'}",
+            f"after, strongest score attack: {_fmt(v.best_score_auc_after)} "
+            f"({escape(str(v.best_score_attack_after or '-'))}), target {v.target:.3f}"
+            + (
+                f"; rewrite averaging {_fmt(v.rewrite_averaging_auc)}, target "
+                f"{_fmt(v.rewrite_target)}"
+                if v.rewrite_target is not None and v.rewrite_averaging_auc is not None
+                else ""
+            )
+            + f": {'met' if v.target_met else 'NOT met'}",
+            highlight=False,
+        )
+        console.print(
+            f"label-only: correctness floor {v.label_only_floor:.3f}, score attacks on labels "
+            f"{v.labels_only_auc:.3f}, on rewrites' labels {_fmt(v.rewrite_labels_only_auc)}, "
+            f"strongest {v.label_only_auc:.3f} (output noise cannot change these)",
             highlight=False,
         )
         if v.single_query_auc is not None:
@@ -89,7 +104,7 @@ def render_harden(result: Any, console: Console) -> None:
                 f"adaptive: one query {_fmt(v.single_query_auc)}, repeated-query averaging "
                 f"{_fmt(v.repeat_averaging_auc)} (gain {_fmt(v.averaging_gain)}), rewrite "
                 f"averaging {_fmt(v.rewrite_averaging_auc)} (gain "
-                f"{_fmt(v.rewrite_averaging_gain)}); label-only {_fmt(v.label_only_auc)}",
+                f"{_fmt(v.rewrite_averaging_gain)})",
                 highlight=False,
             )
         table = Table(title="utility (labels are the original model's)", show_edge=False)
@@ -112,6 +127,7 @@ def render_harden(result: Any, console: Console) -> None:
             "sigma",
             "best score AUC",
             "TPR@1%",
+            "rewrite avg. AUC",
             "ROC AUC members",
             "ROC AUC non-members",
             "strongest attack",
@@ -122,6 +138,7 @@ def render_harden(result: Any, console: Console) -> None:
                 f"{p.sigma:g}",
                 _fmt(p.best_auc),
                 _fmt(p.best_tpr_at_1),
+                _fmt(p.rewrite_auc),
                 _fmt(p.roc_auc_members),
                 _fmt(p.roc_auc_nonmembers),
                 escape(p.best_attack or "-"),

@@ -22,12 +22,14 @@ class DefenseInfo:
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """The strongest score attack and the utility at one noise scale."""
+    """The strongest score attacks and the utility at one noise scale."""
 
     sigma: float
-    best_auc: float | None  # None: no attack sees scores (label exposure)
+    best_auc: float | None  # one query per function (None: no scores released)
     best_attack: str | None
-    best_tpr_at_1: float | None  # TPR at 1% FPR of the attack strongest there (None: too few)
+    best_tpr_at_1: float | None  # TPR at 1% FPR of that attack (None: too few non-members)
+    rewrite_auc: float | None  # answers averaged over each function's rewrites
+    rewrite_attack: str | None
     roc_auc_members: float | None  # ROC AUC of the released vulnerability score
     roc_auc_nonmembers: float | None
 
@@ -37,12 +39,16 @@ class Calibration:
     """How sigma was chosen: on the calibration split only."""
 
     target_auc: float  # what was asked (--target-auc)
-    floor_margin: float  # tolerance above the label-only floor
+    floor_margin: float  # tolerance above the label-only floors
     label_only_floor: float  # 0.5 + gap / 2 on the calibration split
-    effective_target: float  # max(target_auc, floor + floor_margin)
+    labels_only_auc: float  # the score attacks fed labels only, one query per function
+    rewrite_labels_only_auc: float | None  # ... and averaged over rewrites
+    effective_target: float  # max(target_auc, max(floor, labels_only_auc) + floor_margin)
+    rewrite_target: float | None  # max(target_auc, rewrite_labels_only_auc + floor_margin)
     sigma: float
-    reached: bool  # some sigma met the effective target
+    reached: bool  # some sigma met both targets
     auc_at_sigma: float | None
+    rewrite_auc_at_sigma: float | None
     n_members: int
     n_nonmembers: int
     points: tuple[CurvePoint, ...]  # every sigma tried, in increasing order
@@ -76,26 +82,30 @@ class UtilityRow:
 
 @dataclass(frozen=True)
 class Verification:
-    """The full membership suite on the original and the hardened model (held-out split)."""
+    """The full membership suite on the original and the hardened model (held-out data)."""
 
-    data: str  # "verification split" | "all data"
+    data: str  # "the verification split ..." | "all the given data"
     n_members: int
     n_nonmembers: int
-    label_only_floor: float  # 0.5 + (members acc - non-members acc) / 2
-    target: float  # max(target AUC, floor + margin): what "holds" is judged against
+    label_only_floor: float  # 0.5 + (members accuracy - non-members accuracy) / 2
+    labels_only_auc: float  # the score attacks fed labels only (>= the floor: class-aware)
+    rewrite_labels_only_auc: float | None  # the same, labels averaged over rewrites
+    target: float  # max(target AUC, max(floor, labels_only_auc) + margin)
+    rewrite_target: float | None  # max(target AUC, rewrite_labels_only_auc + margin)
     best_auc_before: float
     best_attack_before: str
-    best_score_auc_after: float | None  # over every attack that sees scores, averaging included
+    best_score_auc_after: float | None  # one query or repeated queries (None: labels only)
     best_score_attack_after: str | None
-    excess_over_floor: float | None  # best_score_auc_after - label_only_floor
-    target_met: bool
-    label_only_auc: float  # the strongest label-only attack (unchanged by any output noise)
-    single_query_auc: float | None  # strongest score attack on one query per sample
+    excess_over_floor: float | None  # best_score_auc_after - max(floor, labels_only_auc)
+    rewrite_averaging_auc: float | None  # score attacks on answers averaged over rewrites
+    rewrite_excess: float | None  # rewrite_averaging_auc - rewrite_labels_only_auc
+    target_met: bool  # both targets
+    label_only_auc: float  # the strongest label-only attack of all (boundary included)
+    single_query_auc: float | None
     repeat_averaging_auc: float | None  # the same attacks on the mean of --queries answers
     averaging_gain: float | None  # repeat_averaging_auc - single_query_auc (0 when keyed)
-    rewrite_averaging_auc: float | None  # the same attacks averaged over rewrites
-    rewrite_averaging_gain: float | None
-    labels_changed: int  # predictions that differ from the original model's (must be 0)
+    rewrite_averaging_gain: float | None  # rewrite_averaging_auc - single_query_auc
+    labels_changed: int  # predictions that differ from the original model's (always 0)
     roc_auc_drop: float | None  # non-members: before - after
     rows: tuple[ComparisonRow, ...]
     utility: tuple[UtilityRow, ...]

@@ -178,3 +178,18 @@ def test_averaging_repeated_queries(keyed: bool) -> None:
         assert averaged == single
     else:
         assert averaged > single + 0.15 and averaged > 0.75
+
+
+def test_usable_features_follow_the_exposure(bigru) -> None:  # type: ignore[no-untyped-def]
+    from codeaudit.membership.features import usable_features
+
+    _, base = bigru
+    assert usable_features(base) == {
+        "label", "loss", "confidence", "logits", "embedding", "tokenizer"
+    }  # fmt: skip
+    scores = NMID(1.0, "top1", key=KEY).fit().transform(base)
+    assert usable_features(scores) == {"label", "loss", "confidence", "logits"}
+    assert usable_features(NMID(1.0, "probs", key=KEY).fit().transform(base)) == usable_features(
+        scores
+    )
+    assert usable_features(NMID(1.0, "label", key=KEY).fit().transform(base)) == {"label"}
