@@ -33,6 +33,8 @@ import math
 
 import torch
 
+# TorchScript cannot read module-level constants, so the scripted functions below spell these
+# values out; the names document them (and tests check the two agree).
 MASK32 = 0xFFFFFFFF
 TWO32 = 4294967296.0
 MIN_MARGIN = 1e-4  # smallest released margin on the positive side: keeps p1 > p0 in float32

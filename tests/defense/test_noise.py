@@ -162,3 +162,12 @@ def test_key_words_rejects_nothing_silently(bad: str) -> None:
 def test_new_keys_are_fresh() -> None:
     keys = {noise.new_key() for _ in range(20)}
     assert len(keys) == 20 and all(len(k) == 32 for k in keys)
+
+
+def test_documented_constants_match_the_scripted_literals() -> None:
+    positive = torch.tensor([[0.0, 1e-12]])  # class 1 by a hair
+    ids, mask = _batch([[1, 2, 3]])
+    assert noise.keyed_margin(positive, ids, mask, KEY, 0.0).item() == noise.MIN_MARGIN
+    label = noise.pseudo_logits(torch.tensor([2.5, -0.1]), "label")
+    assert label[:, 1].tolist() == [noise.LABEL_MARGIN, -noise.LABEL_MARGIN]
+    assert float(noise.MASK32 + 1) == noise.TWO32
