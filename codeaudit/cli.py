@@ -646,15 +646,15 @@ class SigmaType(click.ParamType):
     type=click.FloatRange(0.5, 1.0, min_open=True),
     default=0.6,
     show_default=True,
-    help="Strongest score attack allowed (raised to the label-only floor + --floor-margin when "
-    "the floor is higher: no output defence goes below it).",
+    help="Strongest score attack allowed (raised to what the same attacks reach from labels "
+    "alone + --floor-margin when that is higher: no output defence goes below it).",
 )
 @click.option(
     "--floor-margin",
     type=click.FloatRange(0, 0.5, max_open=True),
     default=0.02,
     show_default=True,
-    help="Tolerated AUC above the label-only floor.",
+    help="Tolerated AUC above what labels alone give away.",
 )
 @click.option("--members", metavar="FILE", help="Functions the model trained on.")
 @click.option("--nonmembers", metavar="FILE", help="Functions it never saw (same distribution).")

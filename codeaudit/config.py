@@ -107,7 +107,8 @@ class HardenConfig:
     sigma: float | None = None  # None: "auto", calibrated on --members/--nonmembers
     expose: str = "top1"  # label | top1 | probs
     target_auc: float = 0.6
-    floor_margin: float = 0.02  # tolerated excess over the label-only floor
+    floor_margin: float = 0.02  # tolerated excess over what labels alone give away
+    calibration_slack: float = 0.01  # calibrate this far below each target (estimation noise)
     members: str | None = None
     nonmembers: str | None = None
     calibration_share: float = 0.5  # of the data used to choose sigma; the rest verifies it

@@ -84,6 +84,8 @@ def check_config(config: HardenConfig) -> None:
     parse_exposure(config.expose)
     if not 0.5 < config.target_auc <= 1.0:
         raise UsageError(f"--target-auc {config.target_auc}: use a value in (0.5, 1]")
+    if not 0.0 <= config.calibration_slack < 0.5:
+        raise UsageError(f"calibration slack {config.calibration_slack}: use a value in [0, 0.5)")
     if not 0.0 <= config.floor_margin < 0.5:
         raise UsageError(f"--floor-margin {config.floor_margin}: use a value in [0, 0.5)")
     if not 0.0 < config.calibration_share < 1.0:
@@ -592,7 +594,11 @@ def run_harden(
             _check_split(obs, cal_index, "calibration", config.folds)
             _check_split(obs, ver_index, "verification", config.folds)
             step = time.perf_counter()
-            calibrator = SigmaCalibrator(config.target_auc, floor_margin=config.floor_margin)
+            calibrator = SigmaCalibrator(
+                config.target_auc,
+                floor_margin=config.floor_margin,
+                slack=config.calibration_slack,
+            )
             evaluator = CurveEvaluator(
                 obs.subset(cal_index),
                 expose.value,
@@ -604,6 +610,7 @@ def run_harden(
             calibration = Calibration(
                 target_auc=config.target_auc,
                 floor_margin=config.floor_margin,
+                slack=calibrator.slack,
                 label_only_floor=calibrator.floor_,
                 labels_only_auc=calibrator.labels_only_auc_,
                 rewrite_labels_only_auc=calibrator.rewrite_labels_only_auc_,

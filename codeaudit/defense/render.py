@@ -51,7 +51,8 @@ def render_harden(result: Any, console: Console) -> None:
             f"calibration ({c.n_members} members, {c.n_nonmembers} non-members): --target-auc "
             f"{c.target_auc:.3f}; labels alone give {c.labels_only_auc:.3f} (correctness floor "
             f"{c.label_only_floor:.3f}), so the target is {c.effective_target:.3f}; sigma "
-            f"{c.sigma:.4g} ({'reached' if c.reached else 'NOT reached'}: strongest score attack "
+            f"{c.sigma:.4g}, chosen {c.slack:g} below each target "
+            f"({'reached' if c.reached else 'NOT reached'}: strongest score attack "
             f"{_fmt(c.auc_at_sigma)}{rewrite}; {len(c.points)} values tried)",
             highlight=False,
         )

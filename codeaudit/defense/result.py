@@ -40,6 +40,7 @@ class Calibration:
 
     target_auc: float  # what was asked (--target-auc)
     floor_margin: float  # tolerance above the label-only floors
+    slack: float  # sigma was chosen to meet each target by this much on the calibration split
     label_only_floor: float  # 0.5 + gap / 2 on the calibration split
     labels_only_auc: float  # the score attacks fed labels only, one query per function
     rewrite_labels_only_auc: float | None  # ... and averaged over rewrites

@@ -93,8 +93,8 @@ def test_calibration_finds_the_smallest_sufficient_sigma() -> None:
     assert cal.rewrite_labels_only_auc_ is None  # no rewrites in these observations
     by_sigma = {p.sigma: p.best_auc for p in cal.points_}
     assert by_sigma[0.0] > 0.9  # the unprotected scores leak
-    assert by_sigma[cal.sigma_] <= 0.6
-    failing = [s for s, auc in by_sigma.items() if auc > 0.6]
+    assert by_sigma[cal.sigma_] <= 0.6 - cal.slack
+    failing = [s for s, auc in by_sigma.items() if auc > 0.6 - cal.slack]
     assert failing and max(failing) < cal.sigma_  # everything below the choice failed
     assert cal.sigma_ > 0
 
