@@ -550,7 +550,10 @@ def run_harden(
             "checkpoint is written weights-only"
         )
     defense = NMID(config.sigma or 0.0, expose.value, key=config.key).fit(base)
-    sigma_source = "given" if config.sigma is not None or not scores else "calibrated"
+    if config.sigma is not None:
+        sigma_source = "given"
+    else:
+        sigma_source = "calibrated" if scores else "unused (labels only)"
     if not scores and config.sigma:
         warnings.append("--expose label releases no scores: the noise has no effect")
     timings["load"] = time.perf_counter() - started

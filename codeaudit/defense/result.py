@@ -12,7 +12,7 @@ from codeaudit.report.model import CheckpointInfo, Finding, Header
 class DefenseInfo:
     kind: str  # "nmid"
     sigma: float
-    sigma_source: str  # "given" | "calibrated"
+    sigma_source: str  # "given" | "calibrated" | "unused (labels only)"
     expose: str  # "label" | "top1" | "probs"
     keyed: bool
     key_fingerprint: str  # sha256 of the key, first 16 hex digits (never the key itself)
