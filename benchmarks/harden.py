@@ -354,7 +354,11 @@ def report(rows: list[dict], n_m: int, n_n: int) -> list[str]:
                 f"{u['accuracy_after']:.3f} | {u['f1_before']:.3f} / {u['f1_after']:.3f} | "
                 f"{_f(u['roc_auc_before'])} / {_f(u['roc_auc_after'])} |"
             )
-    lines += ["", "## Per attack (verification half): AUC before / after", ""]
+    lines += [
+        "",
+        "## Per attack (verification half): AUC (TPR at 1% FPR) before / after",
+        "",
+    ]
     if rows:
         names = [r["benchmark"]["name"] for r in rows]
         lines += [
@@ -365,8 +369,16 @@ def report(rows: list[dict], n_m: int, n_n: int) -> list[str]:
             cells = []
             for r in rows:
                 x = r["verification"]["rows"][k]
-                after = _f(x["after_auc"]) if x["after_auc"] is not None else (x["note"] or "-")
-                cells.append(f"{_f(x['before_auc'])} / {after}")
+
+                def cell(auc: float | None, tpr: float | None) -> str:
+                    return "-" if auc is None else f"{auc:.3f} ({_f(tpr, 2)})"
+
+                after = (
+                    cell(x["after_auc"], x["after_tpr_at_1"])
+                    if x["after_auc"] is not None
+                    else (x["note"] or "-")
+                )
+                cells.append(f"{cell(x['before_auc'], x['before_tpr_at_1'])} / {after}")
             lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     lines += ["", "## Privacy-utility curves (verification half)", ""]
     for r in rows:
