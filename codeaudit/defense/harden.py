@@ -629,10 +629,10 @@ def run_harden(
             )
             if calibrator.labels_only_auc_ + config.floor_margin > config.target_auc:
                 warnings.append(
-                    f"--target-auc {config.target_auc} lies below what labels alone give away on "
-                    f"the calibration split (AUC {calibrator.labels_only_auc_:.3f}; correctness "
-                    f"floor {calibrator.floor_:.3f}): no output defence can reach it, so sigma "
-                    f"was calibrated to that + {config.floor_margin} = "
+                    f"labels alone give away AUC {calibrator.labels_only_auc_:.3f} on the "
+                    f"calibration split (correctness floor {calibrator.floor_:.3f}) and no "
+                    f"output defence goes below that, so the target was raised from "
+                    f"{config.target_auc} to that + --floor-margin {config.floor_margin} = "
                     f"{calibrator.effective_target_:.3f}"
                 )
             if not calibrator.reached_:

@@ -133,7 +133,10 @@ def render_harden(result: Any, console: Console) -> None:
             "ROC AUC non-members",
             "strongest attack",
         ):
-            table.add_column(column, justify="left" if column == "strongest attack" else "right")
+            if column == "strongest attack":
+                table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=34)
+            else:
+                table.add_column(column, justify="right")
         for p in result.sweep:
             table.add_row(
                 f"{p.sigma:g}",
