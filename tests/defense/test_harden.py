@@ -87,6 +87,12 @@ def test_harden_report(setup: dict[str, Path]) -> None:
     assert "CA-H005" not in fired
     assert (setup["root"] / "harden.txt").read_text().startswith("harden: NMID")
     assert report["exports"][0]["max_abs_diff"] == 0.0
+    # the key lives in the hardened checkpoint only, never in a report
+    import torch
+
+    key = torch.load(setup["hardened"], weights_only=True)["defense"]["key"]
+    assert len(key) == 32 and key not in (setup["root"] / "harden.json").read_text()
+    assert key not in (setup["root"] / "harden.txt").read_text()
 
 
 def test_membership_audits_what_is_shipped(setup: dict[str, Path]) -> None:
