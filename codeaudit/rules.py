@@ -51,7 +51,7 @@ OPERATORS = {
 }
 CONFIDENCE = ("low", "medium", "high")
 _REQUIRED = ("id", "title", "severity", "commands", "metric", "op", "threshold", "message")
-_OPTIONAL = ("confidence", "help_uri", "tags")
+_OPTIONAL = ("confidence", "description", "help_uri", "tags")
 
 
 @dataclass(frozen=True)
