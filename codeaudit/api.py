@@ -262,3 +262,12 @@ def _device(name: str) -> str:
     from codeaudit.models.device import resolve_device
 
     return resolve_device(name)
+
+
+def harden(config: Any, *, progress: Callable[[str, int, int], None] | None = None) -> Any:
+    """Harden a model with NMID as configured (a :class:`~codeaudit.config.HardenConfig`) and
+    write it; returns ``(HardenedModel, HardenResult)``. Load a hardened model later with
+    ``codeaudit.defense.load_hardened(path)`` (or ``codeaudit.models.load_model``)."""
+    from codeaudit.defense.harden import run_harden
+
+    return run_harden(config, progress=progress)

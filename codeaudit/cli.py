@@ -879,6 +879,217 @@ def audit(
     return exit_code(result.findings, fail_on)
 
 
+# -- harden ---------------------------------------------------------------------------------------
+
+
+class SigmaType(click.ParamType):
+    """``auto`` or a finite number >= 0."""
+
+    name = "auto|FLOAT"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither 'auto' nor a number", param, ctx)
+        if not number >= 0 or number == float("inf"):
+            self.fail(f"{value!r}: the noise scale must be a finite number >= 0", param, ctx)
+        return number
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL")
+@click.option("-o", "--output", required=True, metavar="HARDENED.pt", help="Hardened checkpoint.")
+@click.option(
+    "--sigma",
+    type=SigmaType(),
+    default="auto",
+    show_default=True,
+    help="Noise std per logit, or 'auto': the smallest sigma meeting --target-auc on a "
+    "calibration split of --members/--nonmembers.",
+)
+@click.option(
+    "--expose",
+    type=click.Choice(["label", "top1", "probs"]),
+    default="top1",
+    show_default=True,
+    help="What the hardened model answers: the label; the label and its noised probability; "
+    "noised probabilities of both classes.",
+)
+@click.option(
+    "--target-auc",
+    type=click.FloatRange(0.5, 1.0, min_open=True),
+    default=0.6,
+    show_default=True,
+    help="Strongest score attack allowed (raised to what the same attacks reach from labels "
+    "alone + --floor-margin when that is higher: no output defence goes below it).",
+)
+@click.option(
+    "--floor-margin",
+    type=click.FloatRange(0, 0.5, max_open=True),
+    default=0.02,
+    show_default=True,
+    help="Tolerated AUC above what labels alone give away.",
+)
+@click.option("--members", metavar="FILE", help="Functions the model trained on.")
+@click.option("--nonmembers", metavar="FILE", help="Functions it never saw (same distribution).")
+@click.option(
+    "--calibration-share",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Share of the data that chooses sigma; the rest verifies it.",
+)
+@click.option("--sweep", is_flag=True, help="Report the privacy-utility curve over sigma.")
+@click.option("--plot", metavar="PNG", help="Draw the privacy-utility curve (implies --sweep).")
+@click.option(
+    "--export",
+    "exports",
+    type=click.Choice(["torchscript"]),
+    multiple=True,
+    help="Also write a self-contained file (plain torch) whose forward masks and noises.",
+)
+@click.option(
+    "--export-output",
+    metavar="FILE",
+    help="Where --export writes (default: HARDENED.torchscript.pt beside -o).",
+)
+@click.option(
+    "--queries",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Repeated-query averaging attack: answers averaged per function.",
+)
+@click.option(
+    "--rewrites",
+    type=click.IntRange(min=0),
+    default=8,
+    show_default=True,
+    help="Rewrite-averaging attack: semantics-preserving rewrites per function (0: off).",
+)
+@click.option(
+    "--boundary-samples",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Label-only rewrite-boundary attack on this many samples (0: off).",
+)
+@click.option("--boundary-rewrites", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--attack-models",
+    help="Trained attack classifiers from logreg, mlp, rf, gb (default logreg; --thorough: all).",
+)
+@click.option("--thorough", is_flag=True, help="All four attack classifiers (slower).")
+@click.option("--folds", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Splits and attacks (not the key)."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
+@device_option
+@data_options
+@rule_options
+@output_options
+def harden(
+    model: str,
+    output: str,
+    sigma: float | None,
+    expose: str,
+    target_auc: float,
+    floor_margin: float,
+    members: str | None,
+    nonmembers: str | None,
+    calibration_share: float,
+    sweep: bool,
+    plot: str | None,
+    exports: tuple[str, ...],
+    export_output: str | None,
+    queries: int,
+    rewrites: int,
+    boundary_samples: int,
+    boundary_rewrites: int,
+    attack_models: str | None,
+    thorough: bool,
+    folds: int,
+    n_boot: int,
+    seed: int,
+    batch_size: int,
+    trust_checkpoint: bool,
+    device: str,
+    code_field: str | None,
+    label_field: str | None,
+    lang: str | None,
+    skip_invalid: bool,
+    rules: tuple[str, ...],
+    fail_on: str,
+    reports: tuple[str, ...],
+    fmt: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Wrap MODEL with NMID (output masking plus keyed, argmax-preserving Gaussian noise), check
+    it against adaptive membership attacks, and write the hardened model to -o.
+
+    With --members/--nonmembers, sigma is calibrated on one half and the original and hardened
+    models are audited on the other: best AUC and TPR at 1% FPR per feature set, repeated-query
+    and rewrite averaging, label-only attacks, and utility. Threat model: query access only (a
+    stolen checkpoint is out of scope); output noise cannot stop a label-only attacker.
+    """
+    from codeaudit.config import HardenConfig
+    from codeaudit.defense.harden import run_harden
+
+    checked = _check_reports(reports, force)
+    for path, _ in checked:
+        named = [output, *((export_output,) if export_output else ()), *((plot,) if plot else ())]
+        if any(os.path.abspath(path) == os.path.abspath(n) for n in named):
+            raise click.UsageError("--report names the same file as another output")
+    models = attack_models or ("logreg,mlp,rf,gb" if thorough else "logreg")
+    config = HardenConfig(
+        model=model,
+        output=output,
+        sigma=sigma,
+        expose=expose,
+        target_auc=target_auc,
+        floor_margin=floor_margin,
+        members=members,
+        nonmembers=nonmembers,
+        calibration_share=calibration_share,
+        sweep=sweep or bool(plot),
+        plot=plot,
+        export=tuple(dict.fromkeys(exports)),
+        export_output=export_output,
+        queries=queries,
+        rewrites=rewrites,
+        boundary_samples=boundary_samples,
+        boundary_rewrites=boundary_rewrites,
+        classifiers=tuple(c.strip() for c in models.split(",") if c.strip()),
+        folds=folds,
+        n_boot=n_boot,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        trust_checkpoint=trust_checkpoint,
+        rules=rules,
+        force=force,
+        data_options=_data_config(code_field, label_field, lang, skip_invalid),
+    )
+    with _progress(not quiet) as bar:
+        callback = None
+        if bar is not None:
+            task = bar.add_task("hardening", total=None, extra="")
+
+            def callback(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+        _, result = run_harden(config, progress=callback)
+    _emit(result, fmt, checked, force)
+    return exit_code(result.findings, fail_on)
+
+
 def main() -> None:
     import signal
 

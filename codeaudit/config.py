@@ -121,3 +121,38 @@ class AuditConfig:
     cache_dir: str | None = None
     rules: tuple[str, ...] = ()
     data_options: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass(frozen=True)
+class HardenConfig:
+    """``codeaudit harden``: NMID (masking plus keyed noise), calibrated and verified."""
+
+    model: str
+    output: str
+    sigma: float | None = None  # None: "auto", calibrated on --members/--nonmembers
+    expose: str = "top1"  # label | top1 | probs
+    target_auc: float = 0.6
+    floor_margin: float = 0.02  # tolerated excess over what labels alone give away
+    calibration_slack: float = 0.01  # calibrate this far below each target (estimation noise)
+    members: str | None = None
+    nonmembers: str | None = None
+    calibration_share: float = 0.5  # of the data used to choose sigma; the rest verifies it
+    sweep: bool = False
+    plot: str | None = None  # privacy-utility curve (PNG)
+    export: tuple[str, ...] = ()  # "torchscript"
+    export_output: str | None = None  # default: OUTPUT with .torchscript before the suffix
+    queries: int = 16  # repeated-query averaging attack
+    rewrites: int = 8  # rewrite-averaging attack (0: off)
+    boundary_samples: int = 200  # label-only boundary attack (0: off)
+    boundary_rewrites: int = 8
+    classifiers: tuple[str, ...] = ("logreg",)
+    folds: int = 3
+    n_boot: int = 200
+    seed: int = 0
+    batch_size: int = 64
+    device: str = "auto"
+    trust_checkpoint: bool = False
+    key: str | None = None  # 32 hex digits; None: a fresh random key (library use only)
+    rules: tuple[str, ...] = ()
+    force: bool = False
+    data_options: DataConfig = field(default_factory=DataConfig)

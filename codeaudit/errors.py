@@ -52,3 +52,7 @@ class TrainingError(CodeAuditError):
 class ReportError(CodeAuditError):
     """A report, baseline or report setting that cannot be used (unreadable baseline, clashing
     report paths, a format that cannot be written)."""
+
+
+class HardenError(CodeAuditError):
+    """A model or settings that NMID hardening cannot work with (already hardened, bad sigma)."""

@@ -28,6 +28,7 @@ from codeaudit.rules import (
     select_rules,
     unresolved_metrics,
 )
+from tests.defense.rule_cases import harden_cases
 from tests.report.crafted import (
     clean_membership_result,
     membership_result,
@@ -86,6 +87,7 @@ CASES: dict[str, Callable[[], tuple[str, Any, Any]]] = {
     "CA-M004": _membership(best_auc=0.62, tpr1=0.02, gap=0.3, tokenizer_auc=0.5),
     "CA-M005": _membership(best_auc=0.52, tpr1=0.01, gap=0.0, tokenizer_auc=0.7),
 }
+CASES.update(harden_cases())
 
 
 def test_every_default_rule_has_a_case() -> None:
@@ -251,11 +253,42 @@ def test_unresolved_metric_paths_are_reported() -> None:
 @pytest.mark.parametrize(
     ("select", "ignore", "expected"),
     [
-        ((), (), {"CA-C001", "CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005"}),
+        (
+            (),
+            (),
+            {
+                "CA-C001",
+                "CA-M001",
+                "CA-M002",
+                "CA-M003",
+                "CA-M004",
+                "CA-M005",
+                "CA-H001",
+                "CA-H002",
+                "CA-H003",
+                "CA-H004",
+                "CA-H005",
+                "CA-H006",
+                "CA-H007",
+            },
+        ),
         (("CA-M",), (), {"CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005"}),
         (("ca-m00",), (), {"CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005"}),
         (("CA-M",), ("CA-M003",), {"CA-M001", "CA-M002", "CA-M004", "CA-M005"}),
-        ((), ("CA-M",), {"CA-C001"}),
+        (
+            (),
+            ("CA-M",),
+            {
+                "CA-C001",
+                "CA-H001",
+                "CA-H002",
+                "CA-H003",
+                "CA-H004",
+                "CA-H005",
+                "CA-H006",
+                "CA-H007",
+            },
+        ),
         (("CA-M001",), ("CA-M",), {"CA-M001"}),  # the longer (more specific) entry wins
         (("CA",), ("CA",), set()),  # a tie: ignore wins
         (("CA-C001", "CA-M005"), (), {"CA-C001", "CA-M005"}),

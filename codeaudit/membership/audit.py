@@ -33,6 +33,7 @@ from codeaudit.membership.features import (
     load_cached,
     parse_feature_sets,
     store_cached,
+    usable_features,
 )
 from codeaudit.membership.result import (
     AttackRow,
@@ -219,6 +220,13 @@ def run_membership(
     device = resolve_device(config.device)
     loaded = load_model(config.model, trust=config.trust_checkpoint, device=device)
     model = loaded.model
+    # A hardened model (codeaudit harden) is audited through what it releases only.
+    usable = usable_features(model)
+    requested_sets = feature_sets
+    feature_sets = [fs for fs in feature_sets if set(fs) <= usable]
+    scores_exposed = "confidence" in usable  # shadow and reference attacks read scores
+    use_shadows = bool(config.shadows) and scores_exposed
+    use_references = bool(config.references) and scores_exposed
     members = load_data(config.members, config.data_options, require_labels=True)
     nonmembers = load_data(config.nonmembers, config.data_options, require_labels=True)
     population = (
@@ -228,6 +236,18 @@ def run_membership(
     )
     _check_sets(members, nonmembers, config.folds)
     warnings = data_warnings(members, nonmembers)
+    if loaded.defense is not None:
+        hidden = sorted({f for fs in requested_sets for f in fs} - usable)
+        skipped = [s for s in SIGNALS if not set(SIGNALS[s][0]) <= usable]
+        d = loaded.defense
+        warnings.append(
+            f"{config.model} is hardened ({d.get('kind')}, expose {d.get('expose')}, sigma "
+            f"{float(d.get('sigma', 0)):.4g}): attacks read "
+            f"only what it releases ({', '.join(sorted(usable))}); not exposed, so not attacked: "
+            f"{', '.join(hidden) or 'nothing'} (feature sets), "
+            f"{', '.join(skipped) or 'none'} (threshold signals)"
+            + ("" if scores_exposed else "; no shadow or reference attacks without scores")
+        )
     for data in (members, nonmembers, population):
         if data is not None and data.skipped:
             warnings.append(f"{data.path}: skipped {len(data.skipped)} invalid record(s)")
@@ -257,6 +277,8 @@ def run_membership(
     step = time.perf_counter()
     evaluated: list[Evaluated] = []
     for signal in SIGNALS:
+        if not set(SIGNALS[signal][0]) <= usable:
+            continue
         evaluated.append(
             evaluate_unsupervised(ThresholdAttack(signal), features, membership, folds, **kw)
         )
@@ -265,9 +287,10 @@ def run_membership(
 
     step = time.perf_counter()
     report("trained attacks", 0, 1)
-    evaluated += evaluate_trained(
-        config.classifiers, feature_sets, features, membership, folds, **kw
-    )
+    if feature_sets:
+        evaluated += evaluate_trained(
+            config.classifiers, feature_sets, features, membership, folds, **kw
+        )
     report("trained attacks", 1, 1)
     timings["trained_attacks"] = time.perf_counter() - step
 
@@ -302,13 +325,13 @@ def run_membership(
             report("label-only boundary attack", 1, 1)
         timings["boundary_attack"] = time.perf_counter() - step
 
-    needs_recipe = config.shadows or config.references
+    needs_recipe = use_shadows or use_references
     recipe = None
     if needs_recipe:
         from codeaudit.membership.references import recipe_of
 
         recipe = recipe_of(model, loaded.metadata, seed=config.seed)
-    if config.shadows and population is not None and recipe is not None:
+    if use_shadows and population is not None and recipe is not None:
         from codeaudit.membership.references import train_shadows
 
         step = time.perf_counter()
@@ -325,7 +348,7 @@ def run_membership(
         shadow = ShadowAttack(shadows, seed=config.seed).fit(features, membership)
         evaluated.append(evaluate_unsupervised(shadow, features, membership, folds, **kw))
         timings["shadow_models"] = time.perf_counter() - step
-    if config.references and recipe is not None:
+    if use_references and recipe is not None:
         from codeaudit.membership.references import train_references
 
         step = time.perf_counter()
@@ -362,7 +385,7 @@ def run_membership(
         lira_scores = reference_evals[0].scores
         evaluated += evaluate_trained(
             config.classifiers,
-            [(*FEATURES, "lira-online")],
+            [(*(f for f in FEATURES if f in usable), "lira-online")],
             features,
             membership,
             folds,
@@ -401,8 +424,8 @@ def run_membership(
         "members": float(f_members.unk_rate.mean()),
         "nonmembers": float(f_nonmembers.unk_rate.mean()),
     }
-    unk_row = next(r for r in rows if r.attack == "threshold-unknown-tokens")
-    if unk_row.auc >= 0.6:
+    unk_row = next((r for r in rows if r.attack == "threshold-unknown-tokens"), None)
+    if unk_row is not None and unk_row.auc >= 0.6:
         warnings.append(
             f"the tokenizer alone leaks membership: unknown-token rate {unk['members']:.1%} on "
             f"members vs {unk['nonmembers']:.1%} on non-members (AUC {unk_row.auc:.3f}); a "
@@ -457,7 +480,7 @@ def run_membership(
         n_members=len(members),
         n_nonmembers=len(nonmembers),
         unknown_token_rate=unk,
-        tokenizer_channel_auc=unk_row.auc,
+        tokenizer_channel_auc=unk_row.auc if unk_row is not None else None,
         settings={
             "folds": config.folds,
             "attack_models": list(config.classifiers),
@@ -466,6 +489,7 @@ def run_membership(
             "references": config.references,
             "boundary_samples": config.boundary_samples,
             "boundary_rewrites": config.boundary_rewrites,
+            "exposed": sorted(usable),
             "bootstrap": config.n_boot,
             "device": device,
         },

@@ -31,6 +31,26 @@ FEATURE_VERSION = 1  # bump when what is extracted changes (invalidates caches)
 _EPS = 1e-12
 
 
+#: What a query can return: a plain model exposes everything; a hardened model
+#: (:mod:`codeaudit.defense`) lists what it releases in its ``exposes`` attribute.
+FULL_ACCESS = ("label", "probs", "logits", "embedding", "tokenizer")
+
+
+def usable_features(model: object) -> frozenset[str]:
+    """The attack inputs a model's exposed outputs allow, in the names attacks declare:
+    ``label`` (label-only attacks); ``loss``, ``confidence`` and ``logits`` from probabilities
+    (for a model that releases probabilities only, ``logits`` are their logarithms, which is all
+    an attacker can compute); ``embedding``; ``tokenizer`` (the unknown-token rate)."""
+    exposes = set(getattr(model, "exposes", FULL_ACCESS))
+    usable = set()
+    if "label" in exposes:
+        usable.add("label")
+    if exposes & {"probs", "logits"}:
+        usable |= {"loss", "confidence", "logits"}
+    usable |= exposes & {"embedding", "tokenizer"}
+    return frozenset(usable)
+
+
 def all_feature_sets() -> list[tuple[str, ...]]:
     """The 15 non-empty combinations of the four outputs, smallest first."""
     return [c for k in range(1, len(FEATURES) + 1) for c in combinations(FEATURES, k)]

@@ -80,7 +80,7 @@ class MembershipResult:
     n_members: int
     n_nonmembers: int
     unknown_token_rate: dict[str, float]  # members / nonmembers
-    tokenizer_channel_auc: float  # AUC of the unknown-token-rate threshold attack
+    tokenizer_channel_auc: float | None  # unknown-token-rate attack AUC (None: not exposed)
     settings: dict[str, object]
     timings: dict[str, float]
     top_risk: tuple[ExposedSample, ...] = ()

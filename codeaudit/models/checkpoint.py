@@ -13,13 +13,15 @@ Layout (a plain dict; only strings, numbers, bools, None, lists, dicts and tenso
       "default_lang": "c",            # language of samples without a "lang" field
       "state_dict": {name: tensor},
       "metadata": {...},              # codeaudit version, data sha256, seed, sizes, metrics
-      "defense": null,                # reserved for hardened models
+      "defense": null,                # hardened models: the NMID record (codeaudit.defense)
     }
 
 Loading never unpickles arbitrary objects: a file that needs them (a pickled module, a numpy
 scalar, code smuggled in ``__reduce__``) is refused with :class:`CheckpointError` unless the
 caller passes ``trust=True`` (``--trust-checkpoint``). A Hugging Face model directory is loaded
-too. Writes go through :func:`codeaudit.io.atomic_write`.
+too. A checkpoint whose ``defense`` is set loads as the hardened model it describes
+(:class:`codeaudit.defense.nmid.HardenedModel`); a defence this version cannot read is refused.
+Writes go through :func:`codeaudit.io.atomic_write`.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ class LoadedModel:
 
 
 def checkpoint_payload(model: Any, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The dict written to disk for a :class:`~codeaudit.models.base.VPModel`."""
+    """The dict written to disk for a :class:`~codeaudit.models.base.VPModel`. A hardened model
+    (``codeaudit.defense``) always writes its defence, so it can never be saved unprotected."""
+    record = model.defense_record() if hasattr(model, "defense_record") else None
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -67,7 +71,7 @@ def checkpoint_payload(model: Any, metadata: dict[str, Any] | None = None) -> di
             k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()
         },
         "metadata": dict(metadata or {}),
-        "defense": None,
+        "defense": record,
     }
 
 
@@ -217,7 +221,11 @@ def load_model(
     payload, unpickled = read_payload(p, trust=trust)
     model = model_from_payload(payload, p)
     metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
-    defense = payload.get("defense") if isinstance(payload.get("defense"), dict) else None
+    defense = payload.get("defense")
+    if defense is not None:  # a hardened model: every command gets what is shipped
+        from codeaudit.defense.nmid import apply_defense
+
+        model = apply_defense(model, defense, str(p))
     return LoadedModel(
         model.to(target),
         str(p),

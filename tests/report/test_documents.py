@@ -171,14 +171,14 @@ def test_other_results_render_in_every_format() -> None:
 
 def test_a_result_type_without_a_builder_still_renders() -> None:
     @dataclass(frozen=True)
-    class HardenResult:  # what another subsystem would add, before registering its builder
+    class FutureResult:  # what another subsystem would add, before registering its builder
         header: Header
         utility_change: float
         residual_auc: float
         warnings: tuple[str, ...] = ()
         findings: tuple = ()
 
-    result = HardenResult(Header(command="harden"), -0.01, 0.55)
+    result = FutureResult(Header(command="predict"), -0.01, 0.55)
     for fmt in ("markdown", "html", "json", "sarif"):
         out = render(result, fmt)
         assert "0.55" in out or fmt == "sarif"

@@ -1,0 +1,242 @@
+"""Choosing sigma: the smallest noise scale at which the strongest score attack is no better
+than the target, measured on a calibration split and never on the data that verify it.
+
+The target is ``max(target_auc, floor + floor_margin)``. An argmax-preserving defence leaves
+the labels, and so every label-only attack, untouched, and a score attack can always reproduce
+one (a loss computed from the released confidence ranks every correct prediction above every
+wrong one). So the floor is what the same score attacks reach when fed labels only (their limit
+as sigma grows): at least the correctness floor 0.5 + half the generalisation gap, more when
+the model errs differently on members and non-members of each class. No sigma brings an attack
+below its floor, so a target under it is replaced by the floor plus the margin, and the report
+says so. Attacks that average answers over rewrites of a function (fresh noise per variant)
+have their own floor: the same attacks on the rewrites' labels.
+
+Each target is approached with a slack (0.01 below it on the calibration split): a sigma that
+only just meets a target on one half misses it on the other about half the time, since both
+the attack's AUC and the labels-alone AUC are estimates.
+
+Search: sigma 0 and a doubling grid (0.25 ... 1024, per-logit standard deviation) in increasing
+order; the first grid value that meets the target and is confirmed by the next two (the curve
+is noisy: this guards against a lucky point) is refined by bisection in log-space against the
+last value that failed (three halvings: about 9% resolution). Every point's attacks are
+evaluated with the same seeded folds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from codeaudit.data.samples import Sample
+from codeaudit.defense.evaluate import (
+    Observations,
+    attack_name,
+    label_only_floor,
+    labels_only_suites,
+    noised,
+    released_suite,
+    score_roc_auc,
+    strongest,
+)
+from codeaudit.defense.result import CurvePoint
+from codeaudit.membership.evaluate import make_folds
+
+DEFAULT_GRID: tuple[float, ...] = (0.0, *(0.25 * 2**k for k in range(13)))  # 0, 0.25 ... 1024
+
+
+def calibration_split(
+    samples: Sequence[Sample], membership: np.ndarray, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (calibration, verification): disjoint, covering every sample, seeded.
+
+    Samples sharing a ``pair`` (before/after versions of one function) stay on one side, so the
+    verification never sees a near-copy of a calibration sample; groups are drawn per stratum of
+    (membership, label) so both sides keep the data's mix.
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError("the calibration share must lie in (0, 1)")
+    groups: dict[str, list[int]] = {}
+    for index, sample in enumerate(samples):
+        key = sample.pair if sample.pair is not None else f"\0{index}"
+        groups.setdefault(key, []).append(index)
+    strata: dict[tuple[int, int], list[str]] = {}
+    for key, members in groups.items():
+        first = members[0]
+        label = samples[first].label
+        strata.setdefault((int(membership[first]), -1 if label is None else label), []).append(key)
+    rng = np.random.default_rng(seed)
+    calibration: list[int] = []
+    for stratum in sorted(strata):
+        keys = sorted(strata[stratum])
+        rng.shuffle(keys)
+        size = sum(len(groups[k]) for k in keys)
+        taken = 0
+        for position, key in enumerate(keys):
+            if taken >= share * size or (position == len(keys) - 1 and position > 0):
+                break  # the last group always goes to verification, so no side is emptied
+            calibration.extend(groups[key])
+            taken += len(groups[key])
+    chosen = np.zeros(len(samples), dtype=bool)
+    chosen[calibration] = True
+    return np.flatnonzero(chosen), np.flatnonzero(~chosen)
+
+
+class CurveEvaluator:
+    """The strongest score attacks and the utility at any sigma, on one set of observations;
+    and, once, the same attacks fed labels only (their limit as sigma grows)."""
+
+    def __init__(
+        self,
+        obs: Observations,
+        expose: str,
+        *,
+        classifiers: Sequence[str],
+        folds: int,
+        seed: int,
+    ) -> None:
+        if obs.normals is None or obs.variant_normals is None:
+            raise ValueError("observations without noise draws (call with_noise first)")
+        self.obs = obs
+        self.normals = obs.normals
+        self.variant_normals = obs.variant_normals
+        self.expose = expose
+        self.classifiers = tuple(classifiers)
+        self.seed = seed
+        self.folds = make_folds(obs.membership, folds, seed)
+        self.floor = label_only_floor(obs.clean.predicted, obs.clean.labels, obs.membership)
+        single, averaged = labels_only_suites(
+            obs, obs.clean.logits, self.folds, self.classifiers, n_boot=1, seed=seed
+        )
+        best_single, best_averaged = strongest(single), strongest(averaged)
+        self.labels_only_auc = max(self.floor, best_single.score.auc if best_single else 0.0)
+        self.rewrite_labels_only_auc = None if best_averaged is None else best_averaged.score.auc
+
+    def point(self, sigma: float) -> CurvePoint:
+        obs = self.obs
+        margin = noised(obs.clean.logits, self.normals, sigma)
+        variant = (
+            noised(obs.variant_logits, self.variant_normals, sigma)
+            if len(obs.variant_logits)
+            else None
+        )
+        single, averaged = released_suite(
+            obs,
+            margin,
+            variant,
+            self.expose,
+            self.folds,
+            self.classifiers,
+            n_boot=1,
+            seed=self.seed,
+        )
+        best, rewrite = strongest(single), strongest(averaged)
+        labels = obs.clean.labels
+        members = obs.membership == 1
+        return CurvePoint(
+            sigma=float(sigma),
+            best_auc=None if best is None else best.score.auc,
+            best_attack=None if best is None else attack_name(best),
+            best_tpr_at_1=None if best is None else best.score.tpr_at_fpr.get("0.01"),
+            rewrite_auc=None if rewrite is None else rewrite.score.auc,
+            rewrite_attack=None if rewrite is None else attack_name(rewrite),
+            roc_auc_members=score_roc_auc(labels[members], margin[members]),
+            roc_auc_nonmembers=score_roc_auc(labels[~members], margin[~members]),
+        )
+
+
+class SigmaCalibrator:
+    """Finds the smallest sigma whose strongest score attacks meet the targets (see module)."""
+
+    def __init__(
+        self,
+        target_auc: float = 0.6,
+        *,
+        floor_margin: float = 0.02,
+        slack: float = 0.01,
+        grid: Sequence[float] = DEFAULT_GRID,
+        confirm: int = 2,
+        refine_steps: int = 3,
+    ) -> None:
+        self.target_auc = target_auc
+        self.floor_margin = floor_margin
+        self.slack = slack
+        self.grid = tuple(grid)
+        self.confirm = confirm
+        self.refine_steps = refine_steps
+
+    def fit(
+        self, evaluator: CurveEvaluator, *, progress: Callable[[int, int], None] | None = None
+    ) -> SigmaCalibrator:
+        grid = sorted(set(self.grid))
+        if not grid or grid[0] < 0:
+            raise ValueError("the sigma grid must hold values >= 0")
+        self.floor_ = evaluator.floor
+        self.labels_only_auc_ = evaluator.labels_only_auc
+        self.rewrite_labels_only_auc_ = evaluator.rewrite_labels_only_auc
+        self.effective_target_ = max(self.target_auc, self.labels_only_auc_ + self.floor_margin)
+        self.rewrite_target_ = (
+            None
+            if self.rewrite_labels_only_auc_ is None
+            else max(self.target_auc, self.rewrite_labels_only_auc_ + self.floor_margin)
+        )
+        points: dict[float, CurvePoint] = {}
+
+        def at(sigma: float) -> CurvePoint:
+            if sigma not in points:
+                points[sigma] = evaluator.point(sigma)
+                if progress is not None:
+                    progress(len(points), len(grid) + self.refine_steps)
+            return points[sigma]
+
+        def excess(sigma: float) -> float:
+            """How far the strongest attack lies above its target (<= 0: met)."""
+            p = at(sigma)
+            over = [] if p.best_auc is None else [p.best_auc - self.effective_target_]
+            if p.rewrite_auc is not None and self.rewrite_target_ is not None:
+                over.append(p.rewrite_auc - self.rewrite_target_)
+            return max(over, default=0.0)
+
+        def meets(sigma: float) -> bool:
+            return excess(sigma) <= -self.slack + 1e-12
+
+        found: int | None = None
+        for i, sigma in enumerate(grid):
+            if meets(sigma) and all(meets(s) for s in grid[i + 1 : i + 1 + self.confirm]):
+                found = i
+                break
+        if found is None:  # nothing met it: the least leaky grid point, flagged unreached
+            self.reached_ = False
+            self.sigma_ = min(grid, key=lambda s: (excess(s), s))
+        else:
+            self.reached_ = True
+            high = grid[found]
+            if found > 0 and high > 0:
+                low = grid[found - 1] if grid[found - 1] > 0 else high / 4
+                for _ in range(self.refine_steps):
+                    middle = math.sqrt(low * high)
+                    if meets(middle):
+                        high = middle
+                    else:
+                        low = middle
+            self.sigma_ = float(high)
+        self.points_ = tuple(points[s] for s in sorted(points))
+        self.auc_at_sigma_ = at(self.sigma_).best_auc
+        self.rewrite_auc_at_sigma_ = at(self.sigma_).rewrite_auc
+        return self
+
+
+def sweep(
+    evaluator: CurveEvaluator,
+    grid: Sequence[float],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[CurvePoint, ...]:
+    """The privacy-utility curve: every grid point."""
+    points = []
+    for k, sigma in enumerate(sorted(set(grid))):
+        points.append(evaluator.point(sigma))
+        if progress is not None:
+            progress(k + 1, len(grid))
+    return tuple(points)

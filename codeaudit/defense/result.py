@@ -1,0 +1,145 @@
+"""The result of ``codeaudit harden``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codeaudit.membership.result import AttackRow
+from codeaudit.report.model import CheckpointInfo, Finding, Header
+
+
+@dataclass(frozen=True)
+class DefenseInfo:
+    kind: str  # "nmid"
+    sigma: float
+    sigma_source: str  # "given" | "calibrated" | "unused (labels only)"
+    expose: str  # "label" | "top1" | "probs"
+    keyed: bool
+    key_fingerprint: str  # sha256 of the key, first 16 hex digits (never the key itself)
+    parent_sha256: str
+    exposes: tuple[str, ...]  # what a caller observes
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The strongest score attacks and the utility at one noise scale."""
+
+    sigma: float
+    best_auc: float | None  # one query per function (None: no scores released)
+    best_attack: str | None
+    best_tpr_at_1: float | None  # TPR at 1% FPR of that attack (None: too few non-members)
+    rewrite_auc: float | None  # answers averaged over each function's rewrites
+    rewrite_attack: str | None
+    roc_auc_members: float | None  # ROC AUC of the released vulnerability score
+    roc_auc_nonmembers: float | None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How sigma was chosen: on the calibration split only."""
+
+    target_auc: float  # what was asked (--target-auc)
+    floor_margin: float  # tolerance above the label-only floors
+    slack: float  # sigma was chosen to meet each target by this much on the calibration split
+    label_only_floor: float  # 0.5 + gap / 2 on the calibration split
+    labels_only_auc: float  # the score attacks fed labels only, one query per function
+    rewrite_labels_only_auc: float | None  # ... and averaged over rewrites
+    effective_target: float  # max(target_auc, max(floor, labels_only_auc) + floor_margin)
+    rewrite_target: float | None  # max(target_auc, rewrite_labels_only_auc + floor_margin)
+    sigma: float
+    reached: bool  # some sigma met both targets
+    auc_at_sigma: float | None
+    rewrite_auc_at_sigma: float | None
+    n_members: int
+    n_nonmembers: int
+    points: tuple[CurvePoint, ...]  # every sigma tried, in increasing order
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One attack (group) before and after hardening, on the verification data."""
+
+    group: str  # "feature set" | "threshold" | "label-only" | "adaptive"
+    name: str  # feature set ("loss+confidence") or attack ("threshold-loss")
+    before_auc: float | None  # None: does not apply / not exposed
+    before_tpr_at_1: float | None
+    after_auc: float | None
+    after_tpr_at_1: float | None
+    after_attack: str | None  # the attack strongest on this row after hardening
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class UtilityRow:
+    split: str  # "members" | "non-members"
+    n: int
+    accuracy_before: float
+    accuracy_after: float
+    f1_before: float
+    f1_after: float
+    roc_auc_before: float | None
+    roc_auc_after: float | None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The full membership suite on the original and the hardened model (held-out data)."""
+
+    data: str  # "the verification split ..." | "all the given data"
+    n_members: int
+    n_nonmembers: int
+    label_only_floor: float  # 0.5 + (members accuracy - non-members accuracy) / 2
+    labels_only_auc: float  # the score attacks fed labels only (>= the floor: class-aware)
+    rewrite_labels_only_auc: float | None  # the same, labels averaged over rewrites
+    target: float  # max(target AUC, max(floor, labels_only_auc) + margin)
+    rewrite_target: float | None  # max(target AUC, rewrite_labels_only_auc + margin)
+    best_auc_before: float
+    best_attack_before: str
+    best_score_auc_after: float | None  # one query or repeated queries (None: labels only)
+    best_score_attack_after: str | None
+    excess_over_floor: float | None  # best_score_auc_after - max(floor, labels_only_auc)
+    rewrite_averaging_auc: float | None  # score attacks on answers averaged over rewrites
+    rewrite_excess: float | None  # rewrite_averaging_auc - rewrite_labels_only_auc
+    target_met: bool  # both targets
+    label_only_auc: float  # the strongest label-only attack of all (boundary included)
+    single_query_auc: float | None
+    repeat_averaging_auc: float | None  # the same attacks on the mean of --queries answers
+    averaging_gain: float | None  # repeat_averaging_auc - single_query_auc (0 when keyed)
+    rewrite_averaging_gain: float | None  # rewrite_averaging_auc - single_query_auc
+    labels_changed: int  # predictions that differ from the original model's (always 0)
+    roc_auc_drop: float | None  # non-members: before - after
+    rows: tuple[ComparisonRow, ...]
+    utility: tuple[UtilityRow, ...]
+    attacks_before: tuple[AttackRow, ...]
+    attacks_after: tuple[AttackRow, ...]
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    format: str  # "torchscript"
+    path: str
+    sha256: str
+    verified_samples: int  # compared with the codeaudit wrapper before writing
+    max_abs_diff: float
+
+
+@dataclass(frozen=True)
+class HardenResult:
+    header: Header
+    checkpoint: CheckpointInfo
+    defense: DefenseInfo
+    status: str  # "holds" | "partial" | "unverified"
+    verdict: str
+    calibration: Calibration | None
+    sweep: tuple[CurvePoint, ...]
+    verification: Verification | None
+    exports: tuple[ExportInfo, ...]
+    settings: dict[str, object]
+    timings: dict[str, float]
+    plot: str | None = None
+    warnings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+
+# the terminal renderer registers itself on import
+from codeaudit.defense import render as _render  # noqa: E402, F401
