@@ -149,8 +149,7 @@ def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "fmt",
             type=click.Choice(list(STDOUT_FORMATS)),
             default=None,
-            help="What to print on standard output (default: rich, or format in "
-            "[tool.codeaudit]).",
+            help="What to print on standard output (default: rich, or format in [tool.codeaudit]).",
         ),
         click.option("--force", is_flag=True, help="Overwrite existing output files."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
@@ -770,9 +769,7 @@ REPORT_DIR_FILES = ("json", "sarif", "md", "html", "txt")
     show_default=True,
     help="Reference models for LiRA and RMIA (even; 0: none).",
 )
-@click.option(
-    "--bootstrap", "n_boot", type=click.IntRange(min=0), default=200, show_default=True
-)
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=200, show_default=True)
 @click.option("--cache-dir", metavar="DIR", help="Cache model outputs here (keyed by hashes).")
 @click.option(
     "--report-dir",
@@ -899,6 +896,21 @@ class SigmaType(click.ParamType):
         return number
 
 
+def _read_key(path: str) -> str:
+    """The NMID key in a key file: 32 hex digits, surrounding whitespace ignored."""
+    from codeaudit.errors import HardenError
+    from codeaudit.io import check_input_file
+
+    p = check_input_file(path, "key file", error=HardenError)
+    try:
+        text = p.read_text(encoding="ascii").strip().lower()
+    except (OSError, UnicodeDecodeError):
+        raise HardenError(f"{path}: the key file must hold 32 hex digits") from None
+    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+        raise HardenError(f"{path}: the key file must hold 32 hex digits (128 bits)")
+    return text
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("model", metavar="MODEL")
 @click.option("-o", "--output", required=True, metavar="HARDENED.pt", help="Hardened checkpoint.")
@@ -988,6 +1000,12 @@ class SigmaType(click.ParamType):
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Splits and attacks (not the key)."
 )
+@click.option(
+    "--key-file",
+    metavar="FILE",
+    help="Read the secret noise key (32 hex digits) from FILE instead of drawing a fresh one: "
+    "reproducible builds, or the same key for a re-hardened model. Keep FILE secret.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
 @device_option
@@ -1017,6 +1035,7 @@ def harden(
     folds: int,
     n_boot: int,
     seed: int,
+    key_file: str | None,
     batch_size: int,
     trust_checkpoint: bool,
     device: str,
@@ -1070,6 +1089,7 @@ def harden(
         folds=folds,
         n_boot=n_boot,
         seed=seed,
+        key=_read_key(key_file) if key_file else None,
         batch_size=batch_size,
         device=device,
         trust_checkpoint=trust_checkpoint,

@@ -56,3 +56,11 @@ class ReportError(CodeAuditError):
 
 class HardenError(CodeAuditError):
     """A model or settings that NMID hardening cannot work with (already hardened, bad sigma)."""
+
+
+class PoisonError(CodeAuditError):
+    """Poisoning settings or data that cannot make a poisoned set (bad trigger, no room for it)."""
+
+
+class BackdoorError(CodeAuditError):
+    """A model, data set or manifest that the backdoor scan or repair cannot work with."""

@@ -37,6 +37,8 @@ HEAD_ALLOWANCE_SHARE = 0.25
 def describes_more_than_held(described: int, held: int) -> bool:
     """Whether a configuration's parameter count is more than its weights plus a head."""
     return described > held + max(HEAD_ALLOWANCE, int(HEAD_ALLOWANCE_SHARE * held))
+
+
 WEIGHT_FILES = (  # in the order transformers prefers them
     "model.safetensors",
     "model.safetensors.index.json",

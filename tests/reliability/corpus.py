@@ -436,6 +436,7 @@ CASES: list[Case] = [
             "train": error(r"bad\.jsonl:1: no label field"),
             "predict": Expect(0, report=lambda r: (r["metrics"] is None) or _fail(r)),
             "membership": error(r"bad\.jsonl:1: no label field"),
+            "harden": error(r"bad\.jsonl:1: no label field"),
             "audit": error(r"bad\.jsonl:1: no label field"),
         },
     ),
@@ -554,6 +555,7 @@ CASES: list[Case] = [
             "predict": Expect(0, warning=r"1 of 12 samples truncated at 48 tokens"),
             "train": Expect(0, warning=r"1 of 12 training samples truncated at 48"),
             "membership": Expect(OK, warning=r"1 of 12 members truncated at 48 tokens"),
+            "harden": Expect(OK, warning=r"1 of 12 members truncated at 48 tokens"),
         },
         commands=("predict", "train", "membership"),
     ),
@@ -576,6 +578,7 @@ CASES: list[Case] = [
         _pair(_set_all("target", 0)),
         {
             "membership": error(r"every function has label 0; the audit needs both"),
+            "harden": error(r"every function has label 0; the audit needs both"),
             "audit": error(r"every function has label 0"),
         },
         slot="none",

@@ -45,6 +45,7 @@ class Command:
     # role "model" of a command that writes the model names its output instead (see below)
     hashed: dict[str, str] = field(default_factory=dict)
     writes_model: str | None = None  # output file that is a model (train, harden, unlearn)
+    output_role: str = "model"  # the report's name for it (harden: "output"; "model" the parent)
     report: str = "report.json"  # the JSON report among the outputs
 
 
@@ -111,6 +112,36 @@ def _audit(i: Inputs, out: str) -> list[str]:
     ]
 
 
+def _harden(i: Inputs, out: str) -> list[str]:
+    return [
+        "harden",
+        i["model"],
+        "-o",
+        f"{out}/hardened.pt",
+        "--members",
+        i["members"],
+        "--nonmembers",
+        i["nonmembers"],
+        "--sigma",
+        "2",
+        "--key-file",
+        i["key"],
+        "--queries",
+        "2",
+        "--rewrites",
+        "0",
+        "--boundary-samples",
+        "0",
+        "--bootstrap",
+        "20",
+        "--report",
+        f"{out}/report.json",
+        "-q",
+        "--format",
+        "json",
+    ]
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -146,14 +177,20 @@ COMMANDS: dict[str, Command] = {
             model_slot="model",
             hashed={"model": "model", "members": "members", "nonmembers": "nonmembers"},
         ),
+        Command(
+            "harden",
+            _harden,
+            outputs=("hardened.pt", "report.json"),
+            data_slot="members",
+            model_slot="model",
+            hashed={"model": "model", "members": "members", "nonmembers": "nonmembers"},
+            writes_model="hardened.pt",
+            output_role="output",
+        ),
     )
 }
-# ---- HARDEN / BACKDOOR / POISON: ADD THEIR Command ENTRIES HERE ---------------------------------
-# e.g. Command("harden", _harden, outputs=("hardened.pt", "report.json"), model_slot="model",
-#              hashed={"model": "model"}, writes_model="hardened.pt")
-# Every test in tests/reliability then covers them: hostile models and data, determinism,
-# sha256 in the report, no partial output.
-# --------------------------------------------------------------------------------------------------
+# A new command joins every test in tests/reliability (hostile models and data, determinism,
+# sha256 in the report, no partial output) with one Command entry above.
 
 
 @dataclass(frozen=True)
@@ -178,6 +215,8 @@ def make_world(root: Path) -> World:
     train = write_jsonl(root / "train.jsonl", planted_records(40, seed=1))
     test = write_jsonl(root / "test.jsonl", planted_records(30, seed=2))
     model = root / "model.pt"
+    key = root / "nmid.key"
+    key.write_text("0123456789abcdef0123456789abcdef\n")
     api.train(
         TrainConfig(
             data=str(train),
@@ -199,6 +238,7 @@ def make_world(root: Path) -> World:
             "model": str(model),
             "members": str(train),
             "nonmembers": str(test),
+            "key": str(key),
         },
         hf_dir=make_hf_dir(root / "hf", [r["func"] for r in planted_records(40, seed=1)]),
     )

@@ -26,8 +26,9 @@ def test_every_report_records_the_sha256_of_its_inputs(twins: TwinRuns, name: st
     if command.writes_model:
         model = out / command.writes_model
         # the report names the file it wrote (under the first run's path) and its hash
-        assert report["model"]["path"].endswith(command.writes_model)
-        assert report["model"]["sha256"] == sha256_file(model)
+        role = command.output_role
+        assert report[role]["path"].endswith(command.writes_model)
+        assert report[role]["sha256"] == sha256_file(model)
     for sarif in (f for f in command.outputs if f.endswith(".sarif")):
         artifacts = json.loads((out / sarif).read_text())["runs"][0]["artifacts"]
         hashes = {a["hashes"]["sha-256"] for a in artifacts if "hashes" in a}
