@@ -191,3 +191,33 @@ def test_refusals(setup: dict[str, Path], tmp_path: Path) -> None:
                        "--sigma", "1")  # fmt: skip
     assert code == 2 and "not found" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.pt"]
+
+
+def test_key_file_gives_the_same_noise(setup: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+
+    key = tmp_path / "nmid.key"
+    key.write_text("00112233445566778899AABBCCDDEEFF\n")
+    outs = []
+    for name in ("a.pt", "b.pt"):
+        out = tmp_path / name
+        code, _, err = run("harden", str(setup["model"]), "-o", str(out), "--sigma", "2",
+                           "--key-file", str(key), "-q")  # fmt: skip
+        assert code in (0, 1), err
+        outs.append(torch.load(out, weights_only=True)["defense"])
+    assert outs[0]["key"] == outs[1]["key"] == "00112233445566778899aabbccddeeff"
+    # a fresh key otherwise
+    code, _, _ = run("harden", str(setup["model"]), "-o", str(tmp_path / "c.pt"), "--sigma", "2",
+                     "-q")  # fmt: skip
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["defense"]["key"] != outs[0]["key"]
+
+
+@pytest.mark.parametrize("text", ["", "0011", "zz112233445566778899aabbccddeeff", "\xff" * 32])
+def test_bad_key_file(setup: dict[str, Path], tmp_path: Path, text: str) -> None:
+    key = tmp_path / "k"
+    key.write_bytes(text.encode("latin-1"))
+    out = tmp_path / "h.pt"
+    code, _, err = run("harden", str(setup["model"]), "-o", str(out), "--sigma", "1",
+                       "--key-file", str(key))  # fmt: skip
+    assert code == 2 and "k: the key file must hold 32 hex digits" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
