@@ -51,10 +51,34 @@ def _membership(world: World, out: Path) -> Interrupted:
     return Interrupted(argv, out, delay=2.0)
 
 
+def _harden(world: World, out: Path) -> Interrupted:
+    records = generate(600, seed=4)
+    members = write_jsonl(out.parent / "members.jsonl", records[:300])
+    nonmembers = write_jsonl(out.parent / "nonmembers.jsonl", records[300:])
+    argv = [
+        "harden",
+        world.inputs["model"],
+        "-o",
+        str(out / "hardened.pt"),
+        "--members",
+        str(members),
+        "--nonmembers",
+        str(nonmembers),
+        "--sweep",  # calibration, verification and the sweep: many seconds of work
+        "--thorough",
+        "--export",
+        "torchscript",
+        "--report",
+        str(out / "harden.json"),
+    ]
+    return Interrupted(argv, out, delay=2.0)
+
+
 RUNS = {
     "train-SIGINT": lambda w, out: _train(w, out, signal.SIGINT),
     "train-SIGTERM": lambda w, out: _train(w, out, signal.SIGTERM),
     "membership-SIGINT": _membership,
+    "harden-SIGINT": _harden,
 }
 
 
