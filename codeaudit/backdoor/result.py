@@ -85,6 +85,8 @@ class RealTrigger:
     rate: float
     poisoned: int
     tokens_found: bool | None  # the real trigger's pieces are among the anchored tokens
+    asr: float | None  # before any repair: share of held-out victim samples it flips
+    n_asr: int  # victim samples that could carry it (correctly classified, not inverted on)
 
 
 @dataclass(frozen=True)
