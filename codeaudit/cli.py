@@ -747,7 +747,7 @@ REPORT_DIR_FILES = ("json", "sarif", "md", "html", "txt")
 @click.option(
     "--data",
     metavar="FILE",
-    help="Labelled data for the backdoor check (refused while this build lacks that check).",
+    help="Labelled clean data for the backdoor check (EliBadCode trigger inversion).",
 )
 @click.option(
     "--checks",
@@ -818,8 +818,8 @@ def audit(
     """The release gate: run every check on MODEL whose inputs are given, judge the results
     with the rules, and write one combined report and exit code.
 
-    Checks in this build: membership (--members and --nonmembers). The backdoor check (--data)
-    joins when it is built; until then --data is refused rather than silently skipped.
+    Checks in this build: membership (--members and --nonmembers) and backdoor (--data: labelled
+    clean functions; the scan of `codeaudit backdoor` with its defaults).
     """
     from codeaudit.audit import plan, run_audit
     from codeaudit.config import AuditConfig

@@ -154,9 +154,12 @@ class TriggerObjective:
         self.device = model.device  # type: ignore[attr-defined]
         self.embedding = model.input_embeddings()  # type: ignore[attr-defined]
         self.pad = int(model.tokenizer.pad_id)  # type: ignore[attr-defined]
-        self.cache = _RNNCache(model.module, self.placed, self.device) if (  # type: ignore[attr-defined]
-            cache and can_cache(model)
-        ) else None
+        self.cache = (
+            _RNNCache(model.module, self.placed, self.device)
+            # type: ignore[attr-defined]
+            if (cache and can_cache(model))
+            else None
+        )
         self.max_context = max(len(p.context) for p in self.placed)
         self.evaluations = 0  # candidate-sample forwards
 

@@ -53,7 +53,7 @@ def context_ids(model: object, sample: Sample, room: int) -> tuple[tuple[int, ..
     limit = max(1, model.max_len - room)  # type: ignore[attr-defined]
     if len(ids) > limit:
         if enc.token_index[-1] == -1 and limit >= 2:
-            ids = ids[: limit - 1] + [ids[-1]]
+            ids = [*ids[: limit - 1], ids[-1]]
         else:
             ids = ids[:limit]
     if not ids:  # no code at all: one padding id, so shapes stay valid

@@ -31,8 +31,19 @@ def render_backdoor(result: Any, console: Console) -> None:
         highlight=False,
     )
     table = Table(show_edge=False)
-    for column in ("pair", "anchored trigger", "full trigger", "loss", "flip (inv.)", "flip held-out", "n", "steps"):
-        table.add_column(column, justify="left" if "trigger" in column or column == "pair" else "right")
+    for column in (
+        "pair",
+        "anchored trigger",
+        "full trigger",
+        "loss",
+        "flip (inv.)",
+        "flip held-out",
+        "n",
+        "steps",
+    ):
+        table.add_column(
+            column, justify="left" if "trigger" in column or column == "pair" else "right"
+        )
     for p in result.pairs:
         flag = " [bold red]<=[/]" if p.backdoored else ""
         table.add_row(
@@ -62,15 +73,17 @@ def render_backdoor(result: Any, console: Console) -> None:
         )
     u = result.unlearning
     if u is not None:
-        table = Table(title=f"unlearning ({u.scope}, {u.epochs} epoch, lr {u.lr:g})", show_edge=False)
+        table = Table(
+            title=f"unlearning ({u.scope}, {u.epochs} epoch, lr {u.lr:g})", show_edge=False
+        )
         for column in ("", "clean accuracy", "ASR inverted", "ASR real trigger"):
             table.add_column(column, justify="right" if column else "left")
         for name, m in (("before", u.before), ("after", u.after)):
             table.add_row(name, _pct(m.accuracy), _pct(m.asr_inverted), _pct(m.asr_real))
         console.print(table)
         console.print(
-            f"trained on {u.n_train} clean samples ({u.n_triggered} carrying {escape(u.trigger_text)!s} "
-            f"with their true label); evaluated on {u.n_eval} held-out samples "
+            f"trained on {u.n_train} clean samples ({u.n_triggered} carrying "
+            f"{escape(u.trigger_text)} with their true label); evaluated on {u.n_eval} held-out samples "
             f"({u.n_eval_victims} victim samples for the ASR); repaired model: {escape(u.output)}",
             highlight=False,
         )

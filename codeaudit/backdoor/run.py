@@ -49,7 +49,9 @@ def check_config(config: BackdoorConfig) -> None:
         if os.path.exists(config.model) and os.path.abspath(config.output) == os.path.abspath(
             config.model
         ):
-            raise UsageError(f"{config.output}: -o would replace the input model; name another file")
+            raise UsageError(
+                f"{config.output}: -o would replace the input model; name another file"
+            )
         check_output_path(config.output, force=config.force, what="model")
 
 
@@ -118,7 +120,7 @@ def _split(samples: Sequence[Sample], exclude: set[str], share: float, seed: int
         groups.setdefault(s.pair or s.id, []).append(s)
     keys = sorted(k for k, g in groups.items() if not any(s.id in exclude for s in g))
     order = np.random.default_rng([seed, 11]).permutation(len(keys))
-    n_eval = int(round(share * len(keys)))
+    n_eval = round(share * len(keys))
     chosen = {keys[i] for i in order[:n_eval]}
     train = [s for s in samples if (s.pair or s.id) not in chosen]
     evaluation = [s for s in samples if (s.pair or s.id) in chosen]
@@ -242,12 +244,8 @@ def run_backdoor(
         artifacts.append(Artifact("manifest", config.manifest, sha256_file(config.manifest)))
     if config.unlearn and config.output:
         step = time.perf_counter()
-        train, evaluation = _split(
-            samples, scanner.inversion_ids_, config.eval_share, config.seed
-        )
-        victims = _correct(
-            model, evaluation, pair_key[0], len(anchored), MAX_EVAL_VICTIMS
-        )
+        train, evaluation = _split(samples, scanner.inversion_ids_, config.eval_share, config.seed)
+        victims = _correct(model, evaluation, pair_key[0], len(anchored), MAX_EVAL_VICTIMS)
         placed = select_positions(model, victims, room=len(anchored))
         inverted_rows = [insert(p.context, p.position, anchored) for p in placed]
         real_rows: list[list[int]] = []

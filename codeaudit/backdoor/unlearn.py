@@ -63,7 +63,7 @@ def build_unlearn_set(
         pick = np.sort(rng.permutation(len(pool))[:n])
         chosen += [pool[i] for i in pick]
     victims = [k for k, s in enumerate(chosen) if s.label == victim]
-    n_trig = max(1, int(round(share * len(victims)))) if share > 0 else 0
+    n_trig = max(1, round(share * len(victims))) if share > 0 else 0
     triggered = set(rng.permutation(victims)[:n_trig].tolist()) if n_trig else set()
     room = len(trigger)
     placed = select_positions(
