@@ -83,7 +83,8 @@ def render_backdoor(result: Any, console: Console) -> None:
         console.print(table)
         console.print(
             f"trained on {u.n_train} clean samples ({u.n_triggered} carrying "
-            f"{escape(u.trigger_text)} with their true label); evaluated on {u.n_eval} held-out samples "
+            f"{escape(u.trigger_text)} with their true label); evaluated on {u.n_eval} held-out "
+            "samples "
             f"({u.n_eval_victims} victim samples for the ASR); repaired model: {escape(u.output)}",
             highlight=False,
         )
