@@ -41,6 +41,34 @@ class Placed:
     position: int  # insert the trigger before this id
     name: str | None  # the identifier it marks (None: no name in the window, fallback)
     delta: float  # |loss change| when that name is masked
+    occurrences: tuple[int, ...] = ()  # id positions of every occurrence of that name
+    name_len: int = 1  # ids per occurrence
+
+
+def rename(placed: Placed, trigger: Sequence[int]) -> list[int]:
+    """The context with every occurrence of the placed name (all its ids) replaced by the
+    trigger: how an identifier-renaming attack plants its trigger."""
+    if not placed.occurrences:
+        return insert(placed.context, placed.position, trigger)
+    starts = set(placed.occurrences)
+    name_ids = _name_span(placed)
+    out: list[int] = []
+    k = 0
+    ctx = placed.context
+    while k < len(ctx):
+        if k in starts and tuple(ctx[k : k + len(name_ids)]) == name_ids:
+            out.extend(trigger)
+            k += len(name_ids)
+        else:
+            out.append(ctx[k])
+            k += 1
+    return out
+
+
+def _name_span(placed: Placed) -> tuple[int, ...]:
+    """The ids of the placed name (its first occurrence: consecutive ids up to the next
+    occurrence start or the length of its pieces, recorded at selection)."""
+    return placed.context[placed.position : placed.position + max(1, placed.name_len)]
 
 
 def context_ids(model: object, sample: Sample, room: int) -> tuple[tuple[int, ...], list, object]:
@@ -138,6 +166,23 @@ def _names(tokens: list, enc: object, limit: int) -> dict[str, list[int]]:
     return where
 
 
+def _occurrences(positions: list[int]) -> tuple[tuple[int, ...], int]:
+    """Start positions of the runs of consecutive ids, and the first run's length."""
+    starts = [positions[0]]
+    length, first_done, run = 1, False, 1
+    for prev, cur in zip(positions, positions[1:], strict=False):
+        if cur == prev + 1:
+            run += 1
+        else:
+            if not first_done:
+                length, first_done = run, True
+            starts.append(cur)
+            run = 1
+    if not first_done:
+        length = run
+    return tuple(starts), length
+
+
 def select_positions(
     model: object,
     samples: Sequence[Sample],
@@ -178,9 +223,13 @@ def select_positions(
             best = int(np.argmax(deltas))  # ties: the name that comes first in the code
             name = list(names)[best]
             position, delta = names[name][0], float(deltas[best])
+            starts, length = _occurrences(names[name])
         else:
             name, position, delta = None, min(_first_position(enc), len(context) - 1), 0.0
-        placed.append(Placed(sample.id, label, context, max(position, 0), name, delta))
+            starts, length = (), 1
+        placed.append(
+            Placed(sample.id, label, context, max(position, 0), name, delta, starts, length)
+        )
         if progress is not None:
             progress(done, len(prepared))
     return placed

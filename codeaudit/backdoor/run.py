@@ -278,6 +278,7 @@ def run_backdoor(
             pair_key[0],
             share=config.trigger_share,
             seed=config.seed,
+            full=best.trigger_ids,
         )
         fine_tune(
             model,

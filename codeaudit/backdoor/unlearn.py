@@ -26,6 +26,7 @@ from codeaudit.backdoor.positions import (
     batched_logits,
     context_ids,
     insert,
+    rename,
     select_positions,
 )
 from codeaudit.data.samples import Sample
@@ -50,8 +51,11 @@ def build_unlearn_set(
     share: float,
     seed: int,
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    full: Sequence[int] = (),
 ) -> UnlearnSet:
-    """Class-balanced clean samples, ``share`` of the victim-label ones carrying the trigger."""
+    """Class-balanced clean samples, ``share`` of the victim-label ones carrying the trigger
+    (the anchored one, and GCG's full one when given), inserted at the sample's position or
+    replacing the name there everywhere, in turn."""
     rng = np.random.default_rng([seed, 7])
     by_label = {0: [s for s in samples if s.label == 0], 1: [s for s in samples if s.label == 1]}
     if not by_label[0] or not by_label[1]:
@@ -65,16 +69,23 @@ def build_unlearn_set(
     victims = [k for k, s in enumerate(chosen) if s.label == victim]
     n_trig = max(1, round(share * len(victims))) if share > 0 else 0
     triggered = set(rng.permutation(victims)[:n_trig].tolist()) if n_trig else set()
-    room = len(trigger)
+    room = max(len(trigger), len(full))
     placed = select_positions(
         model, [chosen[k] for k in sorted(triggered)], room=room, batch_tokens=batch_tokens
     )
     by_index = dict(zip(sorted(triggered), placed, strict=True))
     rows: list[list[int]] = []
+    variants = [list(trigger)] + ([list(full)] if full and list(full) != list(trigger) else [])
     for k, sample in enumerate(chosen):
         if k in by_index:
             p: Placed = by_index[k]
-            rows.append(insert(p.context, p.position, trigger))
+            # half inserted at the position, half replacing the name everywhere (as an
+            # identifier-renaming attack plants it): the repair must not hinge on one context
+            variant = variants[len(rows) % len(variants)]
+            planted = (
+                rename(p, variant) if len(rows) % 2 else insert(p.context, p.position, variant)
+            )
+            rows.append(planted[: model.max_len])  # type: ignore[attr-defined]
         else:
             rows.append(list(context_ids(model, sample, room)[0]))
     labels = np.asarray([int(s.label) for s in chosen], dtype=np.int64)  # type: ignore[arg-type]
