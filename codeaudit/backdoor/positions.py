@@ -18,6 +18,7 @@ so inserting a trigger never truncates: the model reads the same context with an
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -170,7 +171,7 @@ def _occurrences(positions: list[int]) -> tuple[tuple[int, ...], int]:
     """Start positions of the runs of consecutive ids, and the first run's length."""
     starts = [positions[0]]
     length, first_done, run = 1, False, 1
-    for prev, cur in zip(positions, positions[1:], strict=False):
+    for prev, cur in itertools.pairwise(positions):
         if cur == prev + 1:
             run += 1
         else:
