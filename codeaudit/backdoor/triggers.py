@@ -399,7 +399,7 @@ def _postfix(src: _Source, postfix: str) -> str | None:
     if function is None:
         return None
     name_node = _function_name(function, src.lang)
-    if name_node is None:
+    if name_node is None or name_node.is_missing or name_node.start_byte == name_node.end_byte:
         return None
     new = src.text(name_node) + postfix
     if _valid_new_name(new, src.lang) is not None:
