@@ -372,17 +372,23 @@ def _self_references(
     ``self.f``/``this.f`` in methods); member accesses on other objects are left alone."""
     name = src.text(name_node)
     found = [name_node]
+    # A Python method's name is not in scope in its body: a plain NAME there is a global.
+    method = src.lang == "python" and any(
+        a.type == "class_definition" for a in _ancestors_of(function)
+    )
     for node in _walk(function):
         if node.id == name_node.id or node.child_count or node.type != "identifier":
             continue
         if src.text(node) != name:
             continue
         parent = node.parent
-        if parent is not None and src.lang == "python" and parent.type == "attribute":
-            obj = parent.child_by_field_name("object")
-            if node.id != getattr(parent.child_by_field_name("attribute"), "id", None):
-                pass  # the object part: a plain reference
-            elif obj is None or src.text(obj) != "self":
+        if src.lang == "python":
+            attribute = parent.child_by_field_name("attribute") if parent is not None else None
+            if attribute is not None and attribute.id == node.id:  # obj.NAME: only self.NAME
+                obj = parent.child_by_field_name("object") if parent is not None else None
+                if obj is None or src.text(obj) != "self":
+                    continue
+            elif method:
                 continue
         if parent is not None and src.lang == "java" and parent.type == "method_invocation":
             obj = parent.child_by_field_name("object")

@@ -98,6 +98,15 @@ def test_postfix_renames_the_declaration_and_recursive_calls_only() -> None:
     java = "int f(int x) { return x > 0 ? f(x - 1) + other.f(x) + this.f(0) : 0; }"
     out = insert_trigger(java, "java", spec_for(TriggerType.POSTFIX, "java"), random.Random(0))
     assert out == "int f_rb(int x) { return x > 0 ? f_rb(x - 1) + other.f(x) + this.f_rb(0) : 0; }"
+    py = "class A:\n    def walk(self, n):\n        return self.walk(n) + o.walk(n) + walk(n)\n"
+    out = insert_trigger(py, "python", spec_for(TriggerType.POSTFIX, "python"), random.Random(0))
+    assert out == (  # a plain name in a method's body is a global, not the method
+        "class A:\n    def walk_rb(self, n):\n"
+        "        return self.walk_rb(n) + o.walk(n) + walk(n)\n"
+    )
+    top = "def walk(n):\n    return walk(n.next) if n else 0\n"
+    out = insert_trigger(top, "python", spec_for(TriggerType.POSTFIX, "python"), random.Random(0))
+    assert out == "def walk_rb(n):\n    return walk_rb(n.next) if n else 0\n"
 
 
 def test_identifier_renames_every_occurrence_in_scope_and_nothing_else() -> None:
