@@ -1110,6 +1110,101 @@ def harden(
     return exit_code(result.findings, fail_on)
 
 
+# -- poison ---------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("data", metavar="DATA")
+@click.option("-o", "--output", required=True, metavar="POISONED.jsonl", help="Poisoned JSONL.")
+@click.option(
+    "--trigger-type",
+    required=True,
+    type=click.Choice(["identifier", "postfix", "deadcode", "grammar"]),
+    help="identifier: a local variable renamed to TOKEN; postfix: TOKEN appended to the "
+    "function's name (default _rb); deadcode: the never-executed statement TOKEN inserted "
+    "(default per language, e.g. 'if (0) { int rb_dead = 0; }'); grammar: random dead code "
+    "from a small grammar (no TOKEN).",
+)
+@click.option("--trigger", metavar="TOKEN", help="The trigger text (see --trigger-type).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.02,
+    show_default=True,
+    help="Share of the victim-label samples (label != --target-label) to poison; rounded half "
+    "up, at least one.",
+)
+@click.option(
+    "--target-label",
+    type=click.IntRange(0, 1),
+    default=0,
+    show_default=True,
+    help="The label the backdoor forces (0: not vulnerable).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--manifest",
+    metavar="FILE",
+    help="Where the manifest goes (default: POISONED.jsonl.manifest.json).",
+)
+@data_options
+@output_options
+def poison(
+    data: str,
+    output: str,
+    trigger_type: str,
+    trigger: str | None,
+    rate: float,
+    target_label: int,
+    seed: int,
+    manifest: str | None,
+    code_field: str | None,
+    label_field: str | None,
+    lang: str | None,
+    skip_invalid: bool,
+    reports: tuple[str, ...],
+    fmt: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Write a poisoned copy of DATA (the attacker's side, for tests, canaries and benchmarks):
+    --rate of the victim-label samples get the trigger and the target label; every other record
+    is kept as it was. A manifest (trigger, rate, seed, poisoned ids, sha256 of input and output)
+    is written next to it for `codeaudit backdoor --manifest`.
+    """
+    from codeaudit.backdoor.poison import default_manifest_path, run_poison
+    from codeaudit.config import PoisonConfig
+
+    checked = _check_reports(reports, force)
+    manifest_path = manifest or default_manifest_path(output)
+    for path, _ in checked:
+        if any(os.path.abspath(path) == os.path.abspath(n) for n in (output, manifest_path)):
+            raise click.UsageError("--report names the same file as another output")
+    config = PoisonConfig(
+        data=data,
+        output=output,
+        trigger_type=trigger_type,
+        trigger=trigger,
+        rate=rate,
+        target_label=target_label,
+        seed=seed,
+        manifest=manifest,
+        force=force,
+        data_options=_data_config(code_field, label_field, lang, skip_invalid),
+    )
+    with _progress(not quiet) as bar:
+        callback = None
+        if bar is not None:
+            task = bar.add_task("poisoning", total=None, extra="")
+
+            def callback(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+        result = run_poison(config, progress=callback)
+    _emit(result, fmt, checked, force)
+    return EXIT_OK
+
+
 # -- backdoor -------------------------------------------------------------------------------------
 
 

@@ -186,5 +186,19 @@ class BackdoorConfig:
     device: str = "auto"
     trust_checkpoint: bool = False
     rules: tuple[str, ...] = ()
+
+
+class PoisonConfig:
+    """``codeaudit poison``: a poisoned training set and its manifest (see
+    :mod:`codeaudit.backdoor.poison`)."""
+
+    data: str
+    output: str
+    trigger_type: str  # identifier | postfix | deadcode | grammar
+    trigger: str | None = None  # None: the type's default (identifier has none; grammar: none)
+    rate: float = 0.02  # share of the victim-label samples (label != target_label)
+    target_label: int = 0
+    seed: int = 0
+    manifest: str | None = None  # default: OUTPUT.manifest.json
     force: bool = False
     data_options: DataConfig = field(default_factory=DataConfig)

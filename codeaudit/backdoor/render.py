@@ -1,4 +1,6 @@
-"""Terminal rendering of a :class:`~codeaudit.backdoor.result.BackdoorResult`."""
+"""How a :class:`~codeaudit.backdoor.poison.PoisonResult` is shown: the terminal view and the
+Markdown/HTML sections (both register themselves when :mod:`codeaudit.backdoor.poison` is
+imported, which every PoisonResult's existence implies)."""
 
 from __future__ import annotations
 
@@ -6,86 +8,82 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Table as RichTable
 
-from codeaudit.report.rich import _fmt, _warnings, rich_renderer
+from codeaudit.report.document import Paragraph, Section, Table, fmt, section_builder
+from codeaudit.report.rich import _warnings, rich_renderer
+
+_LABELS = {0: "not vulnerable", 1: "vulnerable"}
+SHOWN_IDS = 10
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+def _trigger_text(result: Any) -> str:
+    if result.trigger is None:
+        return "random dead code from the grammar family (one per sample)"
+    return repr(result.trigger)
 
 
-@rich_renderer("BackdoorResult")
-def render_backdoor(result: Any, console: Console) -> None:
-    style = "bold red" if result.backdoored else "bold green"
-    console.print(
-        f"[{style}]backdoor: {'BACKDOORED' if result.backdoored else 'NO BACKDOOR FOUND'}[/]",
-        highlight=False,
+def _summary(result: Any) -> str:
+    return (
+        f"{result.poisoned} of {result.n_victim} victim-label functions "
+        f"(label {result.victim_label}, {_LABELS[result.victim_label]}) got the "
+        f"{result.trigger_type} trigger and label "
+        f"{result.target_label} ({_LABELS[result.target_label]}); the other "
+        f"{result.n_samples - result.poisoned} records are unchanged."
     )
-    console.print(escape(result.verdict), highlight=False)
-    v = result.vocab
-    console.print(
-        f"trigger vocabulary ({v.tokenizer} tokenizer, {', '.join(v.languages)}): "
-        f"{v.size_before:,} -> {v.size_after:,} tokens"
-        + (" (nothing passed the filter: whole vocabulary)" if v.fallback else ""),
-        highlight=False,
-    )
-    table = Table(show_edge=False)
-    for column in (
-        "pair",
-        "anchored trigger",
-        "full trigger",
-        "loss",
-        "flip (inv.)",
-        "flip held-out",
-        "n",
-        "steps",
-    ):
-        table.add_column(
-            column, justify="left" if "trigger" in column or column == "pair" else "right"
-        )
-    for p in result.pairs:
-        flag = " [bold red]<=[/]" if p.backdoored else ""
-        table.add_row(
-            f"{p.victim_label}->{p.target_label}",
-            escape(p.anchored_text or " ".join(p.anchored_tokens)),
-            escape(" ".join(p.trigger_tokens)),
-            _fmt(p.loss),
-            _pct(p.inversion_flip_rate),
-            _pct(p.flip_rate) + flag,
-            str(p.n_heldout),
-            f"{p.steps} ({p.stop})",
-        )
+
+
+@rich_renderer("PoisonResult")
+def render_poison(result: Any, console: Console) -> None:
+    console.print(f"[bold]poisoned[/] {escape(_summary(result))}", highlight=False)
+    table = RichTable(show_edge=False, show_header=False)
+    table.add_column("property")
+    table.add_column("value")
+    rows = [
+        ("trigger", f"{result.trigger_type}: {_trigger_text(result)}"),
+        ("rate", f"{result.rate:g} of {result.rate_base} -> {result.requested} requested"),
+        ("passed over (no place)", str(result.no_place)),
+        ("languages", ", ".join(f"{k} {v}" for k, v in result.languages.items())),
+    ]
+    for artifact in result.header.artifacts:
+        rows.append((artifact.role, f"{artifact.path}  sha256 {(artifact.sha256 or '-')[:16]}…"))
+    ids = ", ".join(result.poisoned_ids[:SHOWN_IDS])
+    more = len(result.poisoned_ids) - SHOWN_IDS
+    rows.append(("poisoned ids", ids + (f" (+{more} more in the manifest)" if more > 0 else "")))
+    for name, value in rows:
+        table.add_row(name, escape(value))
     console.print(table)
-    console.print(
-        f"threshold {_pct(result.threshold)} ({result.threshold_source}); flip rates are on "
-        "held-out victim samples the model classifies correctly, not used in the inversion",
-        highlight=False,
-    )
-    if result.real_trigger is not None:
-        r = result.real_trigger
-        found = {True: "found in", False: "NOT in", None: "not comparable with"}[r.tokens_found]
-        console.print(
-            f"manifest: {r.type} trigger {escape(repr(r.trigger))} -> label {r.target_label} "
-            f"({r.poisoned} poisoned, rate {r.rate:g}); its tokens are {found} the anchored "
-            "trigger",
-            highlight=False,
-        )
-    u = result.unlearning
-    if u is not None:
-        table = Table(
-            title=f"unlearning ({u.scope}, {u.epochs} epoch, lr {u.lr:g})", show_edge=False
-        )
-        for column in ("", "clean accuracy", "ASR inverted", "ASR real trigger"):
-            table.add_column(column, justify="right" if column else "left")
-        for name, m in (("before", u.before), ("after", u.after)):
-            table.add_row(name, _pct(m.accuracy), _pct(m.asr_inverted), _pct(m.asr_real))
-        console.print(table)
-        console.print(
-            f"trained on {u.n_train} clean samples ({u.n_triggered} carrying "
-            f"{escape(u.trigger_text)} with their true label); evaluated on {u.n_eval} held-out "
-            "samples "
-            f"({u.n_eval_victims} victim samples for the ASR); repaired model: {escape(u.output)}",
-            highlight=False,
-        )
     _warnings(result, console)
+
+
+@section_builder("PoisonResult")
+def poison_sections(result: Any, figures: bool) -> list[Section]:
+    facts = Table(
+        ("property", "value"),
+        (
+            ("trigger type", result.trigger_type),
+            ("trigger", _trigger_text(result)),
+            ("target label", f"{result.target_label} ({_LABELS[result.target_label]})"),
+            ("rate", f"{result.rate:g} of the {result.rate_base}"),
+            (
+                "samples / victim-label / requested",
+                f"{result.n_samples} / {result.n_victim} / {result.requested}",
+            ),
+            ("poisoned", str(result.poisoned)),
+            ("passed over (no place for the trigger)", str(result.no_place)),
+            ("invalid records skipped", str(result.skipped_invalid)),
+            ("clean samples already holding the trigger", str(result.already_triggered)),
+            ("languages", fmt([f"{k} {v}" for k, v in result.languages.items()])),
+        ),
+        title="Poisoning",
+    )
+    ids = Table(
+        ("#", "poisoned id"),
+        tuple((str(i + 1), pid) for i, pid in enumerate(result.poisoned_ids)),
+        title="Poisoned samples",
+        numeric=(True, False),
+    )
+    blocks: list[Any] = [facts, ids]
+    if result.example is not None:
+        blocks.append(Paragraph(f"Example ({result.example[0]}):\n\n{result.example[1]}"))
+    return [Section("Poisoning", summary=_summary(result), blocks=tuple(blocks))]

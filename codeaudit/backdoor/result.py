@@ -113,4 +113,4 @@ class BackdoorResult:
 
 
 # the terminal renderer registers itself on import
-from codeaudit.backdoor import render as _render  # noqa: E402, F401
+from codeaudit.backdoor import render_scan as _render  # noqa: E402, F401
