@@ -186,8 +186,11 @@ class BackdoorConfig:
     device: str = "auto"
     trust_checkpoint: bool = False
     rules: tuple[str, ...] = ()
+    force: bool = False
+    data_options: DataConfig = field(default_factory=DataConfig)
 
 
+@dataclass(frozen=True)
 class PoisonConfig:
     """``codeaudit poison``: a poisoned training set and its manifest (see
     :mod:`codeaudit.backdoor.poison`)."""
