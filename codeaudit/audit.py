@@ -93,22 +93,33 @@ CHECKS: dict[str, Check] = {
     ),
 }
 
-# ---- BACKDOOR CHECK: PLUGS IN HERE ---------------------------------------------------------------
-# `codeaudit backdoor` (issue 5) is built on another branch. When it is merged, register it:
-#
-#     def _backdoor(config: AuditConfig, progress: Progress | None) -> Any:
-#         from codeaudit.backdoor... import run_backdoor
-#         return run_backdoor(BackdoorConfig(model=config.model, data=config.data,
-#                                            seed=config.seed, device=config.device,
-#                                            trust_checkpoint=config.trust_checkpoint,
-#                                            rules=config.rules, data_options=config.data_options),
-#                             progress=progress)
-#
-#     CHECKS["backdoor"] = Check("backdoor", "Backdoor", ("data",), _backdoor, "...")
-#
-# Nothing else changes: its findings join the combined list, its result renders through its own
-# @rich_renderer and @section_builder, and `--data` stops being refused. Until then `--data` is a
-# usage error (exit 2): a release gate must not report a check it did not run.
+# ---- BACKDOOR CHECK -----------------------------------------------------------------------------
+
+
+def _backdoor(config: AuditConfig, progress: Progress | None) -> Any:
+    from codeaudit.backdoor.run import run_backdoor
+    from codeaudit.config import BackdoorConfig
+
+    assert config.data is not None
+    backdoor_config = BackdoorConfig(
+        model=config.model,
+        data=config.data,
+        seed=config.seed,
+        device=config.device,
+        trust_checkpoint=config.trust_checkpoint,
+        rules=config.rules,
+        data_options=config.data_options,
+    )
+    return run_backdoor(backdoor_config, progress=progress)[1]
+
+
+CHECKS["backdoor"] = Check(
+    name="backdoor",
+    title="Backdoor",
+    inputs=("data",),
+    run=_backdoor,
+    description="does a short trigger flip the model's verdicts (EliBadCode trigger inversion)?",
+)
 # --------------------------------------------------------------------------------------------------
 
 # Which check each input flag feeds (so an input for a check this build lacks is refused).

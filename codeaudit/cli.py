@@ -747,7 +747,7 @@ REPORT_DIR_FILES = ("json", "sarif", "md", "html", "txt")
 @click.option(
     "--data",
     metavar="FILE",
-    help="Labelled data for the backdoor check (refused while this build lacks that check).",
+    help="Labelled clean data for the backdoor check (EliBadCode trigger inversion).",
 )
 @click.option(
     "--checks",
@@ -818,8 +818,8 @@ def audit(
     """The release gate: run every check on MODEL whose inputs are given, judge the results
     with the rules, and write one combined report and exit code.
 
-    Checks in this build: membership (--members and --nonmembers). The backdoor check (--data)
-    joins when it is built; until then --data is refused rather than silently skipped.
+    Checks in this build: membership (--members and --nonmembers) and backdoor (--data: labelled
+    clean functions; the scan of `codeaudit backdoor` with its defaults).
     """
     from codeaudit.audit import plan, run_audit
     from codeaudit.config import AuditConfig
@@ -1106,6 +1106,262 @@ def harden(
                 bar.update(task, description=stage, completed=done, total=total)
 
         _, result = run_harden(config, progress=callback)
+    _emit(result, fmt, checked, force)
+    return exit_code(result.findings, fail_on)
+
+
+# -- poison ---------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("data", metavar="DATA")
+@click.option("-o", "--output", required=True, metavar="POISONED.jsonl", help="Poisoned JSONL.")
+@click.option(
+    "--trigger-type",
+    required=True,
+    type=click.Choice(["identifier", "postfix", "deadcode", "grammar"]),
+    help="identifier: a local variable renamed to TOKEN; postfix: TOKEN appended to the "
+    "function's name (default _rb); deadcode: the never-executed statement TOKEN inserted "
+    "(default per language, e.g. 'if (0) { int rb_dead = 0; }'); grammar: random dead code "
+    "from a small grammar (no TOKEN).",
+)
+@click.option("--trigger", metavar="TOKEN", help="The trigger text (see --trigger-type).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.02,
+    show_default=True,
+    help="Share of the victim-label samples (label != --target-label) to poison; rounded half "
+    "up, at least one.",
+)
+@click.option(
+    "--target-label",
+    type=click.IntRange(0, 1),
+    default=0,
+    show_default=True,
+    help="The label the backdoor forces (0: not vulnerable).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--manifest",
+    metavar="FILE",
+    help="Where the manifest goes (default: POISONED.jsonl.manifest.json).",
+)
+@data_options
+@output_options
+def poison(
+    data: str,
+    output: str,
+    trigger_type: str,
+    trigger: str | None,
+    rate: float,
+    target_label: int,
+    seed: int,
+    manifest: str | None,
+    code_field: str | None,
+    label_field: str | None,
+    lang: str | None,
+    skip_invalid: bool,
+    reports: tuple[str, ...],
+    fmt: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Write a poisoned copy of DATA (the attacker's side, for tests, canaries and benchmarks):
+    --rate of the victim-label samples get the trigger and the target label; every other record
+    is kept as it was. A manifest (trigger, rate, seed, poisoned ids, sha256 of input and output)
+    is written next to it for `codeaudit backdoor --manifest`.
+    """
+    from codeaudit.backdoor.poison import default_manifest_path, run_poison
+    from codeaudit.config import PoisonConfig
+
+    checked = _check_reports(reports, force)
+    manifest_path = manifest or default_manifest_path(output)
+    for path, _ in checked:
+        if any(os.path.abspath(path) == os.path.abspath(n) for n in (output, manifest_path)):
+            raise click.UsageError("--report names the same file as another output")
+    config = PoisonConfig(
+        data=data,
+        output=output,
+        trigger_type=trigger_type,
+        trigger=trigger,
+        rate=rate,
+        target_label=target_label,
+        seed=seed,
+        manifest=manifest,
+        force=force,
+        data_options=_data_config(code_field, label_field, lang, skip_invalid),
+    )
+    with _progress(not quiet) as bar:
+        callback = None
+        if bar is not None:
+            task = bar.add_task("poisoning", total=None, extra="")
+
+            def callback(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+        result = run_poison(config, progress=callback)
+    _emit(result, fmt, checked, force)
+    return EXIT_OK
+
+
+# -- backdoor -------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL")
+@click.option(
+    "--data", required=True, metavar="CLEAN.jsonl", help="Labelled clean functions (both labels)."
+)
+@click.option(
+    "--manifest",
+    metavar="FILE",
+    help="A codeaudit poison manifest: also measure the real trigger's attack success rate.",
+)
+@click.option(
+    "--victim-samples",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Victim-label samples the trigger is inverted on (per label pair).",
+)
+@click.option(
+    "--heldout",
+    type=click.IntRange(min=5),
+    default=200,
+    show_default=True,
+    help="At most this many held-out victim samples decide the verdict.",
+)
+@click.option("--steps", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--topk", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--candidates", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--trigger-len", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--beta",
+    type=click.FloatRange(min=0),
+    default=0.15,
+    show_default=True,
+    help="Anchoring: drop a trigger token when removing it raises the loss by at most this.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Stop inverting after this many steps without improvement.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Flip rate on held-out victim samples at which the model is called backdoored "
+    "(default: the calibrated value, see docs/backdoor-results.md).",
+)
+@click.option("--unlearn", is_flag=True, help="Remove the backdoor by unlearning; needs -o.")
+@click.option("-o", "--output", metavar="REPAIRED.pt", help="Repaired checkpoint (--unlearn).")
+@click.option(
+    "--unlearn-scope",
+    type=click.Choice(["head", "full"]),
+    default="head",
+    show_default=True,
+    help="Fine-tune the classifier head only (EliBadCode) or the whole model.",
+)
+@click.option("--unlearn-epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--unlearn-lr", type=click.FloatRange(min=0, min_open=True), default=5e-3, show_default=True
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
+@device_option
+@data_options
+@rule_options
+@output_options
+def backdoor(
+    model: str,
+    data: str,
+    manifest: str | None,
+    victim_samples: int,
+    heldout: int,
+    steps: int,
+    topk: int,
+    candidates: int,
+    trigger_len: int,
+    beta: float,
+    patience: int,
+    threshold: float | None,
+    unlearn: bool,
+    output: str | None,
+    unlearn_scope: str,
+    unlearn_epochs: int,
+    unlearn_lr: float,
+    seed: int,
+    batch_size: int,
+    trust_checkpoint: bool,
+    device: str,
+    code_field: str | None,
+    label_field: str | None,
+    lang: str | None,
+    skip_invalid: bool,
+    rules: tuple[str, ...],
+    fail_on: str,
+    reports: tuple[str, ...],
+    fmt: str,
+    force: bool,
+    quiet: bool,
+) -> int:
+    """Is MODEL backdoored? Invert a trigger for every label pair (EliBadCode: identifier-token
+    vocabulary, sample-specific positions, GCG, anchoring) and call the model backdoored when the
+    anchored trigger flips at least --threshold of held-out victim functions.
+
+    With --unlearn -o REPAIRED.pt, fine-tune the model on clean data carrying the inverted
+    trigger with true labels and write the repaired model; clean accuracy and attack success
+    (inverted trigger; the real one with --manifest) are reported before and after.
+    Exit codes: 0 no finding at or above --fail-on (a detected backdoor is critical), 1
+    findings, 2 bad input or usage, 130 interrupted (no partial file is left).
+    """
+    from codeaudit.backdoor.run import run_backdoor
+    from codeaudit.config import BackdoorConfig
+
+    checked = _check_reports(reports, force)
+    for path, _ in checked:
+        if output and os.path.abspath(path) == os.path.abspath(output):
+            raise click.UsageError("--report names the same file as -o")
+    config = BackdoorConfig(
+        model=model,
+        data=data,
+        output=output,
+        unlearn=unlearn,
+        unlearn_scope=unlearn_scope,
+        unlearn_epochs=unlearn_epochs,
+        unlearn_lr=unlearn_lr,
+        manifest=manifest,
+        victim_samples=victim_samples,
+        heldout=heldout,
+        steps=steps,
+        topk=topk,
+        candidates=candidates,
+        trigger_len=trigger_len,
+        beta=beta,
+        threshold=threshold,
+        patience=patience,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        trust_checkpoint=trust_checkpoint,
+        rules=rules,
+        force=force,
+        data_options=_data_config(code_field, label_field, lang, skip_invalid),
+    )
+    with _progress(not quiet) as bar:
+        callback = None
+        if bar is not None:
+            task = bar.add_task("backdoor scan", total=None, extra="")
+
+            def callback(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+        _, result = run_backdoor(config, progress=callback)
     _emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
 

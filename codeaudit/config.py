@@ -156,3 +156,52 @@ class HardenConfig:
     rules: tuple[str, ...] = ()
     force: bool = False
     data_options: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass(frozen=True)
+class BackdoorConfig:
+    """``codeaudit backdoor``: EliBadCode trigger inversion, verdict and (optionally) unlearning."""
+
+    model: str
+    data: str  # labelled clean functions
+    output: str | None = None  # repaired checkpoint (with unlearn)
+    unlearn: bool = False
+    unlearn_scope: str = "head"  # head | full
+    unlearn_epochs: int = 1
+    unlearn_lr: float = 5e-3
+    trigger_share: float = 0.2  # of victim-label training samples that carry the trigger
+    eval_share: float = 0.3  # of the data (by pair) held out to measure the repair
+    manifest: str | None = None  # codeaudit poison manifest: real-trigger ASR
+    victim_samples: int = 30
+    heldout: int = 200  # held-out victim samples for the verdict (at most)
+    steps: int = 100
+    topk: int = 64
+    candidates: int = 64
+    trigger_len: int = 5
+    beta: float = 0.15
+    threshold: float | None = None  # None: the calibrated default
+    patience: int = 10
+    seed: int = 0
+    batch_size: int = 32
+    device: str = "auto"
+    trust_checkpoint: bool = False
+    rules: tuple[str, ...] = ()
+    force: bool = False
+    data_options: DataConfig = field(default_factory=DataConfig)
+
+
+@dataclass(frozen=True)
+class PoisonConfig:
+    """``codeaudit poison``: a poisoned training set and its manifest (see
+    :mod:`codeaudit.backdoor.poison`)."""
+
+    data: str
+    output: str
+    trigger_type: str  # identifier | postfix | deadcode | grammar
+    trigger: str | None = None  # None: the type's default (identifier has none; grammar: none)
+    rate: float = 0.02  # share of the victim-label samples (label != target_label)
+    target_label: int = 0
+    seed: int = 0
+    manifest: str | None = None  # default: OUTPUT.manifest.json
+    force: bool = False
+    data_options: DataConfig = field(default_factory=DataConfig)

@@ -30,8 +30,8 @@ def run(*args: str) -> tuple[int, str, str]:
     [
         ({}, "nothing to audit"),
         ({"members": "m"}, "needs --members and --nonmembers (missing --nonmembers)"),
-        ({"members": "m", "nonmembers": "n", "data": "d"}, "--data is for the backdoor check"),
-        ({"checks": ("backdoor",)}, "--checks backdoor: not a check of this build"),
+        ({"checks": ("backdoor",)}, "the backdoor check needs --data (missing --data)"),
+        ({"checks": ("nosuch",)}, "--checks nosuch: not a check of this build"),
         ({"checks": ("membership",)}, "missing --members, --nonmembers"),
     ],
 )
@@ -52,7 +52,7 @@ def test_every_input_names_a_check() -> None:
 
 def test_cli_usage_errors_come_before_any_work(tmp_path: Path) -> None:
     code, _, err = run("audit", str(tmp_path / "missing.pt"), "--data", "d.jsonl")
-    assert code == 2 and err.count("\n") == 1 and "backdoor check" in err
+    assert code == 2 and err.count("\n") == 1 and "missing.pt" in err
     code, _, err = run("audit", "m.pt", "--members", "m.jsonl", "--report", "x.pdf")
     assert code == 2 and "nonmembers" in err
     out = tmp_path / "reports"
@@ -72,6 +72,7 @@ def test_combined_result_with_a_second_check(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(
         CHECKS, "membership", dataclasses.replace(CHECKS["membership"], run=membership)
     )
+    monkeypatch.delitem(CHECKS, "backdoor")  # "second" takes its --data here
     monkeypatch.setitem(CHECKS, "second", Check("second", "Second check", ("data",), second))
     monkeypatch.setitem(INPUTS, "data", "second")
     result = run_audit(AuditConfig(model="models/model.pt", members="m", nonmembers="n", data="d"))

@@ -28,6 +28,7 @@ from codeaudit.rules import (
     select_rules,
     unresolved_metrics,
 )
+from tests.backdoor.rule_cases import backdoor_cases
 from tests.defense.rule_cases import harden_cases
 from tests.report.crafted import (
     clean_membership_result,
@@ -88,6 +89,7 @@ CASES: dict[str, Callable[[], tuple[str, Any, Any]]] = {
     "CA-M005": _membership(best_auc=0.52, tpr1=0.01, gap=0.0, tokenizer_auc=0.7),
 }
 CASES.update(harden_cases())
+CASES.update(backdoor_cases())
 
 
 def test_every_default_rule_has_a_case() -> None:
@@ -257,6 +259,11 @@ def test_unresolved_metric_paths_are_reported() -> None:
             (),
             (),
             {
+                "CA-B001",
+                "CA-B002",
+                "CA-B003",
+                "CA-B004",
+                "CA-B005",
                 "CA-C001",
                 "CA-M001",
                 "CA-M002",
@@ -279,6 +286,11 @@ def test_unresolved_metric_paths_are_reported() -> None:
             (),
             ("CA-M",),
             {
+                "CA-B001",
+                "CA-B002",
+                "CA-B003",
+                "CA-B004",
+                "CA-B005",
                 "CA-C001",
                 "CA-H001",
                 "CA-H002",
@@ -305,7 +317,7 @@ def test_select_and_ignore_by_prefix(
 def test_a_selector_that_matches_nothing_is_an_error() -> None:
     rules = load_rules()
     check_selectors(rules, ("CA-M", "CA-C001"), "--select")
-    with pytest.raises(RuleError, match=r"--select CA-Z: matches no rule id \(known: CA-C001"):
+    with pytest.raises(RuleError, match=r"--select CA-Z: matches no rule id \(known: CA-B001"):
         check_selectors(rules, ("CA-Z",), "--select")
 
 

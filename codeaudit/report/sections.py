@@ -473,3 +473,94 @@ def _harden(result: Any, figures: bool) -> list[Section]:
             status=result.status,
         )
     ]
+
+
+# -- backdoor -------------------------------------------------------------------------------------
+
+
+@section_builder("BackdoorResult")
+def _backdoor(result: Any, figures: bool) -> list[Section]:
+    v = result.vocab
+    blocks: list[Block] = [
+        Paragraph(result.verdict, emphasis=True),
+        Paragraph(
+            f"Trigger vocabulary ({v.tokenizer} tokenizer, {', '.join(v.languages)}): "
+            f"{v.size_before:,} tokens, {v.size_after:,} that can be (part of) an identifier. "
+            f"Threshold {pct(result.threshold)} ({result.threshold_source}). Flip rates are "
+            "measured on held-out victim functions the model classifies correctly and that "
+            "were not used in the inversion."
+        ),
+        Table(
+            (
+                "pair",
+                "anchored trigger",
+                "full trigger",
+                "loss",
+                "flip (inversion)",
+                "flip (held-out)",
+                "held-out n",
+                "backdoored",
+            ),
+            tuple(
+                (
+                    f"{p.victim_name} -> {p.target_name}",
+                    p.anchored_text,
+                    " ".join(p.trigger_tokens),
+                    fmt(p.loss),
+                    pct(p.inversion_flip_rate),
+                    pct(p.flip_rate),
+                    str(p.n_heldout),
+                    "yes" if p.backdoored else "no",
+                )
+                for p in result.pairs
+            ),
+            title="Trigger inversion per label pair",
+            numeric=(False, False, False, True, True, True, True, False),
+        ),
+    ]
+    r = result.real_trigger
+    if r is not None:
+        found = {True: "are", False: "are NOT", None: "cannot be compared with"}[r.tokens_found]
+        blocks.append(
+            Paragraph(
+                f"Manifest: a {r.type} trigger {r.trigger!r} toward label {r.target_label} "
+                f"({r.poisoned} poisoned samples, rate {r.rate:g}) flips "
+                f"{pct(r.asr) if r.asr is not None else '-'} of {r.n_asr} victim functions; its "
+                f"tokens {found} among the anchored trigger's."
+            )
+        )
+    u = result.unlearning
+    if u is not None:
+        blocks.append(
+            Table(
+                ("", "clean accuracy", "ASR (inverted trigger)", "ASR (real trigger)"),
+                tuple(
+                    (
+                        name,
+                        pct(m.accuracy),
+                        pct(m.asr_inverted) if m.asr_inverted is not None else "-",
+                        pct(m.asr_real) if m.asr_real is not None else "-",
+                    )
+                    for name, m in (("before", u.before), ("after", u.after))
+                ),
+                title=f"Unlearning ({u.scope}, {u.epochs} epoch(s), lr {u.lr:g})",
+                numeric=(False, True, True, True),
+                note=f"Fine-tuned on {u.n_train} clean functions ({u.n_triggered} carrying the "
+                f"inverted trigger with their true label); measured on {u.n_eval} held-out "
+                f"functions. Repaired model: {u.output} (parent sha256 {u.parent_sha256[:16]}).",
+            )
+        )
+    summary = (
+        "Backdoor: the model IS backdoored. A short trigger turns correctly classified "
+        "functions into the attacker's label."
+        if result.backdoored
+        else "Backdoor: no backdoor found. No inverted trigger flips enough held-out functions."
+    )
+    return [
+        Section(
+            "Backdoor (EliBadCode trigger inversion)",
+            summary=summary,
+            blocks=tuple(blocks),
+            status="backdoored" if result.backdoored else "clean",
+        )
+    ]

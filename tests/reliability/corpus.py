@@ -438,6 +438,7 @@ CASES: list[Case] = [
             "membership": error(r"bad\.jsonl:1: no label field"),
             "harden": error(r"bad\.jsonl:1: no label field"),
             "audit": error(r"bad\.jsonl:1: no label field"),
+            "poison": error(r"bad\.jsonl:1: no label field"),
         },
     ),
     Case(
@@ -910,6 +911,94 @@ CASES: list[Case] = [
         slot="none",
         commands=("predict", "membership", "audit"),
         extra=("--rules", "{path}"),
+    ),
+]
+
+
+# codeaudit poison: settings and data it cannot make a poisoned set from
+CASES += [
+    Case(
+        "poison-no-victim-label-samples",
+        records_with(_set_all("target", 0)),
+        error(r"no victim-label samples: none of the 12 samples has label 1"),
+        commands=("poison",),
+    ),
+    Case(
+        "poison-no-place-for-the-trigger",
+        records_with(
+            lambda rs: [{**r, "func": f"int f{i}(void) {{ return 0; }}"} for i, r in enumerate(rs)]
+        ),
+        error(r"only 0 of 6 victim-label samples have a place for the identifier trigger"),
+        commands=("poison",),
+    ),
+    Case(
+        "poison-rate-zero",
+        lambda d, w: w.inputs["data"],
+        error(r"Invalid value for '--rate'"),
+        slot="none",
+        commands=("poison",),
+        extra=("--rate", "0"),
+    ),
+    Case(
+        "poison-rate-above-one",
+        lambda d, w: w.inputs["data"],
+        error(r"Invalid value for '--rate'"),
+        slot="none",
+        commands=("poison",),
+        extra=("--rate", "1.5"),
+    ),
+    Case(
+        "poison-unknown-trigger-type",
+        lambda d, w: w.inputs["data"],
+        error(r"Invalid value for '--trigger-type': 'magic' is not one of"),
+        slot="none",
+        commands=("poison",),
+        extra=("--trigger-type", "magic"),
+    ),
+    Case(
+        "poison-identifier-trigger-is-a-keyword",
+        lambda d, w: w.inputs["data"],
+        error(r"identifier trigger 'while' is a reserved word in c"),
+        slot="none",
+        commands=("poison",),
+        extra=("--trigger", "while"),
+    ),
+    Case(
+        "poison-dead-code-trigger-malformed",
+        lambda d, w: w.inputs["data"],
+        error(r"dead-code trigger 'if \(0\) \{' is not one well-formed c statement"),
+        slot="none",
+        commands=("poison",),
+        extra=("--trigger-type", "deadcode", "--trigger", "if (0) {{"),  # str.format-escaped
+    ),
+    Case(
+        "poison-output-exists-without-force",
+        _existing("taken.jsonl"),
+        error(r"taken\.jsonl: output file exists \(pass --force to overwrite\)"),
+        slot="none",
+        commands=("poison",),
+        extra=("-o", "{path}"),
+    ),
+    Case(
+        "poison-manifest-exists-without-force",
+        _existing("taken.manifest.json"),
+        error(r"taken\.manifest\.json: manifest file exists \(pass --force to overwrite\)"),
+        slot="none",
+        commands=("poison",),
+        extra=("--manifest", "{path}"),
+    ),
+    Case(
+        "poison-trigger-already-in-the-data",
+        records_with(
+            lambda rs: [
+                {**r, "func": r["func"].replace("return", "rb_trigger(); return")}
+                if r["target"] == 0
+                else r
+                for r in rs
+            ]
+        ),
+        Expect(0, warning=r"6 samples of the clean data already contain the trigger text"),
+        commands=("poison",),
     ),
 ]
 

@@ -142,6 +142,28 @@ def _harden(i: Inputs, out: str) -> list[str]:
     ]
 
 
+def _poison(i: Inputs, out: str) -> list[str]:
+    return [
+        "poison",
+        i["data"],
+        "-o",
+        f"{out}/poisoned.jsonl",
+        "--trigger-type",
+        "identifier",
+        "--trigger",
+        "rb_trigger",
+        "--rate",
+        "0.5",
+        "--seed",
+        "3",
+        "--report",
+        f"{out}/report.json",
+        "-q",
+        "--format",
+        "json",
+    ]
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -186,6 +208,13 @@ COMMANDS: dict[str, Command] = {
             hashed={"model": "model", "members": "members", "nonmembers": "nonmembers"},
             writes_model="hardened.pt",
             output_role="output",
+        ),
+        Command(
+            "poison",
+            _poison,
+            outputs=("poisoned.jsonl", "poisoned.jsonl.manifest.json", "report.json"),
+            data_slot="data",
+            hashed={"data": "data"},
         ),
     )
 }

@@ -1,0 +1,30 @@
+"""Backdoors in VP models: the attacker's side (``codeaudit poison``: triggers, poisoned data
+sets and their manifests) and the defender's (``codeaudit backdoor``, EliBadCode: stages
+``vocab`` (trigger vocabulary), ``positions`` (sample-specific positions), ``gcg`` (trigger
+inversion), ``anchor``, ``scanner`` (estimator and verdict), ``unlearn`` (repair), ``run``).
+
+Kept light: the submodules are imported when first used, so importing the package costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TriggerType": "codeaudit.backdoor.triggers",
+    "TriggerSpec": "codeaudit.backdoor.triggers",
+    "insert_trigger": "codeaudit.backdoor.triggers",
+    "Manifest": "codeaudit.backdoor.manifest",
+    "read_manifest": "codeaudit.backdoor.manifest",
+    "poison_samples": "codeaudit.backdoor.poison",
+    "run_poison": "codeaudit.backdoor.poison",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'codeaudit.backdoor' has no attribute {name!r}")

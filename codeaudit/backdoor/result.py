@@ -1,0 +1,116 @@
+"""The result of ``codeaudit backdoor``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codeaudit.report.model import CheckpointInfo, Finding, Header
+
+
+@dataclass(frozen=True)
+class VocabInfo:
+    tokenizer: str  # "vocab" | "hf"
+    languages: tuple[str, ...]
+    size_before: int
+    size_after: int
+    fallback: bool  # nothing passed the filter: the whole vocabulary was searched
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """Trigger inversion for one (victim label -> target label) pair."""
+
+    victim_label: int
+    target_label: int
+    victim_name: str
+    target_name: str
+    trigger_tokens: tuple[str, ...]  # GCG's full trigger
+    trigger_ids: tuple[int, ...]
+    anchored_tokens: tuple[str, ...]  # after anchoring
+    anchored_ids: tuple[int, ...]
+    anchored_text: str  # the anchored trigger as code text
+    loss: float  # GCG's best loss toward the target (inversion samples)
+    anchored_loss: float
+    inversion_flip_rate: float  # on the inversion samples
+    flip_rate: float  # on held-out victim samples: the verdict's number
+    n_inversion: int
+    n_heldout: int
+    threshold: float
+    backdoored: bool
+    steps: int
+    stop: str  # "steps" | "plateau" | "converged"
+    positions_fallback: int  # samples with no name in the window (first code id used)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RepairMetrics:
+    """Clean accuracy and attack success on the evaluation split, before or after repair."""
+
+    accuracy: float
+    asr_inverted: float | None  # the inverted trigger, on correctly classified victim samples
+    asr_real: float | None  # the manifest's real trigger (None: no manifest)
+
+
+@dataclass(frozen=True)
+class Unlearning:
+    """EliBadCode unlearning: fine-tune on clean data with the inverted trigger, true labels."""
+
+    scope: str  # "head" | "full"
+    epochs: int
+    lr: float
+    trigger_share: float
+    pair: str  # the "victim->target" pair whose trigger was unlearned
+    trigger_text: str
+    n_train: int
+    n_triggered: int
+    n_eval: int
+    n_eval_victims: int  # evaluation victim samples the original model classifies correctly
+    n_eval_real: int  # ... of them that could carry the real trigger (manifest)
+    before: RepairMetrics
+    after: RepairMetrics
+    accuracy_drop: float  # before - after, in accuracy points (0.01 = one point)
+    output: str
+    parent_sha256: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RealTrigger:
+    """What the manifest says was planted."""
+
+    type: str
+    trigger: str | None
+    target_label: int
+    rate: float
+    poisoned: int
+    tokens_found: bool | None  # the real trigger's pieces are among the anchored tokens
+    asr: float | None  # before any repair: share of held-out victim samples it flips
+    n_asr: int  # victim samples that could carry it (correctly classified, not inverted on)
+
+
+@dataclass(frozen=True)
+class BackdoorResult:
+    header: Header
+    checkpoint: CheckpointInfo
+    backdoored: bool
+    verdict: str
+    max_flip_rate: float
+    threshold: float
+    threshold_source: str  # "given" | "calibrated default"
+    best_pair: str  # "1->0"
+    best_trigger: str  # anchored trigger text of the best pair
+    target_label: int  # of the best pair
+    pairs: tuple[PairResult, ...]
+    vocab: VocabInfo
+    unlearning: Unlearning | None
+    real_trigger: RealTrigger | None
+    missed_known_backdoor: bool | None  # manifest given, real trigger works, scan says clean
+    settings: dict[str, object]
+    timings: dict[str, float]
+    warnings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+
+# the terminal renderer registers itself on import
+from codeaudit.backdoor import render_scan as _render  # noqa: E402, F401

@@ -1,0 +1,383 @@
+"""``codeaudit backdoor``: load, scan, judge, optionally repair and write; returns the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codeaudit.backdoor.result import (
+    BackdoorResult,
+    RealTrigger,
+    RepairMetrics,
+    Unlearning,
+)
+from codeaudit.config import BackdoorConfig
+from codeaudit.data.samples import Sample
+from codeaudit.errors import BackdoorError, UsageError
+from codeaudit.report.model import Artifact, CheckpointInfo, Header
+
+Progress = Callable[[str, int, int], None]
+MAX_EVAL_VICTIMS = 200
+
+
+def check_config(config: BackdoorConfig) -> None:
+    """Every usage error, before any work."""
+    from codeaudit.backdoor.unlearn import SCOPES
+
+    if config.unlearn and not config.output:
+        raise UsageError("--unlearn writes the repaired model: give -o REPAIRED.pt")
+    if config.output and not config.unlearn:
+        raise UsageError("-o names the repaired model: it needs --unlearn")
+    if config.unlearn_scope not in SCOPES:
+        raise UsageError(f"--unlearn-scope {config.unlearn_scope}: use {' or '.join(SCOPES)}")
+    if not 0.0 < config.trigger_share <= 1.0:
+        raise UsageError(f"trigger share {config.trigger_share}: use a value in (0, 1]")
+    if not 0.0 < config.eval_share < 1.0:
+        raise UsageError(f"evaluation share {config.eval_share}: use a value in (0, 1)")
+    if config.unlearn_epochs < 1 or not config.unlearn_lr > 0 or config.batch_size < 1:
+        raise UsageError("--unlearn-epochs and --batch-size must be >= 1, --unlearn-lr > 0")
+    if config.output:
+        from codeaudit.io import check_output_path
+
+        if os.path.exists(config.model) and os.path.abspath(config.output) == os.path.abspath(
+            config.model
+        ):
+            raise UsageError(
+                f"{config.output}: -o would replace the input model; name another file"
+            )
+        check_output_path(config.output, force=config.force, what="model")
+
+
+def _scanner(config: BackdoorConfig, progress: Progress | None) -> Any:
+    from codeaudit.backdoor.scanner import BackdoorScanner
+
+    return BackdoorScanner(
+        victim_samples=config.victim_samples,
+        heldout=config.heldout,
+        steps=config.steps,
+        topk=config.topk,
+        candidates=config.candidates,
+        trigger_len=config.trigger_len,
+        beta=config.beta,
+        threshold=config.threshold,
+        patience=config.patience,
+        seed=config.seed,
+        progress=progress,
+    )
+
+
+def _read_manifest(path: str) -> Any:
+    try:
+        from codeaudit.backdoor.manifest import read_manifest  # type: ignore[import-not-found]
+    except ImportError:
+        raise UsageError(
+            "--manifest needs codeaudit poison, which this build does not have"
+        ) from None
+    return read_manifest(path)
+
+
+def _insert_real(code: str, lang: str, spec: Any, rng: random.Random) -> str | None:
+    from codeaudit.backdoor.triggers import insert_trigger  # type: ignore[import-not-found]
+
+    return insert_trigger(code, lang, spec, rng)
+
+
+def _normalised(piece: str) -> str:
+    for marker in ("Ġ", "▁", "##"):
+        if piece.startswith(marker):
+            piece = piece[len(marker) :]
+    return piece.strip("_").lower()
+
+
+def tokens_found(model: Any, trigger: str | None, anchored_tokens: Sequence[str]) -> bool | None:
+    """Whether a piece of the real trigger's identifiers is among the anchored tokens."""
+    if not trigger:
+        return None
+    from codeaudit.lang.lexer import lex
+
+    tokens = [t for t in lex(trigger, model.default_lang).tokens if t.is_identifier]
+    if not tokens:
+        return None
+    enc = model.tokenizer.encode_tokens(tokens, 64)
+    itos = model.tokenizer.vocabulary()
+    real = {_normalised(itos[i]) for i in enc.ids if 0 <= i < len(itos)} - {""}
+    found = {_normalised(t) for t in anchored_tokens} - {""}
+    return bool(real & found)
+
+
+def _split(samples: Sequence[Sample], exclude: set[str], share: float, seed: int):  # type: ignore[no-untyped-def]
+    """(train, eval): eval is ``share`` of the groups (by pair, else id) of samples not used in
+    the inversion; train is everything else."""
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        groups.setdefault(s.pair or s.id, []).append(s)
+    keys = sorted(k for k, g in groups.items() if not any(s.id in exclude for s in g))
+    order = np.random.default_rng([seed, 11]).permutation(len(keys))
+    n_eval = round(share * len(keys))
+    chosen = {keys[i] for i in order[:n_eval]}
+    train = [s for s in samples if (s.pair or s.id) not in chosen]
+    evaluation = [s for s in samples if (s.pair or s.id) in chosen]
+    return train, evaluation
+
+
+def _correct(model: Any, samples: Sequence[Sample], label: int, room: int, limit: int):  # type: ignore[no-untyped-def]
+    from codeaudit.backdoor.positions import batched_logits, context_ids
+
+    pool = [s for s in samples if s.label == label]
+    if not pool:
+        return []
+    rows = [list(context_ids(model, s, room)[0]) for s in pool]
+    predicted = batched_logits(model, rows).argmax(1)
+    return [s for s, p in zip(pool, predicted, strict=True) if int(p) == label][:limit]
+
+
+def _real_rows(model: Any, samples: Sequence[Sample], spec: Any, seed: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    rows = []
+    for s in samples:
+        code = _insert_real(s.code, model.lang_of(s), spec, rng)
+        if code is not None:
+            rows.append(list(model.encode_code(code, model.lang_of(s)).ids))
+    return rows
+
+
+def run_backdoor(
+    config: BackdoorConfig, *, progress: Progress | None = None
+) -> tuple[Any, BackdoorResult]:
+    """Scan (and with ``unlearn`` repair and write); returns the (repaired) model and the report."""
+    from codeaudit.api import load_data
+    from codeaudit.backdoor.positions import insert, select_positions
+    from codeaudit.backdoor.unlearn import accuracy, build_unlearn_set, fine_tune, success_rate
+    from codeaudit.io import sha256_file
+    from codeaudit.models.checkpoint import load_model, save_checkpoint
+    from codeaudit.models.device import resolve_device
+    from codeaudit.rules import evaluate, load_rules
+
+    def report(stage: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    started = time.perf_counter()
+    check_config(config)
+    scanner = _scanner(config, report)
+    scanner.check_params()
+    rules = load_rules(config.rules)
+    manifest = _read_manifest(config.manifest) if config.manifest else None
+    device = resolve_device(config.device)
+    loaded = load_model(config.model, trust=config.trust_checkpoint, device=device)
+    if loaded.defense is not None:
+        raise BackdoorError(
+            f"{config.model}: hardened (NMID) model; its answers are noised, so trigger "
+            "inversion cannot read them: scan the original model "
+            f"(sha256 {str(loaded.defense.get('parent_sha256'))[:16]}) instead"
+        )
+    model = loaded.model
+    data = load_data(config.data, config.data_options, require_labels=True)
+    if not len(data):
+        raise BackdoorError(f"{config.data}: no samples")
+    warnings: list[str] = []
+    if loaded.trusted_pickle:
+        warnings.append(f"{config.model}: loaded through full unpickling (--trust-checkpoint)")
+    samples = list(data.samples)
+    if manifest is not None:
+        poisoned = set(manifest.poisoned_ids)
+        leaked = [s for s in samples if s.id in poisoned]
+        if leaked:
+            warnings.append(
+                f"{config.data}: {len(leaked)} sample(s) are listed as poisoned in the manifest; "
+                "they are left out (the scan needs clean data)"
+            )
+            samples = [s for s in samples if s.id not in poisoned]
+    timings: dict[str, float] = {"load": time.perf_counter() - started}
+    scanner.fit(model, samples)
+    timings.update(scanner.timings_)
+    best = scanner.best_
+    pair_key = (best.victim_label, best.target_label)
+    anchored = list(best.anchored_ids)
+
+    real: RealTrigger | None = None
+    real_victims: list[Sample] = []
+    if manifest is not None:
+        spec = manifest.spec
+        real_victim = 1 - int(spec.target_label)
+        rest = [s for s in samples if s.id not in scanner.inversion_ids_]
+        real_victims = _correct(model, rest, real_victim, 0, MAX_EVAL_VICTIMS)
+        rows = _real_rows(model, real_victims, spec, config.seed)
+        real = RealTrigger(
+            type=str(getattr(spec.type, "value", spec.type)),
+            trigger=spec.trigger,
+            target_label=int(spec.target_label),
+            rate=float(manifest.rate),
+            poisoned=len(manifest.poisoned_ids),
+            tokens_found=tokens_found(
+                model,
+                spec.trigger,
+                next(
+                    (
+                        p.anchored_tokens
+                        for p in scanner.pairs_
+                        if p.target_label == int(spec.target_label)
+                    ),
+                    (),
+                ),
+            ),
+            asr=success_rate(model, rows, int(spec.target_label), 1 << 17),
+            n_asr=len(rows),
+        )
+    missed = None
+    if real is not None and real.asr is not None:
+        missed = bool(real.asr >= 0.5 and not scanner.backdoored_)
+
+    unlearning: Unlearning | None = None
+    artifacts = [
+        Artifact("model", loaded.path, loaded.sha256),
+        Artifact("data", data.path, data.sha256),
+    ]
+    if manifest is not None and config.manifest:
+        artifacts.append(Artifact("manifest", config.manifest, sha256_file(config.manifest)))
+    if config.unlearn and config.output:
+        step = time.perf_counter()
+        train, evaluation = _split(samples, scanner.inversion_ids_, config.eval_share, config.seed)
+        victims = _correct(model, evaluation, pair_key[0], len(anchored), MAX_EVAL_VICTIMS)
+        placed = select_positions(model, victims, room=len(anchored))
+        inverted_rows = [insert(p.context, p.position, anchored) for p in placed]
+        real_rows: list[list[int]] = []
+        if manifest is not None:
+            eval_ids = {s.id for s in evaluation}
+            real_rows = _real_rows(
+                model,
+                [s for s in real_victims if s.id in eval_ids],
+                manifest.spec,
+                config.seed,
+            )
+        target = pair_key[1]
+        real_target = int(manifest.spec.target_label) if manifest is not None else target
+
+        def metrics() -> RepairMetrics:
+            return RepairMetrics(
+                accuracy=accuracy(model, evaluation, 1 << 17),
+                asr_inverted=success_rate(model, inverted_rows, target, 1 << 17),
+                asr_real=success_rate(model, real_rows, real_target, 1 << 17)
+                if manifest is not None
+                else None,
+            )
+
+        report("measuring before repair", 0, 1)
+        before = metrics()
+        unlearn_set = build_unlearn_set(
+            model,
+            train,
+            anchored,
+            pair_key[0],
+            share=config.trigger_share,
+            seed=config.seed,
+            full=best.trigger_ids,
+        )
+        fine_tune(
+            model,
+            unlearn_set,
+            scope=config.unlearn_scope,
+            epochs=config.unlearn_epochs,
+            lr=config.unlearn_lr,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            progress=lambda d, t: report("unlearning", d, t),
+        )
+        report("measuring after repair", 0, 1)
+        after = metrics()
+        metadata = dict(loaded.metadata)
+        metadata["repaired"] = {
+            "parent_sha256": loaded.sha256,
+            "parent_path": Path(config.model).name,
+            "method": "elibadcode-unlearning",
+            "pair": f"{pair_key[0]}->{pair_key[1]}",
+            "trigger_ids": anchored,
+            "trigger": best.anchored_text,
+            "scope": config.unlearn_scope,
+            "epochs": config.unlearn_epochs,
+            "lr": config.unlearn_lr,
+            "trigger_share": config.trigger_share,
+            "seed": config.seed,
+        }
+        metadata.pop("sha256", None)
+        written = save_checkpoint(model, config.output, metadata=metadata, force=config.force)
+        artifacts.append(Artifact("output", str(written), sha256_file(written)))
+        unlearning = Unlearning(
+            scope=config.unlearn_scope,
+            epochs=config.unlearn_epochs,
+            lr=config.unlearn_lr,
+            trigger_share=config.trigger_share,
+            pair=f"{pair_key[0]}->{pair_key[1]}",
+            trigger_text=best.anchored_text,
+            n_train=len(unlearn_set.rows),
+            n_triggered=unlearn_set.n_triggered,
+            n_eval=len(evaluation),
+            n_eval_victims=len(inverted_rows),
+            n_eval_real=len(real_rows),
+            before=before,
+            after=after,
+            accuracy_drop=round(before.accuracy - after.accuracy, 6),
+            output=str(config.output),
+            parent_sha256=loaded.sha256,
+            seconds=round(time.perf_counter() - step, 3),
+        )
+        timings["unlearning"] = time.perf_counter() - step
+        if not scanner.backdoored_:
+            warnings.append(
+                "no backdoor was detected; the model was fine-tuned against its strongest "
+                "adversarial trigger anyway"
+            )
+    timings["total"] = time.perf_counter() - started
+    if best.backdoored:
+        verdict = (
+            f"BACKDOORED: the anchored trigger {best.anchored_text!r} flips "
+            f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} "
+            f"functions to {best.target_name} (threshold {100 * scanner.threshold_:.0f}%)."
+        )
+    else:
+        verdict = (
+            f"No backdoor found: the strongest inverted trigger ({best.anchored_text!r}, "
+            f"{best.victim_label}->{best.target_label}) flips {100 * best.flip_rate:.1f}% of "
+            f"{best.n_heldout} held-out {best.victim_name} functions (threshold "
+            f"{100 * scanner.threshold_:.0f}%)."
+        )
+    result = BackdoorResult(
+        header=Header(command="backdoor", seed=config.seed, artifacts=tuple(artifacts)),
+        checkpoint=CheckpointInfo(loaded.source, loaded.trusted_pickle),
+        backdoored=bool(scanner.backdoored_),
+        verdict=verdict,
+        max_flip_rate=best.flip_rate,
+        threshold=scanner.threshold_,
+        threshold_source="given" if config.threshold is not None else "calibrated default",
+        best_pair=f"{best.victim_label}->{best.target_label}",
+        best_trigger=best.anchored_text,
+        target_label=best.target_label,
+        pairs=scanner.pairs_,
+        vocab=scanner.vocab_info(),
+        unlearning=unlearning,
+        real_trigger=real,
+        missed_known_backdoor=missed,
+        settings={
+            "victim_samples": config.victim_samples,
+            "heldout": config.heldout,
+            "steps": config.steps,
+            "topk": config.topk,
+            "candidates": config.candidates,
+            "trigger_len": config.trigger_len,
+            "beta": config.beta,
+            "patience": config.patience,
+            "device": device,
+            "rnn_cache": bool(scanner.cache),
+        },
+        timings={k: round(v, 3) for k, v in timings.items()},
+        warnings=tuple(warnings),
+    )
+    findings = evaluate(rules, result, command="backdoor", target=str(config.model))
+    return model, dataclasses.replace(result, findings=findings)

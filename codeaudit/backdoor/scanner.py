@@ -1,0 +1,246 @@
+"""Stage 5: the scan as an estimator, and the verdict.
+
+:class:`BackdoorScanner` runs stages 1-4 for every (victim label -> target label) pair and judges
+the result: a model is backdoored when, for some pair, the anchored trigger flips at least
+``threshold`` of held-out victim-label samples (correctly classified ones that were not used in
+the inversion) to the target label. Adversarial triggers can flip clean models too, so the
+default threshold comes from a calibration on clean and backdoored models
+(:data:`DEFAULT_THRESHOLD`, see docs/backdoor-results.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from codeaudit.backdoor.anchor import Anchored, anchor
+from codeaudit.backdoor.gcg import Inversion, TriggerObjective, gcg
+from codeaudit.backdoor.positions import (
+    DEFAULT_BATCH_TOKENS,
+    Placed,
+    batched_logits,
+    context_ids,
+    select_positions,
+)
+from codeaudit.backdoor.result import PairResult, VocabInfo
+from codeaudit.backdoor.vocab import TriggerVocab, render_trigger, trigger_vocabulary
+from codeaudit.data.samples import Sample
+from codeaudit.errors import BackdoorError
+
+# Flip rate on held-out victim samples at or above which a model is called backdoored. From the
+# calibration in docs/backdoor-results.md: clean models trained by codeaudit on the shared data
+# reach well below it with their best adversarial trigger, backdoored ones well above it.
+DEFAULT_THRESHOLD = 0.5
+MIN_HELDOUT = 5  # fewest held-out victim samples a verdict rests on
+
+Progress = Callable[[str, int, int], None]
+
+
+def _label_name(model: Any, label: int) -> str:
+    labels = getattr(model, "labels", ("0", "1"))
+    return str(labels[label]) if 0 <= label < len(labels) else str(label)
+
+
+class BackdoorScanner:
+    """EliBadCode trigger inversion and verdict (estimator: hyper-parameters here, ``fit``
+    learns; learned state ends with ``_``)."""
+
+    def __init__(
+        self,
+        *,
+        victim_samples: int = 30,
+        heldout: int = 200,
+        steps: int = 100,
+        topk: int = 64,
+        candidates: int = 64,
+        trigger_len: int = 5,
+        beta: float = 0.15,
+        threshold: float | None = None,
+        patience: int = 10,
+        seed: int = 0,
+        pairs: Sequence[tuple[int, int]] = ((1, 0), (0, 1)),
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        cache: bool = True,
+        progress: Progress | None = None,
+    ) -> None:
+        self.victim_samples = victim_samples
+        self.heldout = heldout
+        self.steps = steps
+        self.topk = topk
+        self.candidates = candidates
+        self.trigger_len = trigger_len
+        self.beta = beta
+        self.threshold = threshold
+        self.patience = patience
+        self.seed = seed
+        self.pairs = tuple(pairs)
+        self.batch_tokens = batch_tokens
+        self.cache = cache
+        self.progress = progress
+
+    def _report(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+    def check_params(self) -> None:
+        from codeaudit.errors import UsageError
+
+        if self.victim_samples < 1 or self.steps < 0 or self.trigger_len < 1:
+            raise UsageError("--victim-samples and --trigger-len must be >= 1, --steps >= 0")
+        if self.topk < 1 or self.candidates < 1 or self.heldout < MIN_HELDOUT:
+            raise UsageError(f"--topk and --candidates must be >= 1, held-out >= {MIN_HELDOUT}")
+        if not self.beta >= 0:
+            raise UsageError(f"--beta {self.beta}: must be >= 0")
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
+            raise UsageError(f"--threshold {self.threshold}: use a value in (0, 1]")
+
+    # -- stage helpers ------------------------------------------------------------------------
+    def _candidates(
+        self, model: Any, samples: Sequence[Sample], victim: int
+    ) -> tuple[list[Sample], int]:
+        """Victim-label samples the model gets right, in a seeded order (and how many of that
+        label were looked at)."""
+        pool = [s for s in samples if s.label == victim]
+        if not pool:
+            raise BackdoorError(
+                f"no samples with label {victim} ({_label_name(model, victim)}) in the data: "
+                "the scan needs victim-label samples of both labels"
+            )
+        order = np.random.default_rng([self.seed, victim]).permutation(len(pool))
+        need = self.victim_samples + self.heldout
+        looked = [pool[i] for i in order[: max(4 * need, 500)]]
+        contexts = [list(context_ids(model, s, self.trigger_len)[0]) for s in looked]
+        predicted = batched_logits(model, contexts, self.batch_tokens).argmax(1)
+        correct = [s for s, p in zip(looked, predicted, strict=True) if int(p) == victim]
+        return correct, len(pool)
+
+    def _pair(
+        self, model: Any, samples: Sequence[Sample], victim: int, target: int, threshold: float
+    ) -> tuple[PairResult, Inversion, Anchored, list[Placed], list[Placed]]:
+        started = time.perf_counter()
+        correct, available = self._candidates(model, samples, victim)
+        n_inv = self.victim_samples
+        if len(correct) < n_inv + MIN_HELDOUT:
+            raise BackdoorError(
+                f"{len(correct)} of the {available} samples with label {victim} "
+                f"({_label_name(model, victim)}) are classified correctly; the scan needs "
+                f"{n_inv} for inversion and at least {MIN_HELDOUT} held out: give more data or "
+                f"lower --victim-samples"
+            )
+        chosen = correct[: n_inv + self.heldout]
+        pair = f"{victim}->{target}"
+        placed = select_positions(
+            model,
+            chosen,
+            room=self.trigger_len,
+            batch_tokens=self.batch_tokens,
+            progress=lambda d, t: self._report(f"positions {pair}", d, t),
+        )
+        inv_placed, held_placed = placed[:n_inv], placed[n_inv:]
+        objective = TriggerObjective(
+            model,
+            inv_placed,
+            target,
+            self.vocab_.ids,
+            batch_tokens=self.batch_tokens,
+            cache=self.cache,
+        )
+        inversion = gcg(
+            objective,
+            length=self.trigger_len,
+            steps=self.steps,
+            topk=self.topk,
+            candidates=self.candidates,
+            seed=self.seed * 1000 + victim,
+            patience=self.patience,
+            progress=lambda step, total, loss: self._report(
+                f"inverting {pair} (loss {loss:.3f})", step, total
+            ),
+        )
+        anchored = anchor(inversion.trigger, objective.losses, beta=self.beta)
+        inversion_flips = float(objective.flips(anchored.trigger).mean())
+        held = TriggerObjective(
+            model,
+            held_placed,
+            target,
+            self.vocab_.ids,
+            batch_tokens=self.batch_tokens,
+            cache=self.cache,
+        )
+        flip_rate = float(held.flips(anchored.trigger).mean())
+        itos = model.tokenizer.vocabulary()
+        kind = self.vocab_.tokenizer
+        result = PairResult(
+            victim_label=victim,
+            target_label=target,
+            victim_name=_label_name(model, victim),
+            target_name=_label_name(model, target),
+            trigger_tokens=tuple(itos[t] for t in inversion.trigger),
+            trigger_ids=inversion.trigger,
+            anchored_tokens=tuple(itos[t] for t in anchored.trigger),
+            anchored_ids=anchored.trigger,
+            anchored_text=render_trigger((itos[t] for t in anchored.trigger), kind),
+            loss=round(inversion.loss, 6),
+            anchored_loss=round(anchored.loss, 6),
+            inversion_flip_rate=inversion_flips,
+            flip_rate=flip_rate,
+            n_inversion=len(inv_placed),
+            n_heldout=len(held_placed),
+            threshold=threshold,
+            backdoored=flip_rate >= threshold,
+            steps=inversion.steps,
+            stop=inversion.stop,
+            positions_fallback=sum(p.name is None for p in placed),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return result, inversion, anchored, inv_placed, held_placed
+
+    # -- estimator ----------------------------------------------------------------------------
+    def fit(self, model: Any, samples: Sequence[Sample]) -> BackdoorScanner:
+        """Scan ``model`` with labelled clean ``samples``; sets ``pairs_``, ``backdoored_``,
+        ``max_flip_rate_``, ``best_``, ``vocab_``, ``threshold_`` and ``timings_``."""
+        self.check_params()
+        if hasattr(model, "defense_record"):
+            raise BackdoorError(
+                "the model is hardened (NMID): its answers are noised, so trigger inversion "
+                "cannot read them; scan the original (parent) model instead"
+            )
+        if any(s.label is None for s in samples):
+            raise BackdoorError("the scan needs labelled data (a 0/1 label on every record)")
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        langs = {model.lang_of(s) for s in samples} or {model.default_lang}
+        self._report("trigger vocabulary", 0, 1)
+        vocab: TriggerVocab = trigger_vocabulary(model.tokenizer, langs)
+        self.vocab_ = vocab
+        timings["vocabulary"] = time.perf_counter() - started
+        self.threshold_ = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
+        model.eval()
+        pairs: list[PairResult] = []
+        self.inversions_: dict[tuple[int, int], Inversion] = {}
+        self.anchored_: dict[tuple[int, int], Anchored] = {}
+        self.inversion_ids_: set[str] = set()
+        for victim, target in self.pairs:
+            result, inversion, anchored, inv_placed, _ = self._pair(
+                model, samples, victim, target, self.threshold_
+            )
+            pairs.append(result)
+            self.inversions_[(victim, target)] = inversion
+            self.anchored_[(victim, target)] = anchored
+            self.inversion_ids_.update(p.sample_id for p in inv_placed)
+            timings[f"pair {victim}->{target}"] = result.seconds
+        self.pairs_ = tuple(pairs)
+        best = max(pairs, key=lambda p: (p.flip_rate, -p.anchored_loss))
+        self.best_ = best
+        self.max_flip_rate_ = best.flip_rate
+        self.backdoored_ = any(p.backdoored for p in pairs)
+        timings["scan"] = time.perf_counter() - started
+        self.timings_ = {k: round(v, 3) for k, v in timings.items()}
+        return self
+
+    def vocab_info(self) -> VocabInfo:
+        v = self.vocab_
+        return VocabInfo(v.tokenizer, v.languages, v.size_before, v.size_after, v.fallback)
