@@ -28,6 +28,20 @@ sample). Records keep every field of the shared data. The same arguments give by
 files. Models are not trained here; OUT_DIR/README.md lists the `codeaudit train` commands for
 the grid (3 architectures x (clean + 4 trigger types) x sources). When ../shared/data is absent
 the script says so and exits 0.
+
+Checked (CPU, 2 shared cores; a reduced BiGRU so that it trains in minutes):
+
+    python benchmarks/backdoor_data.py bdj --sources juliet --limit 4000
+    codeaudit train bdj/juliet/train.deadcode.jsonl -o juliet-bigru-deadcode.pt --arch bigru \
+        --val bdj/juliet/detect.clean.jsonl --max-len 256 --embed-dim 64 --hidden-dim 64 \
+        --epochs 8 --seed 0 --device cpu
+    codeaudit predict juliet-bigru-deadcode.pt bdj/juliet/test.deadcode.triggered.jsonl
+
+28 of 1,400 vulnerable training functions poisoned (2%): clean test accuracy 0.78; ASR 98.2%
+(382 of 389 triggered vulnerable test functions called not vulnerable) against 11.3% of the
+same functions without the trigger; 98.0% of those it got right without the trigger flip.
+Big-Vul (full, identifier trigger `testo_init`, same settings): the model barely learns the task
+(accuracy 0.54, already 79% of vulnerable test functions called safe), ASR 94.7%.
 """
 
 from __future__ import annotations
