@@ -439,6 +439,7 @@ CASES: list[Case] = [
             "harden": error(r"bad\.jsonl:1: no label field"),
             "audit": error(r"bad\.jsonl:1: no label field"),
             "poison": error(r"bad\.jsonl:1: no label field"),
+            "backdoor": error(r"bad\.jsonl:1: no label field"),
         },
     ),
     Case(

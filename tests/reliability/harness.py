@@ -164,6 +164,33 @@ def _poison(i: Inputs, out: str) -> list[str]:
     ]
 
 
+def _backdoor(i: Inputs, out: str) -> list[str]:
+    return [
+        "backdoor",
+        i["scan_model"],
+        "--data",
+        i["data"],
+        "--victim-samples",
+        "3",
+        "--heldout",
+        "5",
+        "--steps",
+        "3",
+        "--topk",
+        "8",
+        "--candidates",
+        "8",
+        "--unlearn",
+        "-o",
+        f"{out}/repaired.pt",
+        "--report",
+        f"{out}/report.json",
+        "-q",
+        "--format",
+        "json",
+    ]
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -216,6 +243,16 @@ COMMANDS: dict[str, Command] = {
             data_slot="data",
             hashed={"data": "data"},
         ),
+        Command(
+            "backdoor",
+            _backdoor,
+            outputs=("repaired.pt", "report.json"),
+            data_slot="data",
+            model_slot="scan_model",
+            hashed={"model": "scan_model", "data": "data"},
+            writes_model="repaired.pt",
+            output_role="output",
+        ),
     )
 }
 # A new command joins every test in tests/reliability (hostile models and data, determinism,
@@ -260,6 +297,23 @@ def make_world(root: Path) -> World:
             device="cpu",
         )
     )
+    # the backdoor scan needs a model that gets both labels right: the same, trained longer
+    scan_model = root / "scan_model.pt"
+    api.train(
+        TrainConfig(
+            data=str(train),
+            output=str(scan_model),
+            epochs=15,
+            batch_size=16,
+            max_len=48,
+            embed_dim=8,
+            hidden_dim=8,
+            min_freq=1,
+            lr=0.01,
+            val_split=0.0,
+            device="cpu",
+        )
+    )
     return World(
         root=root,
         inputs={
@@ -268,6 +322,7 @@ def make_world(root: Path) -> World:
             "members": str(train),
             "nonmembers": str(test),
             "key": str(key),
+            "scan_model": str(scan_model),
         },
         hf_dir=make_hf_dir(root / "hf", [r["func"] for r in planted_records(40, seed=1)]),
     )

@@ -1,6 +1,7 @@
 """Ctrl-C (SIGINT) and a cancelled CI job (SIGTERM) in the middle of a real ``codeaudit``
-process: exit 130, one line on stderr, no traceback, and no output file (not even a temporary
-one) left behind. The processes run at the same time (their start-up is the expensive part)."""
+process (training, a membership audit, hardening, unlearning): exit 130, one line on stderr, no
+traceback, and no output file (not even a temporary one) left behind. The processes run at the
+same time (their start-up is the expensive part)."""
 
 from __future__ import annotations
 
@@ -74,11 +75,39 @@ def _harden(world: World, out: Path) -> Interrupted:
     return Interrupted(argv, out, delay=2.0)
 
 
+def _unlearn(world: World, out: Path) -> Interrupted:
+    records = generate(400, seed=6)
+    data = write_jsonl(out.parent / "clean.jsonl", records)
+    argv = [
+        "backdoor",
+        world.inputs["scan_model"],
+        "--data",
+        str(data),
+        "--victim-samples",
+        "3",
+        "--heldout",
+        "5",
+        "--steps",
+        "2",
+        "--unlearn",
+        "--unlearn-scope",
+        "full",
+        "--unlearn-epochs",
+        "100000",  # the signal always arrives mid-unlearning
+        "-o",
+        str(out / "repaired.pt"),
+        "--report",
+        str(out / "backdoor.json"),
+    ]
+    return Interrupted(argv, out, delay=4.0)
+
+
 RUNS = {
     "train-SIGINT": lambda w, out: _train(w, out, signal.SIGINT),
     "train-SIGTERM": lambda w, out: _train(w, out, signal.SIGTERM),
     "membership-SIGINT": _membership,
     "harden-SIGINT": _harden,
+    "unlearn-SIGINT": _unlearn,
 }
 
 
