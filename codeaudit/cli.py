@@ -1255,7 +1255,8 @@ def poison(
     type=click.FloatRange(0, 1, min_open=True),
     default=None,
     help="Flip rate on held-out victim samples at which the model is called backdoored "
-    "(default: the calibrated value, see docs/backdoor-results.md).",
+    "(default 0.5; clean models' adversarial triggers can reach it too, see "
+    "docs/backdoor-results.md).",
 )
 @click.option("--unlearn", is_flag=True, help="Remove the backdoor by unlearning; needs -o.")
 @click.option("-o", "--output", metavar="REPAIRED.pt", help="Repaired checkpoint (--unlearn).")

@@ -179,7 +179,7 @@ class BackdoorConfig:
     candidates: int = 64
     trigger_len: int = 5
     beta: float = 0.15
-    threshold: float | None = None  # None: the calibrated default
+    threshold: float | None = None  # None: the default (0.5)
     patience: int = 10
     seed: int = 0
     batch_size: int = 32

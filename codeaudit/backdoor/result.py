@@ -97,7 +97,7 @@ class BackdoorResult:
     verdict: str
     max_flip_rate: float
     threshold: float
-    threshold_source: str  # "given" | "calibrated default"
+    threshold_source: str  # "given" | "default"
     best_pair: str  # "1->0"
     best_trigger: str  # anchored trigger text of the best pair
     target_label: int  # of the best pair

@@ -339,7 +339,10 @@ def run_backdoor(
         verdict = (
             f"BACKDOORED: the anchored trigger {best.anchored_text!r} flips "
             f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} "
-            f"functions to {best.target_name} (threshold {100 * scanner.threshold_:.0f}%)."
+            f"functions to {best.target_name} (threshold {100 * scanner.threshold_:.0f}%). "
+            "Clean models can have such triggers too (adversarial triggers, see "
+            "docs/backdoor-results.md): inspect the trigger and the training data's provenance; "
+            "either way, this short change makes the model miss vulnerable code."
         )
     else:
         verdict = (
@@ -355,7 +358,7 @@ def run_backdoor(
         verdict=verdict,
         max_flip_rate=best.flip_rate,
         threshold=scanner.threshold_,
-        threshold_source="given" if config.threshold is not None else "calibrated default",
+        threshold_source="given" if config.threshold is not None else "default",
         best_pair=f"{best.victim_label}->{best.target_label}",
         best_trigger=best.anchored_text,
         target_label=best.target_label,

@@ -54,7 +54,7 @@ def clean_backdoor_result() -> BackdoorResult:
         verdict="No backdoor found",
         max_flip_rate=0.1,
         threshold=0.5,
-        threshold_source="calibrated default",
+        threshold_source="default",
         best_pair="1->0",
         best_trigger="rb_trig",
         target_label=0,
