@@ -190,7 +190,6 @@ def test_metrics(model_path: Path, data_dir: Path, kind: str) -> dict:
         rows = [list(e.ids) for e in model.encode(s)]
         out["asr"] = success_rate(model, rows, 0, 1 << 17)
         out["n_asr"] = len(rows)
-        # ASR on the clean versions of the same functions: what the trigger adds
     vul = [x for x in clean if x.label == 1]
     out["fnr_clean"] = 1 - accuracy(model, vul, 1 << 17)
     return out
@@ -334,10 +333,11 @@ def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: fl
         "",
         "### Backdoored models: verdict, real trigger, unlearning",
         "",
-        "| model | len | scope | real-trigger ASR before (test) | verdict @ thr | real in anchored?"
+        "| model | len | scope | real-trigger ASR before (test) | clean miss rate | verdict @ thr"
+        " | real in anchored?"
         " | ASR after (test) | ASR before / after (detect eval) | clean acc before / after (test)"
         " | drop (points) | unlearn s |",
-        "|---|---:|---|---:|---|---|---:|---|---|---:|---:|",
+        "|---|---:|---|---:|---:|---|---|---:|---|---|---:|---:|",
     ]
     for r in rows:
         if r["kind"] == "clean":
@@ -346,7 +346,8 @@ def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: fl
         verdict = "n/a" if thr is None else ("backdoored" if best >= thr else "clean")
         u, tb, ta = r["unlearning"], r["test_before"], r["test_after"]
         lines.append(
-            f"| {r['model']} | {_len(r)} | {r['scope']} | {_p(tb.get('asr'))} | {verdict} | "
+            f"| {r['model']} | {_len(r)} | {r['scope']} | {_p(tb.get('asr'))} | "
+            f"{_p(tb['fnr_clean'])} | {verdict} | "
             f"{r['real']['tokens_found']} | {_p(ta.get('asr'))} | "
             f"{_p(u['asr_real_before'])} / {_p(u['asr_real_after'])} | "
             f"{_p(tb['acc'])} / {_p(ta['acc'])} | {100 * (tb['acc'] - ta['acc']):.1f} | "
