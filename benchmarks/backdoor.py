@@ -301,7 +301,13 @@ def choose_threshold(rows: list[dict]) -> dict:
 
 
 def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: float | None):  # type: ignore[no-untyped-def]
-    lines: list[str] = []
+    lines: list[str] = [
+        "# `codeaudit backdoor` benchmark tables",
+        "",
+        "Written by `python benchmarks/backdoor.py --out docs/backdoor-tables.md --threshold 0.5`"
+        " from the per-model JSON of the runs; setup and reading in backdoor-results.md.",
+        "",
+    ]
     cal = choose_threshold([r for r in rows if r["scope"] == "head"])
     lines += [
         "### Flip rates (anchored trigger, held-out victim functions of detect.clean)",
@@ -333,8 +339,8 @@ def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: fl
         "",
         "### Backdoored models: verdict, real trigger, unlearning",
         "",
-        "| model | len | scope | real-trigger ASR before (test) | clean miss rate | verdict @ thr"
-        " | real in anchored?"
+        "| model | len | scope | real-trigger ASR before (test) | clean miss rate before / after"
+        " | verdict @ thr | real in anchored?"
         " | ASR after (test) | ASR before / after (detect eval) | clean acc before / after (test)"
         " | drop (points) | unlearn s |",
         "|---|---:|---|---:|---:|---|---|---:|---|---|---:|---:|",
@@ -346,8 +352,8 @@ def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: fl
         verdict = "n/a" if thr is None else ("backdoored" if best >= thr else "clean")
         u, tb, ta = r["unlearning"], r["test_before"], r["test_after"]
         lines.append(
-            f"| {r['model']} | {_len(r)} | {r['scope']} | {_p(tb.get('asr'))} | "
-            f"{_p(tb['fnr_clean'])} | {verdict} | "
+            f"| {r['model']} | {_len(r)} | {r['scope']}, {u['epochs']} ep | {_p(tb.get('asr'))} | "
+            f"{_p(tb['fnr_clean'])} / {_p(ta['fnr_clean'])} | {verdict} | "
             f"{r['real']['tokens_found']} | {_p(ta.get('asr'))} | "
             f"{_p(u['asr_real_before'])} / {_p(u['asr_real_after'])} | "
             f"{_p(tb['acc'])} / {_p(ta['acc'])} | {100 * (tb['acc'] - ta['acc']):.1f} | "
