@@ -4,23 +4,24 @@ threshold calibrated on clean vs backdoored models, with unlearning (issue 5).
     python benchmarks/backdoor_data.py /tmp/bd/data --sources juliet --limit 6000
     python benchmarks/backdoor.py --data-dir /tmp/bd/data/juliet --models /tmp/bd/models \
         [--archs bigru,lstm] [--triggers clean,identifier,postfix,deadcode,grammar] \
-        [--speed] [--scan] [--out docs/backdoor-results.md]
+        [--speed] [--inversion] [--scan [--trigger-len N] [--full-scope --unlearn-epochs E]] \
+        [--out docs/backdoor-tables.md --threshold 0.5]
 
 Models: `codeaudit train DATA_DIR/train.KIND.jsonl --arch ARCH --val-split 0 --max-len 256
 --embed-dim 64 --hidden-dim 64 --epochs 6 --seed 0` (KIND clean or a trigger type), trained
-here unless MODELS/ARCH-KIND.pt exists (the same command run by hand gives the same file).
+here (through `api.train`) unless MODELS/ARCH-KIND.pt exists.
 
 --speed: on MODELS/ARCH-clean.pt, seconds per GCG step (the gradient plus candidates x samples
 evaluations, as `gcg` does them) against the floor: one forward-backward through
 `forward_embeds` of the same N x (T + L) batch, plus candidates x samples bare forwards
 (`model.forward` over full-length id rows, chunked by the same token budget); median of
---repeats, measured alternately in one process. Then the whole inversion (both label pairs,
-scan defaults) on the BiGRU.
+--repeats, measured alternately in one process. --inversion: the whole inversion (both label
+pairs, scan defaults) on the BiGRU.
 
 --scan: `run_backdoor` on every model with DATA_DIR/detect.clean.jsonl as the defender's data
-(the manifest for backdoored models, head-only unlearning; `--unlearn-scope full` too when head
-does not bring the real-trigger ASR to <= 2%), a threshold of 1.0 so the verdict is taken from
-the flip rates afterwards; plus the real trigger's ASR on DATA_DIR/test.KIND.triggered.jsonl
+(the manifest for backdoored models; head-only unlearning, and with --full-scope also
+`--unlearn-scope full`), a threshold of 1.0 so the verdict is taken from the flip rates
+afterwards; plus the real trigger's ASR on DATA_DIR/test.KIND.triggered.jsonl
 and clean accuracy on DATA_DIR/test.clean.jsonl, before and after repair. Results are kept in
 MODELS/scan-*.json, so a run resumes and --out alone re-renders the report.
 """
