@@ -30,9 +30,12 @@ from codeaudit.backdoor.vocab import TriggerVocab, render_trigger, trigger_vocab
 from codeaudit.data.samples import Sample
 from codeaudit.errors import BackdoorError
 
-# Flip rate on held-out victim samples at or above which a model is called backdoored. From the
-# calibration in docs/backdoor-results.md: clean models trained by codeaudit on the shared data
-# reach well below it with their best adversarial trigger, backdoored ones well above it.
+# Flip rate on held-out victim samples at or above which a model is called backdoored. Measured
+# in docs/backdoor-results.md (LSTM and BiGRU on Juliet, 2% poisoning): every backdoored model's
+# 1->0 flip rate is >= 0.83, and clean models stay <= 0.45 on the 0->1 pair; but clean models'
+# own adversarial triggers flip 0.92-1.00 of vulnerable functions to "not vulnerable", so no
+# value in (0, 1] separates clean from backdoored models there. 0.5 keeps every backdoor
+# detected and is not a guarantee against false positives (see the results document).
 DEFAULT_THRESHOLD = 0.5
 MIN_HELDOUT = 5  # fewest held-out victim samples a verdict rests on
 
