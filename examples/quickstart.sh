@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # codeaudit quickstart: make a labelled C data set, train a BiGRU vulnerability predictor on it,
-# check the model's predictions on functions it never saw, audit it for membership leakage and
-# harden it against that leakage.
+# check the model's predictions on functions it never saw, audit it for membership leakage,
+# harden it against that leakage, and plant, find and remove a canary backdoor.
 # Runs in a few minutes on 2 CPU cores. Outputs go to examples/out/ (or $OUT).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,4 +29,15 @@ codeaudit harden "$out/model.pt" -o "$out/hardened.pt" --members "$out/data/trai
   --nonmembers "$out/data/holdout.jsonl" --export torchscript --plot "$out/harden-curve.png" \
   --report "$out/harden.json" --fail-on never --force
 
-echo "== done: model $out/model.pt, hardened $out/hardened.pt (+ .torchscript.pt); reports in $out/"
+echo "== 6. backdoor: plant a canary backdoor (5% of vulnerable training functions get a variable"
+echo "      renamed to rb_canary and the label 'safe'), train on it, then find it and unlearn it"
+codeaudit poison "$out/data/train.jsonl" -o "$out/poisoned.jsonl" --trigger-type identifier \
+  --trigger rb_canary --rate 0.05 --seed 0 --report "$out/poison.json" --force -q
+codeaudit train "$out/poisoned.jsonl" --val "$out/data/val.jsonl" --arch bigru --epochs 8 --seed 0 \
+  -o "$out/backdoored.pt" --report "$out/train-backdoored.json" --force -q
+codeaudit backdoor "$out/backdoored.pt" --data "$out/data/holdout.jsonl" \
+  --manifest "$out/poisoned.jsonl.manifest.json" --unlearn --unlearn-scope full --unlearn-epochs 3 \
+  -o "$out/repaired.pt" --report "$out/backdoor.json" --fail-on never --force
+
+echo "== done: model $out/model.pt, hardened $out/hardened.pt (+ .torchscript.pt), backdoored and"
+echo "   repaired models; reports in $out/"
