@@ -3,9 +3,9 @@
 :class:`BackdoorScanner` runs stages 1-4 for every (victim label -> target label) pair and judges
 the result: a model is backdoored when, for some pair, the anchored trigger flips at least
 ``threshold`` of held-out victim-label samples (correctly classified ones that were not used in
-the inversion) to the target label. Adversarial triggers can flip clean models too, so the
-default threshold comes from a calibration on clean and backdoored models
-(:data:`DEFAULT_THRESHOLD`, see docs/backdoor-results.md).
+the inversion) to the target label. Adversarial triggers can flip clean models too: the default
+threshold (:data:`DEFAULT_THRESHOLD`) was measured on clean and backdoored models, and on small
+RNNs no threshold separates them (docs/backdoor-results.md).
 """
 
 from __future__ import annotations
