@@ -366,6 +366,22 @@ def _progress(enabled: bool) -> Iterator[Any]:
         yield progress
 
 
+@contextmanager
+def _stage_progress(enabled: bool, label: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress callback ``(stage, done, total)`` for the library's long runs, drawn as one
+    bar that takes each stage's name (None when there is no bar to draw)."""
+    with _progress(enabled) as bar:
+        if bar is None:
+            yield None
+            return
+        task = bar.add_task(label, total=None, extra="")
+
+        def callback(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        yield callback
+
+
 # -- train ----------------------------------------------------------------------------------------
 
 
@@ -722,14 +738,7 @@ def membership(
         force=force,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
     )
-    with _progress(not quiet) as bar:
-        callback = None
-        if bar is not None:
-            task = bar.add_task("auditing", total=None, extra="")
-
-            def callback(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
-
+    with _stage_progress(not quiet, "auditing") as callback:
         result = run_membership(config, progress=callback)
     result = _emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
@@ -861,14 +870,7 @@ def audit(
         from codeaudit.report import format_for_path
 
         checked += [(path, format_for_path(path)) for path in dir_paths]
-    with _progress(not quiet) as bar:
-        callback = None
-        if bar is not None:
-            task = bar.add_task("auditing", total=None, extra="")
-
-            def callback(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
-
+    with _stage_progress(not quiet, "auditing") as callback:
         result = run_audit(config, progress=callback)
     if report_dir:
         os.makedirs(report_dir, exist_ok=True)
@@ -1097,14 +1099,7 @@ def harden(
         force=force,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
     )
-    with _progress(not quiet) as bar:
-        callback = None
-        if bar is not None:
-            task = bar.add_task("hardening", total=None, extra="")
-
-            def callback(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
-
+    with _stage_progress(not quiet, "hardening") as callback:
         _, result = run_harden(config, progress=callback)
     _emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
@@ -1192,14 +1187,7 @@ def poison(
         force=force,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
     )
-    with _progress(not quiet) as bar:
-        callback = None
-        if bar is not None:
-            task = bar.add_task("poisoning", total=None, extra="")
-
-            def callback(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
-
+    with _stage_progress(not quiet, "poisoning") as callback:
         result = run_poison(config, progress=callback)
     _emit(result, fmt, checked, force)
     return EXIT_OK
@@ -1354,14 +1342,7 @@ def backdoor(
         force=force,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
     )
-    with _progress(not quiet) as bar:
-        callback = None
-        if bar is not None:
-            task = bar.add_task("backdoor scan", total=None, extra="")
-
-            def callback(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
-
+    with _stage_progress(not quiet, "backdoor scan") as callback:
         _, result = run_backdoor(config, progress=callback)
     _emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
