@@ -238,3 +238,21 @@ def test_shadow_attack_learns_from_shadows_only(membership: np.ndarray) -> None:
     attack = ShadowAttack(shadows).fit(features(rng, membership, 2.5), np.zeros(N))
     target = features(rng, membership, 2.5)
     assert rank_auc(membership, attack.score(target)) > 0.8
+
+
+def test_ctrl_c_inside_the_mlp_attack_stops_the_audit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # scikit-learn's MLP catches KeyboardInterrupt in its training loop and returns a half-trained
+    # model with a warning; the audit must stop instead (exit 130), not report on it.
+    from sklearn.neural_network import MLPClassifier
+
+    from codeaudit.membership.attacks.trained import fit_classifier
+
+    def interrupted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(80, 3)), np.arange(80) % 2
+    assert fit_classifier("mlp", 0, x, y).predict_proba(x).shape == (80, 2)
+    monkeypatch.setattr(MLPClassifier, "_update_no_improvement_count", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit_classifier("mlp", 0, x, y)

@@ -42,6 +42,23 @@ def make_classifier(kind: str, seed: int) -> Any:
     raise ValueError(f"unknown attack classifier {kind!r} (use {', '.join(CLASSIFIERS)})")
 
 
+def fit_classifier(kind: str, seed: int, x: np.ndarray, y: np.ndarray) -> Any:
+    """``make_classifier(kind, seed).fit(x, y)``, with Ctrl-C kept a Ctrl-C: scikit-learn's MLP
+    catches KeyboardInterrupt inside its training loop, warns "Training interrupted by user" and
+    returns a half-trained model, which would let an interrupted audit run on and report."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = make_classifier(kind, seed).fit(x, y)
+    for w in caught:
+        if "Training interrupted by user" in str(w.message):
+            raise KeyboardInterrupt
+    for w in caught:  # everything else is shown as it would have been
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return model
+
+
 class BlockPreprocessor:
     """Standardises each output block (and reduces the embedding with PCA); fit on train only."""
 
@@ -109,7 +126,7 @@ class TrainedAttack(MembershipAttack):
 
     def fit_matrix(self, x: np.ndarray, membership: np.ndarray) -> TrainedAttack:
         """Fit on already preprocessed inputs (lets an audit share one preprocessing per fold)."""
-        self.model_ = make_classifier(self.classifier, self.seed).fit(x, membership)
+        self.model_ = fit_classifier(self.classifier, self.seed, x, membership)
         return self
 
     def score(self, features: FeatureSet) -> np.ndarray:
