@@ -39,14 +39,7 @@ from codeaudit.backdoor.triggers import (
     insert_trigger,
 )
 from codeaudit.config import PoisonConfig
-from codeaudit.data.loader import (
-    RecordParser,
-    _detect_format,
-    _only_space,
-    _read_csv,
-    _read_json_array,
-    _read_jsonl,
-)
+from codeaudit.data.loader import RecordParser, parse_file
 from codeaudit.data.samples import Dataset, Sample
 from codeaudit.errors import DataError, PoisonError
 from codeaudit.io import atomic_write, check_input_file, check_output_path, sha256_bytes
@@ -173,39 +166,19 @@ def _load(config: PoisonConfig) -> _Loaded:
         skip_invalid=options.skip_invalid,
         default_lang=options.lang,
     )
+    sha256, fmt = parse_file(p, name, parser, None)
     raw_lines: dict[int, bytes] = {}
-    try:
-        with open(p, "rb") as handle:
-            head = handle.read(8192)
-            if not head.strip() and not handle.read(1 << 16).strip() and _only_space(handle):
-                raise DataError(f"{name}: empty file, no records")
-            if b"\0" in head:
-                raise DataError(f"{name}: binary file (NUL byte), expected JSONL, JSON or CSV text")
-            fmt = _detect_format(p, head[:4096].decode("utf-8", "ignore"))
-            handle.seek(0)
-            if fmt == "jsonl":
-                sha256, content = _read_jsonl(handle, parser)
-                if not content:
-                    raise DataError(f"{name}: empty file, no records")
-                wanted = {s.line for s in parser.samples}
-                handle.seek(0)
+    if fmt == "jsonl":  # the poisoned file keeps every untouched line byte for byte
+        wanted = {s.line for s in parser.samples}
+        try:
+            with open(p, "rb") as handle:
                 for number, raw in enumerate(handle, start=1):
                     if number in wanted:
                         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                             raw = raw[3:]
                         raw_lines[number] = raw.rstrip(b"\r\n")
-            else:
-                from codeaudit.data.loader import _decode
-
-                data = handle.read()
-                sha256 = sha256_bytes(data)
-                if fmt == "json":
-                    _read_json_array(name, _decode(name, data), parser)
-                else:
-                    delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
-                    _read_csv(name, _decode(name, data), parser, delimiter)
-    except OSError as exc:
-        raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
     dataset = parser.finish(path=name, sha256=sha256, fmt=fmt)
     return _Loaded(dataset, tuple(parser.records), raw_lines)
 

@@ -383,6 +383,13 @@ def load_dataset(
         skip_invalid=skip_invalid,
         default_lang=default_lang,
     )
+    sha256, fmt = parse_file(p, name, parser, fmt)
+    return parser.finish(path=name, sha256=sha256, fmt=fmt)
+
+
+def parse_file(p: Path, name: str, parser: RecordParser, fmt: str | None) -> tuple[str, str]:
+    """Feed the records of the file at ``p`` to ``parser`` (JSONL streamed, JSON arrays and CSV
+    read whole); returns the file's sha256 and its format (``fmt``, or detected)."""
     try:
         with open(p, "rb") as handle:
             head = handle.read(8192)
@@ -407,7 +414,7 @@ def load_dataset(
                     _read_csv(name, _decode(name, data), parser, delimiter)
     except OSError as exc:
         raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    return parser.finish(path=name, sha256=sha256, fmt=fmt)
+    return sha256, fmt
 
 
 def _only_space(handle: BinaryIO) -> bool:
