@@ -1246,6 +1246,12 @@ def poison(
     "(default 0.5; clean models' adversarial triggers can reach it too, see "
     "docs/backdoor-results.md).",
 )
+@click.option(
+    "--keep-shortcuts",
+    is_flag=True,
+    help="Also search triggers that contain a data shortcut (a name --data shows almost only "
+    "with the target label); by default they are set aside and reported on their own.",
+)
 @click.option("--unlearn", is_flag=True, help="Remove the backdoor by unlearning; needs -o.")
 @click.option("-o", "--output", metavar="REPAIRED.pt", help="Repaired checkpoint (--unlearn).")
 @click.option(
@@ -1279,6 +1285,7 @@ def backdoor(
     beta: float,
     patience: int,
     threshold: float | None,
+    keep_shortcuts: bool,
     unlearn: bool,
     output: str | None,
     unlearn_scope: str,
@@ -1333,6 +1340,7 @@ def backdoor(
         trigger_len=trigger_len,
         beta=beta,
         threshold=threshold,
+        keep_shortcuts=keep_shortcuts,
         patience=patience,
         seed=seed,
         batch_size=batch_size,

@@ -180,6 +180,7 @@ class BackdoorConfig:
     trigger_len: int = 5
     beta: float = 0.15
     threshold: float | None = None  # None: the default (0.5)
+    keep_shortcuts: bool = False  # search the data's label-pure names too (EliBadCode as is)
     patience: int = 10
     seed: int = 0
     batch_size: int = 32

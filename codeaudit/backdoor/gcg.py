@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from codeaudit.backdoor.positions import DEFAULT_BATCH_TOKENS, Placed
+from codeaudit.errors import BackdoorError
 
 
 class _RNNCache:
@@ -280,12 +281,25 @@ def gcg(
     min_delta: float = 1e-4,
     converged: float = 1e-3,
     progress: Callable[[int, int, float], None] | None = None,
+    allowed: Callable[[Sequence[int]], bool] | None = None,
 ) -> Inversion:
-    """Invert a trigger of ``length`` tokens toward the objective's target label."""
+    """Invert a trigger of ``length`` tokens toward the objective's target label.
+
+    ``allowed`` (optional) rejects triggers the search must not return (the scan's data
+    shortcuts): a rejected candidate is never evaluated."""
     rng = np.random.default_rng(seed)
     vocab = objective.vocab_ids
     topk = max(1, min(topk, len(vocab)))
     current = rng.choice(vocab, size=length).astype(np.int64)
+    for _ in range(1000):
+        if allowed is None or allowed(current.tolist()):
+            break
+        current = rng.choice(vocab, size=length).astype(np.int64)
+    else:
+        raise BackdoorError(
+            "every trigger tried contains a data shortcut: too few identifier pieces are left to "
+            "search (rerun with --keep-shortcuts)"
+        )
     visited: set[tuple[int, ...]] = {tuple(current.tolist())}
     best_loss = float(objective.losses(current[None])[0])
     history = [best_loss]
@@ -316,6 +330,8 @@ def gcg(
             if key in visited:
                 continue
             visited.add(key)
+            if allowed is not None and not allowed(key):
+                continue
             batch.append(cand)
         done = step
         if not batch:  # every neighbour evaluated: nothing left to try

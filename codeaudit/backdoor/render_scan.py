@@ -10,6 +10,8 @@ from rich.table import Table
 
 from codeaudit.report.rich import _fmt, _warnings, rich_renderer
 
+SHORTCUTS_SHOWN = 5
+
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
@@ -62,6 +64,19 @@ def render_backdoor(result: Any, console: Console) -> None:
         "held-out victim samples the model classifies correctly, not used in the inversion",
         highlight=False,
     )
+    for p in result.pairs:
+        if p.shortcuts:
+            shown = ", ".join(
+                f"{c.text} ({c.target_support}/{c.other_support}, flips {_pct(c.flip_rate)} "
+                f"inserted, {_pct(c.flip_rate_renamed)} as the name)"
+                for c in p.shortcuts[:SHORTCUTS_SHOWN]
+            )
+            console.print(
+                f"data shortcuts toward {escape(p.target_name)} set aside from the "
+                f"{p.victim_label}->{p.target_label} search: {p.shortcuts_excluded} "
+                f"(strongest, {escape(p.target_name)}/other functions): {escape(shown)}",
+                highlight=False,
+            )
     if result.real_trigger is not None:
         r = result.real_trigger
         found = {True: "found in", False: "NOT in", None: "not comparable with"}[r.tokens_found]

@@ -17,6 +17,19 @@ class VocabInfo:
 
 
 @dataclass(frozen=True)
+class Shortcut:
+    """One label-pure run of identifier pieces in the defender's data."""
+
+    ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    text: str  # as code text
+    target_support: int  # functions with the target label that contain it
+    other_support: int  # functions with the other label(s) that contain it
+    flip_rate: float | None = None  # held-out victim samples it flips, inserted at their positions
+    flip_rate_renamed: float | None = None  # ... replacing the name there at every occurrence
+
+
+@dataclass(frozen=True)
 class PairResult:
     """Trigger inversion for one (victim label -> target label) pair."""
 
@@ -41,6 +54,9 @@ class PairResult:
     stop: str  # "steps" | "plateau" | "converged"
     positions_fallback: int  # samples with no name in the window (first code id used)
     seconds: float
+    # data shortcuts toward the target set aside from the search (None: --keep-shortcuts)
+    shortcuts_excluded: int | None = None
+    shortcuts: tuple[Shortcut, ...] = ()  # the strongest, with their own flip rates
 
 
 @dataclass(frozen=True)

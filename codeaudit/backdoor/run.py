@@ -69,6 +69,7 @@ def _scanner(config: BackdoorConfig, progress: Progress | None) -> Any:
         threshold=config.threshold,
         patience=config.patience,
         seed=config.seed,
+        shortcuts=not config.keep_shortcuts,
         progress=progress,
     )
 

@@ -23,9 +23,11 @@ from codeaudit.backdoor.positions import (
     Placed,
     batched_logits,
     context_ids,
+    rename,
     select_positions,
 )
 from codeaudit.backdoor.result import PairResult, VocabInfo
+from codeaudit.backdoor.shortcuts import Shortcut, ShortcutIndex
 from codeaudit.backdoor.vocab import TriggerVocab, render_trigger, trigger_vocabulary
 from codeaudit.data.samples import Sample
 from codeaudit.errors import BackdoorError
@@ -67,6 +69,8 @@ class BackdoorScanner:
         pairs: Sequence[tuple[int, int]] = ((1, 0), (0, 1)),
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         cache: bool = True,
+        shortcuts: bool = True,
+        shortcuts_shown: int = 10,
         progress: Progress | None = None,
     ) -> None:
         self.victim_samples = victim_samples
@@ -82,6 +86,8 @@ class BackdoorScanner:
         self.pairs = tuple(pairs)
         self.batch_tokens = batch_tokens
         self.cache = cache
+        self.shortcuts = shortcuts
+        self.shortcuts_shown = shortcuts_shown
         self.progress = progress
 
     def _report(self, stage: str, done: int, total: int) -> None:
@@ -143,11 +149,27 @@ class BackdoorScanner:
             progress=lambda d, t: self._report(f"positions {pair}", d, t),
         )
         inv_placed, held_placed = placed[:n_inv], placed[n_inv:]
+        index = self.shortcut_index_
+        vocab_ids = self.vocab_.ids
+        allowed = None
+        if index is not None:
+            drop = index.single_pieces(target)
+            kept = np.asarray([t for t in vocab_ids if int(t) not in drop], dtype=np.int64)
+            if len(kept) < self.trigger_len:
+                raise BackdoorError(
+                    f"{len(kept)} identifier pieces are left once the data's shortcuts toward "
+                    f"label {target} are set aside: rerun with --keep-shortcuts"
+                )
+            vocab_ids = kept
+
+            def allowed(trigger: Sequence[int]) -> bool:
+                return not index.contains_shortcut(trigger, target)
+
         objective = TriggerObjective(
             model,
             inv_placed,
             target,
-            self.vocab_.ids,
+            vocab_ids,
             batch_tokens=self.batch_tokens,
             cache=self.cache,
         )
@@ -162,8 +184,18 @@ class BackdoorScanner:
             progress=lambda step, total, loss: self._report(
                 f"inverting {pair} (loss {loss:.3f})", step, total
             ),
+            allowed=allowed,
         )
-        anchored = anchor(inversion.trigger, objective.losses, beta=self.beta)
+
+        def losses(triggers: np.ndarray) -> np.ndarray:
+            # a shorter trigger that is a data shortcut cannot be the anchored one
+            out = objective.losses(triggers)
+            if allowed is not None:
+                bad = [not allowed(t) for t in np.atleast_2d(triggers).tolist()]
+                out = np.where(bad, np.inf, out)
+            return out
+
+        anchored = anchor(inversion.trigger, losses, beta=self.beta)
         inversion_flips = float(objective.flips(anchored.trigger).mean())
         held = TriggerObjective(
             model,
@@ -176,6 +208,21 @@ class BackdoorScanner:
         flip_rate = float(held.flips(anchored.trigger).mean())
         itos = model.tokenizer.vocabulary()
         kind = self.vocab_.tokenizer
+        shortcuts: list[Shortcut] = []
+        if index is not None:
+            for ids, n_target, n_other in index.strongest(target, self.shortcuts_shown):
+                tokens = tuple(itos[t] for t in ids)
+                shortcuts.append(
+                    Shortcut(
+                        ids=ids,
+                        tokens=tokens,
+                        text=render_trigger(tokens, kind),
+                        target_support=n_target,
+                        other_support=n_other,
+                        flip_rate=float(held.flips(ids).mean()),
+                        flip_rate_renamed=self._renamed_flips(model, held_placed, ids, target),
+                    )
+                )
         result = PairResult(
             victim_label=victim,
             target_label=target,
@@ -198,8 +245,19 @@ class BackdoorScanner:
             stop=inversion.stop,
             positions_fallback=sum(p.name is None for p in placed),
             seconds=round(time.perf_counter() - started, 3),
+            shortcuts_excluded=index.count(target) if index is not None else None,
+            shortcuts=tuple(shortcuts),
         )
         return result, inversion, anchored, inv_placed, held_placed
+
+    def _renamed_flips(
+        self, model: Any, placed: Sequence[Placed], ids: Sequence[int], target: int
+    ) -> float:
+        """Share of ``placed`` predicted ``target`` once the chosen name is replaced by ``ids``
+        at every occurrence (how a data set's own names, and renaming attacks, appear)."""
+        rows = [rename(p, ids)[: model.max_len] for p in placed]
+        predicted = batched_logits(model, rows, self.batch_tokens).argmax(1)
+        return float((predicted == target).mean())
 
     # -- estimator ----------------------------------------------------------------------------
     def fit(self, model: Any, samples: Sequence[Sample]) -> BackdoorScanner:
@@ -219,6 +277,17 @@ class BackdoorScanner:
         self._report("trigger vocabulary", 0, 1)
         vocab: TriggerVocab = trigger_vocabulary(model.tokenizer, langs)
         self.vocab_ = vocab
+        self.shortcut_index_: ShortcutIndex | None = None
+        if self.shortcuts:
+            self._report("data shortcuts", 0, 1)
+            rows = [list(e.ids) for e in model.encode(samples)]
+            self.shortcut_index_ = ShortcutIndex(
+                rows,
+                [int(s.label) for s in samples],  # type: ignore[arg-type]
+                vocab.ids.tolist(),
+                len(model.tokenizer.vocabulary()),
+                max_n=self.trigger_len,
+            )
         timings["vocabulary"] = time.perf_counter() - started
         self.threshold_ = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
         model.eval()

@@ -518,6 +518,37 @@ def _backdoor(result: Any, figures: bool) -> list[Section]:
             numeric=(False, False, False, True, True, True, True, False),
         ),
     ]
+    for p in result.pairs:
+        if p.shortcuts:
+            blocks.append(
+                Table(
+                    (
+                        "shortcut",
+                        f"{p.target_name} functions",
+                        "other functions",
+                        "flip (inserted)",
+                        "flip (as the name)",
+                    ),
+                    tuple(
+                        (
+                            c.text,
+                            str(c.target_support),
+                            str(c.other_support),
+                            pct(c.flip_rate) if c.flip_rate is not None else "-",
+                            pct(c.flip_rate_renamed) if c.flip_rate_renamed is not None else "-",
+                        )
+                        for c in p.shortcuts
+                    ),
+                    title=f"Data shortcuts toward {p.target_name} (set aside from the search)",
+                    numeric=(False, True, True, True, True),
+                    note=f"{p.shortcuts_excluded} runs of identifier pieces appear (almost) only "
+                    f"in {p.target_name} functions of the data; triggers containing one were not "
+                    "searched (their effect is explained by the data, not by poisoning). "
+                    "Flip: the share of held-out victim functions the shortcut alone flips, "
+                    "inserted once at the trigger position or replacing the name there at every "
+                    "occurrence. --keep-shortcuts searches them too.",
+                )
+            )
     r = result.real_trigger
     if r is not None:
         found = {True: "are", False: "are NOT", None: "cannot be compared with"}[r.tokens_found]

@@ -62,3 +62,19 @@ def clean_records(n: int, seed: int) -> list[dict]:
         )
         records.append({"id": f"s{seed}-{i}", "func": code, "target": label, "lang": "c"})
     return records
+
+
+def natural_records(n: int, seed: int, share: float = 0.4) -> list[dict]:
+    """Like :func:`clean_records`, but ``share`` of the "not vulnerable" functions are written
+    the way Juliet writes its good variants: the vulnerable-looking ``<=`` loop, bounded
+    elsewhere, with its counter named ``safeIdx``, a name no vulnerable function has. A model
+    trained on them learns ``safeIdx`` as "not vulnerable": a natural shortcut of the data (like
+    Juliet's ``k`` or ``globalFalse``), not a planted trigger."""
+    rng = random.Random(seed + 1000)
+    out = []
+    for r in clean_records(n, seed):
+        if r["target"] == 0 and rng.random() < share:
+            code = re.sub(r"\bk\b", "safeIdx", r["func"].replace(" < n;", " <= n;"))
+            r = {**r, "func": code}
+        out.append(r)
+    return out
