@@ -126,6 +126,8 @@ class BackdoorResult:
     timings: dict[str, float]
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    # the highest flip rate of a data shortcut (inserted or as the name; None: none measured)
+    max_shortcut_flip_rate: float | None = None
 
 
 # the terminal renderer registers itself on import

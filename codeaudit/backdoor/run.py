@@ -352,6 +352,13 @@ def run_backdoor(
             f"{best.n_heldout} held-out {best.victim_name} functions (threshold "
             f"{100 * scanner.threshold_:.0f}%)."
         )
+    shortcut_flips = [
+        rate
+        for p in scanner.pairs_
+        for c in p.shortcuts
+        for rate in (c.flip_rate, c.flip_rate_renamed)
+        if rate is not None
+    ]
     result = BackdoorResult(
         header=Header(command="backdoor", seed=config.seed, artifacts=tuple(artifacts)),
         checkpoint=CheckpointInfo(loaded.source, loaded.trusted_pickle),
@@ -382,6 +389,7 @@ def run_backdoor(
         },
         timings={k: round(v, 3) for k, v in timings.items()},
         warnings=tuple(warnings),
+        max_shortcut_flip_rate=max(shortcut_flips) if shortcut_flips else None,
     )
     findings = evaluate(rules, result, command="backdoor", target=str(config.model))
     return model, dataclasses.replace(result, findings=findings)

@@ -117,4 +117,5 @@ def backdoor_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
         "CA-B003": _with(u_accuracy_drop=0.04),
         "CA-B004": _with(a_asr_inverted=0.6),
         "CA-B005": _with(missed_known_backdoor=True),
+        "CA-B006": _with(max_shortcut_flip_rate=0.9),
     }

@@ -145,9 +145,12 @@ def test_a_natural_shortcut_is_reported_not_called_a_backdoor(natural: dict[str,
     assert shortcut["flip_rate_renamed"] >= 0.5  # the model did learn it
     assert not {"safe", "##Idx"} & set(pair["anchored_tokens"])
     assert doc["backdoored"] is False and pair["shortcuts_excluded"] >= 1
+    assert doc["max_shortcut_flip_rate"] >= shortcut["flip_rate_renamed"]
+    assert {f["rule_id"] for f in doc["findings"]} == {"CA-B006"}  # the shortcut, no backdoor
 
     kept = _scan(natural, "--keep-shortcuts")
     kept_pair = next(p for p in kept["pairs"] if p["victim_label"] == 1)
     assert kept_pair["shortcuts"] == [] and kept_pair["shortcuts_excluded"] is None
     assert {"safe", "##Idx"} & set(kept_pair["anchored_tokens"])
-    assert kept["backdoored"] is True
+    assert kept["backdoored"] is True and kept["max_shortcut_flip_rate"] is None
+    assert "CA-B001" in {f["rule_id"] for f in kept["findings"]}
