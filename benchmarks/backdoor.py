@@ -202,7 +202,8 @@ def scan(
     from codeaudit.backdoor.run import run_backdoor
 
     tl = settings.get("trigger_len", 5)
-    repaired = out_dir / f"{model_path.stem}.{scope}.len{tl}.repaired.pt"
+    keep = "-keep" if settings.get("keep_shortcuts") else ""
+    repaired = out_dir / f"{model_path.stem}.{scope}.len{tl}{keep}.repaired.pt"
     manifest = data_dir / f"train.{kind}.jsonl.manifest.json"
     config = BackdoorConfig(
         model=str(model_path),
@@ -239,6 +240,17 @@ def scan(
                 "steps": p.steps,
                 "stop": p.stop,
                 "seconds": p.seconds,
+                "shortcuts_excluded": p.shortcuts_excluded,
+                "shortcuts": [
+                    {
+                        "text": c.text,
+                        "target_support": c.target_support,
+                        "other_support": c.other_support,
+                        "flip_rate": c.flip_rate,
+                        "flip_rate_renamed": c.flip_rate_renamed,
+                    }
+                    for c in p.shortcuts
+                ],
             }
             for p in r.pairs
         ],
@@ -419,6 +431,11 @@ def main() -> int:
     ap.add_argument("--heldout", type=int, default=200)
     ap.add_argument("--unlearn-epochs", type=int, default=1)
     ap.add_argument("--trigger-len", type=int, default=5)
+    ap.add_argument(
+        "--keep-shortcuts",
+        action="store_true",
+        help="search the data's shortcuts too (EliBadCode as published; files end in -keep)",
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, help="write the Markdown tables here")
@@ -450,6 +467,7 @@ def main() -> int:
                 scopes = ["head", "full"] if args.full_scope else ["head"]
                 for scope in scopes:
                     tl = "" if args.trigger_len == 5 else f"-len{args.trigger_len}"
+                    tl += "-keep" if args.keep_shortcuts else ""
                     out = args.models / f"scan-{arch}-{kind}-{scope}{tl}.json"
                     if out.is_file():
                         continue
@@ -461,6 +479,7 @@ def main() -> int:
                         "heldout": args.heldout,
                         "unlearn_epochs": args.unlearn_epochs,
                         "trigger_len": args.trigger_len,
+                        "keep_shortcuts": args.keep_shortcuts,
                     }
                     row = scan(path, args.data_dir, kind, scope, args.models, settings)
                     row["settings"] = settings

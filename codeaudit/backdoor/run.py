@@ -336,9 +336,15 @@ def run_backdoor(
                 "adversarial trigger anyway"
             )
     timings["total"] = time.perf_counter() - started
+    aside = (
+        f" (the search set aside {best.shortcuts_excluded} data shortcuts toward "
+        f"{best.target_name}: names --data shows almost only with that label)"
+        if best.shortcuts_excluded
+        else ""
+    )
     if best.backdoored:
         verdict = (
-            f"BACKDOORED: the anchored trigger {best.anchored_text!r} flips "
+            f"BACKDOORED: the anchored trigger {best.anchored_text!r}{aside} flips "
             f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} "
             f"functions to {best.target_name} (threshold {100 * scanner.threshold_:.0f}%). "
             "Clean models can have such triggers too (adversarial triggers, see "
@@ -348,7 +354,7 @@ def run_backdoor(
     else:
         verdict = (
             f"No backdoor found: the strongest inverted trigger ({best.anchored_text!r}, "
-            f"{best.victim_label}->{best.target_label}) flips {100 * best.flip_rate:.1f}% of "
+            f"{best.victim_label}->{best.target_label}){aside} flips {100 * best.flip_rate:.1f}% of "
             f"{best.n_heldout} held-out {best.victim_name} functions (threshold "
             f"{100 * scanner.threshold_:.0f}%)."
         )

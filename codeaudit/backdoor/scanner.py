@@ -3,7 +3,10 @@
 :class:`BackdoorScanner` runs stages 1-4 for every (victim label -> target label) pair and judges
 the result: a model is backdoored when, for some pair, the anchored trigger flips at least
 ``threshold`` of held-out victim-label samples (correctly classified ones that were not used in
-the inversion) to the target label. Adversarial triggers can flip clean models too: the default
+the inversion) to the target label. Unless ``shortcuts`` is off, the inversion of each pair skips
+triggers that contain one of the data's shortcuts toward its target
+(:mod:`codeaudit.backdoor.shortcuts`), which are measured and reported on their own instead.
+Adversarial triggers can flip clean models too: the default
 threshold (:data:`DEFAULT_THRESHOLD`) was measured on clean and backdoored models, and on small
 RNNs no threshold separates them (docs/backdoor-results.md).
 """

@@ -251,18 +251,20 @@ def test_anchoring_drops_useless_tokens() -> None:
     assert anchored.removed == (0, 2, 3, 4)
 
 
-def test_gcg_finds_the_planted_token_and_is_seeded() -> None:
+def key_objective() -> tuple[_KeyModel, TriggerObjective]:
+    """The key model and the objective toward label 1 on six functions without `key`."""
     model = _KeyModel()
     samples = [
         Sample(f"s{i}", f"int f(int a) {{ int b = a; return b + {i}; }}", 0) for i in range(6)
     ]
     placed = select_positions(model, samples, room=3)
     vocab = np.arange(2, model.tokenizer.vocab_size)
-    runs = [
-        gcg(TriggerObjective(model, placed, 1, vocab, cache=False), length=3, steps=20, topk=8,
-            candidates=8, seed=5)
-        for _ in range(2)
-    ]  # fmt: skip
+    return model, TriggerObjective(model, placed, 1, vocab, cache=False)
+
+
+def test_gcg_finds_the_planted_token_and_is_seeded() -> None:
+    model, objective = key_objective()
+    runs = [gcg(objective, length=3, steps=20, topk=8, candidates=8, seed=5) for _ in range(2)]
     assert runs[0].trigger == runs[1].trigger and runs[0].loss == runs[1].loss
     assert model.key in runs[0].trigger and runs[0].loss < 0.05
 

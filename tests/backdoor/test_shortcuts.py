@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codeaudit.backdoor.gcg import TriggerObjective, gcg
-from codeaudit.backdoor.positions import select_positions
+from codeaudit.backdoor.gcg import gcg
 from codeaudit.backdoor.shortcuts import ShortcutIndex
 from codeaudit.cli import cli
-from codeaudit.data.samples import Sample
 from tests.backdoor.helpers import natural_records, train_tiny
-from tests.backdoor.test_backdoor import FAST, _KeyModel
+from tests.backdoor.test_backdoor import FAST, key_objective
 from tests.conftest import write_jsonl
 
 PIECES = range(10, 20)  # ids that count as identifier pieces; 0-9 are punctuation
@@ -95,13 +92,7 @@ def test_long_runs_are_packed_exactly() -> None:
 
 
 def test_gcg_never_returns_a_disallowed_trigger() -> None:
-    model = _KeyModel()
-    samples = [
-        Sample(f"s{i}", f"int f(int a) {{ int b = a; return b + {i}; }}", 0) for i in range(6)
-    ]
-    placed = select_positions(model, samples, room=3)
-    vocab = np.arange(2, model.tokenizer.vocab_size)
-    objective = TriggerObjective(model, placed, 1, vocab, cache=False)
+    model, objective = key_objective()
     free = gcg(objective, length=3, steps=20, topk=8, candidates=8, seed=5)
     assert model.key in free.trigger  # the only token that moves this model
     barred = gcg(
