@@ -313,6 +313,69 @@ def choose_threshold(rows: list[dict]) -> dict:
     return out
 
 
+def _keep(row: dict) -> bool:
+    return bool(row.get("settings", {}).get("keep_shortcuts", False))
+
+
+def shortcut_tables(rows: list[dict]) -> list[str]:
+    """Each model scanned twice with the same settings: data shortcuts set aside (the default)
+    and searched (--keep-shortcuts, EliBadCode as published)."""
+    index = {(r["model"], r["scope"], _len(r), _keep(r)): r for r in rows}
+    paired = sorted(k[:3] for k in index if not k[3] and (*k[:3], True) in index)
+    if not paired:
+        return []
+    lines = [
+        "",
+        "### Data shortcuts set aside (default) vs searched (--keep-shortcuts)",
+        "",
+        "Same model, data and settings; `aside` / `kept`. Real-trigger ASR on the test set"
+        " (test.KIND.triggered) before and after unlearning; clean accuracy on test.clean.",
+        "",
+        "| model | len | scope | anchored 1->0 (aside) | anchored 1->0 (kept) | 1->0 flip"
+        " aside / kept | 0->1 flip aside / kept | real in anchored? aside / kept"
+        " | real ASR before -> after, aside / kept | clean acc after, aside / kept |",
+        "|---|---:|---|---|---|---|---|---|---|---|",
+    ]
+    for model, scope, length in paired:
+        a, k = index[(model, scope, length, False)], index[(model, scope, length, True)]
+        pa = {x["pair"]: x for x in a["pairs"]}
+        pk = {x["pair"]: x for x in k["pairs"]}
+        ra, rk = a["real"] or {}, k["real"] or {}
+        epochs = a["unlearning"]["epochs"]
+        lines.append(
+            f"| {model} | {length} | {scope}, {epochs} ep | `{' '.join(pa['1->0']['anchored'])}`"
+            f" | `{' '.join(pk['1->0']['anchored'])}` | {_p(pa['1->0']['flip_rate'])} / "
+            f"{_p(pk['1->0']['flip_rate'])} | {_p(pa['0->1']['flip_rate'])} / "
+            f"{_p(pk['0->1']['flip_rate'])} | {ra.get('tokens_found', 'n/a')} / "
+            f"{rk.get('tokens_found', 'n/a')} | {_p(a['test_before'].get('asr'))} -> "
+            f"{_p(a['test_after'].get('asr'))} / {_p(k['test_after'].get('asr'))} | "
+            f"{_p(a['test_before']['acc'])} -> {_p(a['test_after']['acc'])} / "
+            f"{_p(k['test_after']['acc'])} |"
+        )
+    lines += [
+        "",
+        "### The strongest data shortcuts toward 0 (not vulnerable), per model",
+        "",
+        "Set aside from the 1->0 search: label-pure runs of identifier pieces of detect.clean"
+        " (functions with label 0 / label 1 containing it), and the share of held-out vulnerable"
+        " functions each flips alone, inserted once / replacing the name at every occurrence.",
+        "",
+        "| model | runs set aside | strongest: support 0/1, flip inserted / as the name |",
+        "|---|---:|---|",
+    ]
+    for model, scope, length in paired:
+        if scope != "head":
+            continue
+        pair = next(x for x in index[(model, scope, length, False)]["pairs"] if x["pair"] == "1->0")
+        shown = "; ".join(
+            f"`{c['text']}` {c['target_support']}/{c['other_support']}, "
+            f"{_p(c['flip_rate'])} / {_p(c['flip_rate_renamed'])}"
+            for c in pair["shortcuts"][:6]
+        )
+        lines.append(f"| {model} (len {length}) | {pair['shortcuts_excluded']} | {shown} |")
+    return lines
+
+
 def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: float | None):  # type: ignore[no-untyped-def]
     lines: list[str] = [
         "# `codeaudit backdoor` benchmark tables",
@@ -389,6 +452,7 @@ def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: fl
             f"| {r['model']} | {_len(r)} | {r['scope']} | {verdict} | "
             f"{_p(tb['acc'])} / {_p(ta['acc'])} |"
         )
+    lines += shortcut_tables(rows)
     if speeds:
         lines += [
             "",
