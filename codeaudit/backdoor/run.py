@@ -355,8 +355,8 @@ def run_backdoor(
         verdict = (
             f"No backdoor found: the strongest inverted trigger ({best.anchored_text!r}, "
             f"{best.victim_label}->{best.target_label}){aside} flips "
-            f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} functions (threshold "
-            f"{100 * scanner.threshold_:.0f}%)."
+            f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} "
+            f"functions (threshold {100 * scanner.threshold_:.0f}%)."
         )
     shortcut_flips = [
         rate
