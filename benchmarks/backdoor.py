@@ -203,6 +203,8 @@ def scan(
 
     tl = settings.get("trigger_len", 5)
     keep = "-keep" if settings.get("keep_shortcuts") else ""
+    lr = settings.get("unlearn_lr", 5e-3)
+    keep += f"-lr{lr:g}" if lr != 5e-3 else ""
     repaired = out_dir / f"{model_path.stem}.{scope}.len{tl}{keep}.repaired.pt"
     manifest = data_dir / f"train.{kind}.jsonl.manifest.json"
     config = BackdoorConfig(
@@ -320,7 +322,14 @@ def _keep(row: dict) -> bool:
 def shortcut_tables(rows: list[dict]) -> list[str]:
     """Each model scanned twice with the same settings: data shortcuts set aside (the default)
     and searched (--keep-shortcuts, EliBadCode as published)."""
-    index = {(r["model"], r["scope"], _len(r), _keep(r)): r for r in rows}
+
+    def scope(r: dict) -> str:
+        lr = r.get("settings", {}).get("unlearn_lr", 5e-3)
+        return f"{r['scope']}, {r['unlearning']['epochs']} ep" + (
+            f", lr {lr:g}" if lr != 5e-3 else ""
+        )
+
+    index = {(r["model"], scope(r), _len(r), _keep(r)): r for r in rows}
     paired = sorted(k[:3] for k in index if not k[3] and (*k[:3], True) in index)
     if not paired:
         return []
@@ -336,14 +345,13 @@ def shortcut_tables(rows: list[dict]) -> list[str]:
         " | real ASR before -> after, aside / kept | clean acc after, aside / kept |",
         "|---|---:|---|---|---|---|---|---|---|---|",
     ]
-    for model, scope, length in paired:
-        a, k = index[(model, scope, length, False)], index[(model, scope, length, True)]
+    for model, label, length in paired:
+        a, k = index[(model, label, length, False)], index[(model, label, length, True)]
         pa = {x["pair"]: x for x in a["pairs"]}
         pk = {x["pair"]: x for x in k["pairs"]}
         ra, rk = a["real"] or {}, k["real"] or {}
-        epochs = a["unlearning"]["epochs"]
         lines.append(
-            f"| {model} | {length} | {scope}, {epochs} ep | `{' '.join(pa['1->0']['anchored'])}`"
+            f"| {model} | {length} | {label} | `{' '.join(pa['1->0']['anchored'])}`"
             f" | `{' '.join(pk['1->0']['anchored'])}` | {_p(pa['1->0']['flip_rate'])} / "
             f"{_p(pk['1->0']['flip_rate'])} | {_p(pa['0->1']['flip_rate'])} / "
             f"{_p(pk['0->1']['flip_rate'])} | {ra.get('tokens_found', 'n/a')} / "
@@ -363,10 +371,10 @@ def shortcut_tables(rows: list[dict]) -> list[str]:
         "| model | runs set aside | strongest: support 0/1, flip inserted / as the name |",
         "|---|---:|---|",
     ]
-    for model, scope, length in paired:
-        if scope != "head":
+    for model, label, length in paired:
+        if not label.startswith("head"):
             continue
-        pair = next(x for x in index[(model, scope, length, False)]["pairs"] if x["pair"] == "1->0")
+        pair = next(x for x in index[(model, label, length, False)]["pairs"] if x["pair"] == "1->0")
         shown = "; ".join(
             f"`{c['text']}` {c['target_support']}/{c['other_support']}, "
             f"{_p(c['flip_rate'])} / {_p(c['flip_rate_renamed'])}"
@@ -494,6 +502,7 @@ def main() -> int:
     ap.add_argument("--victim-samples", type=int, default=30)
     ap.add_argument("--heldout", type=int, default=200)
     ap.add_argument("--unlearn-epochs", type=int, default=1)
+    ap.add_argument("--unlearn-lr", type=float, default=5e-3)
     ap.add_argument("--trigger-len", type=int, default=5)
     ap.add_argument(
         "--keep-shortcuts",
@@ -532,6 +541,7 @@ def main() -> int:
                 for scope in scopes:
                     tl = "" if args.trigger_len == 5 else f"-len{args.trigger_len}"
                     tl += "-keep" if args.keep_shortcuts else ""
+                    tl += f"-lr{args.unlearn_lr:g}" if args.unlearn_lr != 5e-3 else ""
                     out = args.models / f"scan-{arch}-{kind}-{scope}{tl}.json"
                     if out.is_file():
                         continue
@@ -544,6 +554,7 @@ def main() -> int:
                         "unlearn_epochs": args.unlearn_epochs,
                         "trigger_len": args.trigger_len,
                         "keep_shortcuts": args.keep_shortcuts,
+                        "unlearn_lr": args.unlearn_lr,
                     }
                     row = scan(path, args.data_dir, kind, scope, args.models, settings)
                     row["settings"] = settings
