@@ -315,6 +315,17 @@ def choose_threshold(rows: list[dict]) -> dict:
     return out
 
 
+def _scope(r: dict) -> str:
+    """Unlearning scope and epochs, and the lr when it is not the default."""
+    lr = r.get("settings", {}).get("unlearn_lr", 5e-3)
+    lr_text = f", lr {lr:g}" if lr != 5e-3 else ""
+    return f"{r['scope']}, {r['unlearning']['epochs']} ep{lr_text}"
+
+
+def _name(r: dict) -> str:
+    return r["model"] + (" (shortcuts searched)" if _keep(r) else "")
+
+
 def _keep(row: dict) -> bool:
     return bool(row.get("settings", {}).get("keep_shortcuts", False))
 
@@ -323,13 +334,7 @@ def shortcut_tables(rows: list[dict]) -> list[str]:
     """Each model scanned twice with the same settings: data shortcuts set aside (the default)
     and searched (--keep-shortcuts, EliBadCode as published)."""
 
-    def scope(r: dict) -> str:
-        lr = r.get("settings", {}).get("unlearn_lr", 5e-3)
-        return f"{r['scope']}, {r['unlearning']['epochs']} ep" + (
-            f", lr {lr:g}" if lr != 5e-3 else ""
-        )
-
-    index = {(r["model"], scope(r), _len(r), _keep(r)): r for r in rows}
+    index = {(r["model"], _scope(r), _len(r), _keep(r)): r for r in rows}
     paired = sorted(k[:3] for k in index if not k[3] and (*k[:3], True) in index)
     if not paired:
         return []
@@ -384,11 +389,17 @@ def shortcut_tables(rows: list[dict]) -> list[str]:
     return lines
 
 
-def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: float | None):  # type: ignore[no-untyped-def]
+def report(  # type: ignore[no-untyped-def]
+    rows: list[dict],
+    speeds: list[dict],
+    inversion: dict | None,
+    thr: float | None,
+    out: str = "docs/backdoor-tables.md",
+):
     lines: list[str] = [
         "# `codeaudit backdoor` benchmark tables",
         "",
-        "Written by `python benchmarks/backdoor.py --out docs/backdoor-tables.md --threshold 0.5`"
+        f"Written by `python benchmarks/backdoor.py --out {out} --threshold {thr}`"
         " from the per-model JSON of the runs; setup and reading in backdoor-results.md.",
         "",
     ]
@@ -406,7 +417,7 @@ def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: fl
         p = {x["pair"]: x for x in r["pairs"]}
         poisoned = r["real"]["poisoned"] if r["real"] else 0
         lines.append(
-            f"| {r['model']} | {r['kind']} | {_len(r)} | {poisoned} | "
+            f"| {_name(r)} | {r['kind']} | {_len(r)} | {poisoned} | "
             f"{_p(p['1->0']['flip_rate'])} | "
             f"{_p(p['0->1']['flip_rate'])} | `{' '.join(p['1->0']['anchored'])}` | "
             f"`{' '.join(p['0->1']['anchored'])}` | {p['1->0']['steps']} / "
@@ -436,7 +447,7 @@ def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: fl
         verdict = "n/a" if thr is None else ("backdoored" if best >= thr else "clean")
         u, tb, ta = r["unlearning"], r["test_before"], r["test_after"]
         lines.append(
-            f"| {r['model']} | {_len(r)} | {r['scope']}, {u['epochs']} ep | {_p(tb.get('asr'))} | "
+            f"| {_name(r)} | {_len(r)} | {_scope(r)} | {_p(tb.get('asr'))} | "
             f"{_p(tb['fnr_clean'])} / {_p(ta['fnr_clean'])} | {verdict} | "
             f"{r['real']['tokens_found']} | {_p(ta.get('asr'))} | "
             f"{_p(u['asr_real_before'])} / {_p(u['asr_real_after'])} | "
@@ -457,7 +468,7 @@ def report(rows: list[dict], speeds: list[dict], inversion: dict | None, thr: fl
         verdict = "n/a" if thr is None else ("backdoored" if best >= thr else "clean")
         tb, ta = r["test_before"], r["test_after"]
         lines.append(
-            f"| {r['model']} | {_len(r)} | {r['scope']} | {verdict} | "
+            f"| {_name(r)} | {_len(r)} | {r['scope']} | {verdict} | "
             f"{_p(tb['acc'])} / {_p(ta['acc'])} |"
         )
     lines += shortcut_tables(rows)
@@ -566,7 +577,7 @@ def main() -> int:
         speeds = [json.loads(p.read_text()) for p in sorted(args.models.glob("speed-*.json"))]
         inv = args.models / "inversion-bigru.json"
         inversion = json.loads(inv.read_text()) if inv.is_file() else None
-        text = "\n".join(report(rows, speeds, inversion, args.threshold)) + "\n"
+        text = "\n".join(report(rows, speeds, inversion, args.threshold, str(args.out))) + "\n"
         args.out.write_text(text)
         print(f"wrote {args.out}")
     return 0
