@@ -29,8 +29,8 @@ from codeaudit.backdoor.positions import (
     rename,
     select_positions,
 )
-from codeaudit.backdoor.result import PairResult, VocabInfo
-from codeaudit.backdoor.shortcuts import Shortcut, ShortcutIndex
+from codeaudit.backdoor.result import PairResult, Shortcut, VocabInfo
+from codeaudit.backdoor.shortcuts import ShortcutIndex
 from codeaudit.backdoor.vocab import TriggerVocab, render_trigger, trigger_vocabulary
 from codeaudit.data.samples import Sample
 from codeaudit.errors import BackdoorError
@@ -158,10 +158,10 @@ class BackdoorScanner:
         if index is not None:
             drop = index.single_pieces(target)
             kept = np.asarray([t for t in vocab_ids if int(t) not in drop], dtype=np.int64)
-            if len(kept) < self.trigger_len:
+            if not len(kept):
                 raise BackdoorError(
-                    f"{len(kept)} identifier pieces are left once the data's shortcuts toward "
-                    f"label {target} are set aside: rerun with --keep-shortcuts"
+                    f"no identifier piece is left once the data's shortcuts toward label "
+                    f"{target} are set aside: rerun with --keep-shortcuts"
                 )
             vocab_ids = kept
 

@@ -32,14 +32,18 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from codeaudit.backdoor.result import Shortcut
-
 MIN_SUPPORT = 3
 PURITY = 0.9
 ALPHA = 0.05
 MAX_N = 5
 
-__all__ = ["Shortcut", "ShortcutIndex"]
+
+def _key(ids: Iterable[int], base: int) -> int:
+    """The exact key of one run of ids (as :func:`_pack` gives it)."""
+    key = 0
+    for t in ids:
+        key = key * base + int(t)
+    return key
 
 
 def _pack(windows: np.ndarray, base: int) -> np.ndarray:
@@ -78,10 +82,7 @@ class ShortcutIndex:
         self.alpha = float(alpha)
         self.labels = sorted({int(v) for v in labels})
         label_arr = np.asarray(labels, dtype=np.int64)
-        self.n_functions = len(rows)
-        self.base_rate = {
-            t: float(np.mean(label_arr == t)) if len(rows) else 0.0 for t in self.labels
-        }
+        self.base_rate = {t: float(np.mean(label_arr == t)) for t in self.labels}
         pieces = np.zeros(self.base, dtype=bool)
         ids = np.fromiter((int(i) for i in piece_ids), dtype=np.int64)
         pieces[ids[(ids >= 0) & (ids < self.base)]] = True
@@ -145,7 +146,7 @@ class ShortcutIndex:
         if n not in self._counts or self._column(target) is None:
             return 0, 0
         uniq, counts = self._counts[n]
-        key = int(_pack(np.asarray([list(ids)], dtype=np.int64), self.base)[0])
+        key = _key(ids, self.base)
         k = int(np.searchsorted(uniq, key))
         if k >= len(uniq) or int(uniq[k]) != key:
             return 0, 0
@@ -161,12 +162,10 @@ class ShortcutIndex:
             keys = forbidden.get(n)
             if not keys:
                 continue
-            for start in range(len(ids) - n + 1):
-                key = 0
-                for t in ids[start : start + n]:
-                    key = key * self.base + t
-                if key in keys:
-                    return True
+            if any(
+                _key(ids[start : start + n], self.base) in keys for start in range(len(ids) - n + 1)
+            ):
+                return True
         return False
 
     def single_pieces(self, target: int) -> frozenset[int]:
