@@ -288,7 +288,7 @@ class BackdoorScanner:
                 rows,
                 [int(s.label) for s in samples],  # type: ignore[arg-type]
                 vocab.ids.tolist(),
-                len(model.tokenizer.vocabulary()),
+                vocab.size_before,  # len(vocabulary()): one past the largest id
                 max_n=self.trigger_len,
             )
         timings["vocabulary"] = time.perf_counter() - started

@@ -86,17 +86,19 @@ class ShortcutIndex:
         pieces = np.zeros(self.base, dtype=bool)
         ids = np.fromiter((int(i) for i in piece_ids), dtype=np.int64)
         pieces[ids[(ids >= 0) & (ids < self.base)]] = True
+        prepared = []  # (ids, is-piece mask, label) per function, for every run length
+        for row, label in zip(rows, label_arr, strict=True):
+            arr = np.asarray(row, dtype=np.int64)
+            arr = np.where((arr >= 0) & (arr < self.base), arr, 0)
+            prepared.append((arr, pieces[arr], label))
         # per n: unique keys and their per-label document counts
         self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for n in range(1, self.max_n + 1):
             keys_all: list[np.ndarray] = []
             labs_all: list[np.ndarray] = []
-            for row, label in zip(rows, label_arr, strict=True):
-                arr = np.asarray(row, dtype=np.int64)
+            for arr, ok, label in prepared:
                 if len(arr) < n:
                     continue
-                arr = np.where((arr >= 0) & (arr < self.base), arr, 0)
-                ok = pieces[arr]
                 win = np.lib.stride_tricks.sliding_window_view(arr, n)
                 good = np.lib.stride_tricks.sliding_window_view(ok, n).all(axis=1)
                 if not good.any():
@@ -180,18 +182,14 @@ class ShortcutIndex:
     def strongest(self, target: int, limit: int = 10) -> list[tuple[tuple[int, ...], int, int]]:
         """The shortcuts toward ``target`` with the most support, as (ids, target support,
         other support); a run that contains an already listed one is skipped."""
-        col = self._column(target)
-        if col is None:
+        if self._column(target) is None:
             return []
-        forbidden = self.forbidden(target)
         found: list[tuple[int, int, int, tuple[int, ...]]] = []
-        for n, keys in forbidden.items():
-            uniq, counts = self._counts[n]
+        for n, keys in self.forbidden(target).items():
             for key in keys:
-                k = int(np.searchsorted(uniq, key))
-                row = counts[k]
                 ids = _unpack(key, n, self.base)
-                found.append((-int(row[col]), n, int(row.sum() - row[col]), ids))
+                n_target, n_other = self.support(ids, target)
+                found.append((-n_target, n, n_other, ids))
         found.sort()
         out: list[tuple[tuple[int, ...], int, int]] = []
         for neg, _, other, ids in found:
