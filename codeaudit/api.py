@@ -208,17 +208,14 @@ def _ids_digest(dataset: Dataset) -> str:
 
 def predict(config: PredictConfig, *, progress: Callable[[int, int], None] | None = None) -> Any:
     """Predictions of a model on a data file; returns a PredictResult."""
-    from codeaudit.models.checkpoint import load_model
+    from codeaudit.models.checkpoint import load_with
     from codeaudit.predict import PredictResult, predict_dataset
-    from codeaudit.report.model import CheckpointInfo
     from codeaudit.rules import evaluate, load_rules
 
     if config.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    if config.max_len is not None and config.max_len < 1:
-        raise UsageError("--max-len must be at least 1")
     rules = load_rules(config.rules)
-    loaded = load_model(config.model, trust=config.trust_checkpoint, device=_device(config.device))
+    loaded = load_with(config.model, config.model_options, device=_device(config.device))
     dataset = load_data(config.data, config.data_options, require_labels=False)
     warnings = _skip_warning(dataset)
     if loaded.trusted_pickle:
@@ -230,22 +227,21 @@ def predict(config: PredictConfig, *, progress: Callable[[int, int], None] | Non
         loaded.model,
         dataset,
         batch_size=config.batch_size,
-        max_len=config.max_len,
         progress=progress,
     )
     if truncated:
-        limit = config.max_len or loaded.model.max_len
+        limit = loaded.model.max_len
         warnings.append(f"{truncated} of {len(dataset)} samples truncated at {limit} tokens")
     header = Header(
         command="predict",
         artifacts=(
-            Artifact("model", loaded.path, loaded.sha256),
+            *loaded.artifacts(),
             Artifact("data", config.data, dataset.sha256),
         ),
     )
     result = PredictResult(
         header=header,
-        checkpoint=CheckpointInfo(loaded.source, loaded.trusted_pickle),
+        checkpoint=loaded.info(),
         n=len(predictions),
         predicted_vulnerable=sum(p.predicted_label for p in predictions),
         truncated=truncated,

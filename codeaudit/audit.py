@@ -75,7 +75,7 @@ def _membership(config: AuditConfig, progress: Progress | None) -> Any:
         seed=config.seed,
         batch_size=config.batch_size,
         device=config.device,
-        trust_checkpoint=config.trust_checkpoint,
+        model_options=config.model_options,
         cache_dir=config.cache_dir,
         rules=config.rules,
         data_options=config.data_options,
@@ -106,7 +106,7 @@ def _backdoor(config: AuditConfig, progress: Progress | None) -> Any:
         data=config.data,
         seed=config.seed,
         device=config.device,
-        trust_checkpoint=config.trust_checkpoint,
+        model_options=config.model_options,
         rules=config.rules,
         data_options=config.data_options,
     )

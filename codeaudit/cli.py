@@ -107,6 +107,65 @@ def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """How MODEL is loaded and fed: --trust-checkpoint, --base, --input-format, --max-len.
+
+    The command receives them as one ``model_options`` (a
+    :class:`~codeaudit.models.options.LoadOptions`)."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any,
+        trust_checkpoint: bool,
+        base: str | None,
+        input_format: str | None,
+        max_len: int | None,
+        **kwargs: Any,
+    ) -> Any:
+        from codeaudit.models.options import LoadOptions
+
+        kwargs["model_options"] = LoadOptions(
+            trust_checkpoint=trust_checkpoint,
+            base=base,
+            input_format=input_format,
+            max_len=max_len,
+        )
+        return fn(*args, **kwargs)
+
+    options = [
+        click.option(
+            "--base",
+            metavar="DIR|ID",
+            help="For a bare model.bin (CodeXGLUE, EliBadCode): the base model it was fine-tuned "
+            "from, a directory with config.json and tokenizer files or a Hugging Face id in the "
+            "local cache (never downloaded).",
+        ),
+        click.option(
+            "--input-format",
+            type=click.Choice(["raw", "tokens"]),
+            help="The text the model was trained on: raw (whitespace-collapsed source, comments "
+            "kept: CodeXGLUE) or tokens (code tokens joined by spaces, comments dropped: "
+            "EliBadCode, codeaudit). Default: what the checkpoint records; raw for a Hugging Face "
+            "directory; the published default of a model.bin's layout.",
+        ),
+        click.option(
+            "--max-len",
+            type=click.IntRange(min=1),
+            help="Ids per function the model reads, special tokens included (default: the "
+            "model's own; 400 for CodeXGLUE and EliBadCode model.bin).",
+        ),
+        click.option(
+            "--trust-checkpoint",
+            is_flag=True,
+            help="Allow a checkpoint that needs full unpickling (can run code: only for trusted "
+            "files).",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 _PROJECT = "codeaudit.project"  # ctx.meta: the [tool.codeaudit] settings in force
 _GATE = "codeaudit.gate"  # ctx.meta: (GateSettings, rules, baseline) of a command with rules
 _EMITTED = "codeaudit.emitted"  # ctx.meta: the result as reported (after the gate)
@@ -525,12 +584,7 @@ def train(
 @click.argument("data", metavar="DATA")
 @click.option("-o", "--output", metavar="FILE", help="Report file (same as --report).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--max-len", type=click.IntRange(min=1), help="Override the model's max length.")
-@click.option(
-    "--trust-checkpoint",
-    is_flag=True,
-    help="Allow a checkpoint that needs full unpickling (can run code: only for trusted files).",
-)
+@model_options
 @device_option
 @data_options
 @rule_options
@@ -540,8 +594,7 @@ def predict(
     data: str,
     output: str | None,
     batch_size: int,
-    max_len: int | None,
-    trust_checkpoint: bool,
+    model_options: Any,
     device: str,
     code_field: str | None,
     label_field: str | None,
@@ -556,7 +609,8 @@ def predict(
 ) -> int:
     """Predict every function in DATA with MODEL; metrics when DATA is labelled.
 
-    MODEL is a codeaudit checkpoint (.pt) or a Hugging Face model directory.
+    MODEL is a codeaudit checkpoint (.pt), a Hugging Face model directory, or a CodeXGLUE or
+    EliBadCode model.bin with --base.
     """
     from codeaudit import api
     from codeaudit.config import PredictConfig
@@ -566,9 +620,8 @@ def predict(
         model=model,
         data=data,
         batch_size=batch_size,
-        max_len=max_len,
         device=device,
-        trust_checkpoint=trust_checkpoint,
+        model_options=model_options,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
         rules=rules,
     )
@@ -665,7 +718,7 @@ def predict(
 @click.option("-o", "--output", metavar="FILE", help="Report file (same as --report).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
+@model_options
 @device_option
 @data_options
 @rule_options
@@ -690,7 +743,7 @@ def membership(
     output: str | None,
     seed: int,
     batch_size: int,
-    trust_checkpoint: bool,
+    model_options: Any,
     device: str,
     code_field: str | None,
     label_field: str | None,
@@ -731,7 +784,7 @@ def membership(
         seed=seed,
         batch_size=batch_size,
         device=device,
-        trust_checkpoint=trust_checkpoint,
+        model_options=model_options,
         cache_dir=cache_dir,
         plot=plot,
         rules=rules,
@@ -789,7 +842,7 @@ REPORT_DIR_FILES = ("json", "sarif", "md", "html", "txt")
 @click.option("-o", "--output", metavar="FILE", help="Report file (same as --report).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
+@model_options
 @device_option
 @data_options
 @rule_options
@@ -811,7 +864,7 @@ def audit(
     output: str | None,
     seed: int,
     batch_size: int,
-    trust_checkpoint: bool,
+    model_options: Any,
     device: str,
     code_field: str | None,
     label_field: str | None,
@@ -857,7 +910,7 @@ def audit(
         seed=seed,
         batch_size=batch_size,
         device=device,
-        trust_checkpoint=trust_checkpoint,
+        model_options=model_options,
         cache_dir=cache_dir,
         rules=rules,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
@@ -1009,7 +1062,7 @@ def _read_key(path: str) -> str:
     "reproducible builds, or the same key for a re-hardened model. Keep FILE secret.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
+@model_options
 @device_option
 @data_options
 @rule_options
@@ -1039,7 +1092,7 @@ def harden(
     seed: int,
     key_file: str | None,
     batch_size: int,
-    trust_checkpoint: bool,
+    model_options: Any,
     device: str,
     code_field: str | None,
     label_field: str | None,
@@ -1094,7 +1147,7 @@ def harden(
         key=_read_key(key_file) if key_file else None,
         batch_size=batch_size,
         device=device,
-        trust_checkpoint=trust_checkpoint,
+        model_options=model_options,
         rules=rules,
         force=force,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
@@ -1267,7 +1320,7 @@ def poison(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--trust-checkpoint", is_flag=True, help="Allow a checkpoint that needs unpickling.")
+@model_options
 @device_option
 @data_options
 @rule_options
@@ -1293,7 +1346,7 @@ def backdoor(
     unlearn_lr: float,
     seed: int,
     batch_size: int,
-    trust_checkpoint: bool,
+    model_options: Any,
     device: str,
     code_field: str | None,
     label_field: str | None,
@@ -1345,7 +1398,7 @@ def backdoor(
         seed=seed,
         batch_size=batch_size,
         device=device,
-        trust_checkpoint=trust_checkpoint,
+        model_options=model_options,
         rules=rules,
         force=force,
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
@@ -1356,8 +1409,22 @@ def backdoor(
     return exit_code(result.findings, fail_on)
 
 
+# The process is codeaudit's: Hugging Face libraries stay quiet (the CLI owns the terminal) and
+# never reach the network (models come from local files only). Set before they are imported, as
+# defaults a user's own environment overrides; the library never touches this state.
+HF_ENVIRONMENT = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_OFFLINE": "1",
+}
+
+
 def main() -> None:
     import signal
+
+    for name, value in HF_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
     def terminated(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # a cancelled CI job: clean up and exit as on Ctrl-C

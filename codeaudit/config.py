@@ -5,6 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeaudit.models.options import LoadOptions
+
+__all__ = [
+    "ARCH_DEFAULTS",
+    "AuditConfig",
+    "BackdoorConfig",
+    "DataConfig",
+    "HardenConfig",
+    "LoadOptions",
+    "MembershipConfig",
+    "PoisonConfig",
+    "PredictConfig",
+    "TrainConfig",
+]
+
 # Per-architecture defaults chosen so that the models actually fit the data they are given
 # (membership audits need models that can memorise; see docs/training.md).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -65,9 +80,8 @@ class PredictConfig:
     model: str
     data: str
     batch_size: int = 64
-    max_len: int | None = None
     device: str = "auto"
-    trust_checkpoint: bool = False
+    model_options: LoadOptions = field(default_factory=LoadOptions)  # how MODEL is loaded and fed
     data_options: DataConfig = field(default_factory=DataConfig)
     rules: tuple[str, ...] = ()  # extra rule files or directories
 
@@ -90,7 +104,7 @@ class MembershipConfig:
     seed: int = 0
     batch_size: int = 64
     device: str = "auto"
-    trust_checkpoint: bool = False
+    model_options: LoadOptions = field(default_factory=LoadOptions)
     cache_dir: str | None = None
     plot: str | None = None
     rules: tuple[str, ...] = ()
@@ -117,7 +131,7 @@ class AuditConfig:
     seed: int = 0
     batch_size: int = 64
     device: str = "auto"
-    trust_checkpoint: bool = False
+    model_options: LoadOptions = field(default_factory=LoadOptions)
     cache_dir: str | None = None
     rules: tuple[str, ...] = ()
     data_options: DataConfig = field(default_factory=DataConfig)
@@ -151,7 +165,7 @@ class HardenConfig:
     seed: int = 0
     batch_size: int = 64
     device: str = "auto"
-    trust_checkpoint: bool = False
+    model_options: LoadOptions = field(default_factory=LoadOptions)
     key: str | None = None  # 32 hex digits; None: a fresh random key (library use only)
     rules: tuple[str, ...] = ()
     force: bool = False
@@ -185,7 +199,7 @@ class BackdoorConfig:
     seed: int = 0
     batch_size: int = 32
     device: str = "auto"
-    trust_checkpoint: bool = False
+    model_options: LoadOptions = field(default_factory=LoadOptions)
     rules: tuple[str, ...] = ()
     force: bool = False
     data_options: DataConfig = field(default_factory=DataConfig)

@@ -77,7 +77,7 @@ def context_ids(model: object, sample: Sample, room: int) -> tuple[tuple[int, ..
     and its encoding."""
     lang = model.lang_of(sample)  # type: ignore[attr-defined]
     tokens = lex(sample.code, lang, max_tokens=lex_budget(model.max_len)).tokens  # type: ignore[attr-defined]
-    enc = model.tokenizer.encode_tokens(tokens, model.max_len)  # type: ignore[attr-defined]
+    enc = model.tokenizer.encode_source(sample.code, tokens, model.max_len)  # type: ignore[attr-defined]
     ids = list(enc.ids)
     limit = max(1, model.max_len - room)  # type: ignore[attr-defined]
     if len(ids) > limit:

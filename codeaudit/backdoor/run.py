@@ -21,7 +21,7 @@ from codeaudit.backdoor.result import (
 from codeaudit.config import BackdoorConfig
 from codeaudit.data.samples import Sample
 from codeaudit.errors import BackdoorError, UsageError
-from codeaudit.report.model import Artifact, CheckpointInfo, Header
+from codeaudit.report.model import Artifact, Header
 
 Progress = Callable[[str, int, int], None]
 MAX_EVAL_VICTIMS = 200
@@ -157,7 +157,7 @@ def run_backdoor(
     from codeaudit.backdoor.positions import insert, select_positions
     from codeaudit.backdoor.unlearn import accuracy, build_unlearn_set, fine_tune, success_rate
     from codeaudit.io import sha256_file
-    from codeaudit.models.checkpoint import load_model, save_checkpoint
+    from codeaudit.models.checkpoint import load_with, save_checkpoint
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate, load_rules
 
@@ -172,7 +172,7 @@ def run_backdoor(
     rules = load_rules(config.rules)
     manifest = _read_manifest(config.manifest) if config.manifest else None
     device = resolve_device(config.device)
-    loaded = load_model(config.model, trust=config.trust_checkpoint, device=device)
+    loaded = load_with(config.model, config.model_options, device=device)
     if loaded.defense is not None:
         raise BackdoorError(
             f"{config.model}: hardened (NMID) model; its answers are noised, so trigger "
@@ -238,7 +238,7 @@ def run_backdoor(
 
     unlearning: Unlearning | None = None
     artifacts = [
-        Artifact("model", loaded.path, loaded.sha256),
+        *loaded.artifacts(),
         Artifact("data", data.path, data.sha256),
     ]
     if manifest is not None and config.manifest:
@@ -367,7 +367,7 @@ def run_backdoor(
     ]
     result = BackdoorResult(
         header=Header(command="backdoor", seed=config.seed, artifacts=tuple(artifacts)),
-        checkpoint=CheckpointInfo(loaded.source, loaded.trusted_pickle),
+        checkpoint=loaded.info(),
         backdoored=bool(scanner.backdoored_),
         verdict=verdict,
         max_flip_rate=best.flip_rate,

@@ -117,7 +117,12 @@ def build_torchscript(model: HardenedModel) -> torch.jit.ScriptModule:
                 (example.input_ids, example.attention_mask),
                 check_trace=False,
             )
-            head = NMIDHead(noise.key_words(model.defense.key_), model.sigma, model.expose)
+            head = NMIDHead(
+                noise.key_words(model.defense.key_),
+                model.sigma,
+                model.expose,
+                model.defense.outputs_,
+            )
             scripted = torch.jit.script(HardenedExport(traced, head).eval())
     finally:
         model.to(device)
@@ -137,6 +142,7 @@ def export_metadata(model: HardenedModel, parent_sha256: str) -> dict[str, Any]:
             "expose": model.expose,
             "keyed": True,
             "key_fingerprint": model.defense.fingerprint(),
+            "outputs": model.defense.outputs_,
         },
         "parent_sha256": parent_sha256,
         "arch": model.arch,
@@ -146,7 +152,8 @@ def export_metadata(model: HardenedModel, parent_sha256: str) -> dict[str, Any]:
         "tokenizer": model.tokenizer.to_state(),
         "input": (
             "forward(input_ids, attention_mask): int64 [B, T] each, right-padded, mask 1 for "
-            "real tokens; ids from codeaudit's encoder for this tokenizer, at most max_len"
+            "real tokens; ids from codeaudit's encoder for this tokenizer, at most max_len, "
+            f"from {model.tokenizer.input_format!r} text (tokenizer.input_format)"
         ),
         "output": {
             "label": "int64 [B]",

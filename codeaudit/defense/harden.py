@@ -58,7 +58,7 @@ from codeaudit.membership.attacks.trained import CLASSIFIERS
 from codeaudit.membership.evaluate import Evaluated, make_folds
 from codeaudit.membership.features import all_feature_sets, extract_features, usable_features
 from codeaudit.metrics import classification_metrics
-from codeaudit.report.model import Artifact, CheckpointInfo, Header
+from codeaudit.report.model import Artifact, Header
 
 Progress = Callable[[str, int, int], None]
 MIN_SAMPLES = 10
@@ -518,7 +518,7 @@ def run_harden(
     )
     from codeaudit.io import sha256_bytes, sha256_file
     from codeaudit.membership.audit import data_warnings
-    from codeaudit.models.checkpoint import load_model
+    from codeaudit.models.checkpoint import load_with
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate, load_rules
 
@@ -532,7 +532,7 @@ def run_harden(
     outputs = _outputs(config)
     rules = load_rules(config.rules)
     device = resolve_device(config.device)
-    loaded = load_model(config.model, trust=config.trust_checkpoint, device=device)
+    loaded = load_with(config.model, config.model_options, device=device)
     if loaded.defense is not None or isinstance(loaded.model, HardenedModel):
         d = loaded.defense or {}
         raise HardenError(
@@ -734,7 +734,7 @@ def run_harden(
     }
     written = save_hardened(hardened, config.output, metadata=metadata, force=config.force)
     artifacts = [
-        Artifact("model", loaded.path, loaded.sha256),
+        *loaded.artifacts(),
         Artifact("output", str(written), sha256_file(written)),
     ]
     if members is not None and nonmembers is not None:
@@ -753,7 +753,7 @@ def run_harden(
 
     result = HardenResult(
         header=Header(command="harden", seed=config.seed, artifacts=tuple(artifacts)),
-        checkpoint=CheckpointInfo(loaded.source, loaded.trusted_pickle),
+        checkpoint=loaded.info(),
         defense=info,
         status=status,
         verdict=verdict_text,

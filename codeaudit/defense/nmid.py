@@ -36,6 +36,10 @@ DEFENSE_KIND = "nmid"
 DEFENSE_VERSION = 1
 HASH_NAME = "fmix32-positional-sum/v1"
 NOISE_NAME = "gaussian-box-muller/binary-margin-reflected/v1"
+# A one-logit (sigmoid) model is noised on its one logit: a scheme of its own, so that a
+# codeaudit that would noise it as two logits refuses the checkpoint instead.
+NOISE_NAME_SINGLE = "gaussian-box-muller/single-logit-margin-reflected/v1"
+NOISE_NAMES = {2: NOISE_NAME, 1: NOISE_NAME_SINGLE}
 
 
 class Exposure(str, Enum):
@@ -85,17 +89,20 @@ def check_key(key: str) -> str:
 class NMIDHead(nn.Module):
     """Keyed noise and masking on a batch of binary logits (TorchScript-able)."""
 
-    def __init__(self, key: torch.Tensor, sigma: float, expose: str) -> None:
+    def __init__(self, key: torch.Tensor, sigma: float, expose: str, outputs: int = 2) -> None:
         super().__init__()
         self.register_buffer("key", key.to(torch.int64).clone())
         self.sigma = float(sigma)
         self.expose = str(expose)
+        self.outputs = int(outputs)
 
     @torch.jit.export
     def margin(
         self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
-        return noise.keyed_margin(logits, input_ids, attention_mask, self.key, self.sigma)
+        return noise.keyed_margin(
+            logits, input_ids, attention_mask, self.key, self.sigma, self.outputs
+        )
 
     def forward(
         self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -124,7 +131,9 @@ class NMID:
     """Noise-based membership-inference defence: mask the outputs, noise the logits.
 
     ``sigma`` is the standard deviation of the Gaussian noise on each logit (so the binary
-    margin gets ``sqrt(2) * sigma``); ``expose`` is ``label``, ``top1`` or ``probs``. With
+    margin of a two-logit model gets ``sqrt(2) * sigma``, and a one-logit sigmoid model's logit
+    gets ``sigma``); ``expose`` is ``label``, ``top1`` or ``probs``. ``outputs`` is the number
+    of logits of the model (None: read from the model given to :meth:`fit`, else 2). With
     ``keyed`` (the default, and the only mode that can be saved or exported) the noise of an
     input is a deterministic function of its token ids and the secret key, so asking twice gives
     the same answer. ``keyed=False`` draws fresh noise for every query from ``seed``: it exists
@@ -139,12 +148,14 @@ class NMID:
         key: str | None = None,
         keyed: bool = True,
         seed: int = 0,
+        outputs: int | None = None,
     ) -> None:
         self.sigma = sigma
         self.expose = expose
         self.key = key
         self.keyed = keyed
         self.seed = seed
+        self.outputs = outputs
 
     def fit(self, model: VPModel | None = None) -> NMID:
         """Validate the settings and draw the secret key (from the OS CSPRNG unless given)."""
@@ -153,7 +164,13 @@ class NMID:
         self.sigma_ = check_sigma(self.sigma)
         self.expose_ = parse_exposure(self.expose)
         self.key_ = check_key(self.key) if self.key is not None else noise.new_key()
-        self.head_ = NMIDHead(noise.key_words(self.key_), self.sigma_, self.expose_.value)
+        outputs = self.outputs if self.outputs is not None else getattr(model, "n_outputs", 2)
+        if outputs not in NOISE_NAMES:
+            raise HardenError(f"NMID noises models with 1 or 2 logits, not {outputs}")
+        self.outputs_ = int(outputs)
+        self.head_ = NMIDHead(
+            noise.key_words(self.key_), self.sigma_, self.expose_.value, self.outputs_
+        )
         self.rng_ = torch.Generator().manual_seed(int(self.seed))
         return self
 
@@ -164,7 +181,14 @@ class NMID:
     def with_sigma(self, sigma: float) -> NMID:
         """The same defence (same key) at another noise scale."""
         self._check_fitted()
-        other = NMID(sigma, self.expose_.value, key=self.key_, keyed=self.keyed, seed=self.seed)
+        other = NMID(
+            sigma,
+            self.expose_.value,
+            key=self.key_,
+            keyed=self.keyed,
+            seed=self.seed,
+            outputs=self.outputs_,
+        )
         return other.fit()
 
     def normals(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -184,9 +208,11 @@ class NMID:
         self._check_fitted()
         if self.keyed:
             key = self.head_.key.to(input_ids.device)
-            return noise.keyed_margin(logits, input_ids, attention_mask, key, self.sigma_)
+            return noise.keyed_margin(
+                logits, input_ids, attention_mask, key, self.sigma_, self.outputs_
+            )
         normals = self.normals(input_ids, attention_mask)
-        return noise.noised_margin(logits, normals.to(logits.device), self.sigma_)
+        return noise.noised_margin(logits, normals.to(logits.device), self.sigma_, self.outputs_)
 
     def release(
         self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -213,7 +239,7 @@ class NMID:
             "keyed": True,
             "key": self.key_,
             "hash": HASH_NAME,
-            "noise": NOISE_NAME,
+            "noise": NOISE_NAMES[self.outputs_],
             "parent_sha256": parent_sha256,
             **(extra or {}),
         }
@@ -233,7 +259,8 @@ class NMID:
                 f"{where}: NMID defense version {version!r} is newer than this codeaudit "
                 f"understands ({DEFENSE_VERSION}); upgrade codeaudit"
             )
-        if record.get("hash") != HASH_NAME or record.get("noise") != NOISE_NAME:
+        outputs = {name: n for n, name in NOISE_NAMES.items()}.get(record.get("noise"))  # type: ignore[arg-type]
+        if record.get("hash") != HASH_NAME or outputs is None:
             raise CheckpointError(f"{where}: NMID defense uses an unknown hash or noise scheme")
         if record.get("keyed") is not True:
             raise CheckpointError(f"{where}: NMID defense is not keyed")
@@ -242,6 +269,7 @@ class NMID:
                 check_sigma(record.get("sigma")),  # type: ignore[arg-type]
                 parse_exposure(str(record.get("expose"))).value,
                 key=check_key(record.get("key")),  # type: ignore[arg-type]
+                outputs=outputs,
             ).fit()
         except HardenError as exc:
             raise CheckpointError(f"{where}: malformed NMID defense: {exc}") from None
@@ -272,6 +300,12 @@ class HardenedModel(VPModel):
             labels=base.labels,
             config=base.config,
         )
+        defense._check_fitted()
+        if defense.outputs_ != base.n_outputs:
+            raise CheckpointError(
+                f"the NMID defense noises {defense.outputs_} logit(s) but the model has "
+                f"{base.n_outputs}: defense and weights do not belong together"
+            )
         self.base = base
         self.defense = defense
         self.parent_sha256 = parent_sha256
@@ -283,6 +317,14 @@ class HardenedModel(VPModel):
     @property
     def exposes(self) -> tuple[str, ...]:
         return EXPOSES[self.defense.expose_]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.base.n_outputs
+
+    @property
+    def max_positions(self) -> int | None:
+        return self.base.max_positions
 
     @property
     def expose(self) -> str:

@@ -20,11 +20,13 @@ index and the key give two uniforms in (0, 1) (``(w + 0.5) / 2**32``) and one st
 Box-Muller, in float64.
 
 **Argmax preservation (binary).** With noise ``e0, e1`` on the logits ``z0, z1`` the softmax
-depends only on the noised margin ``r = (z1 - z0) + sigma * (e1 - e0)``. The clean prediction is
-``z1 > z0`` (a tie goes to class 0, as ``argmax`` resolves it). The released margin is ``r``
-reflected onto the clean prediction's side: ``max(|r|, 1e-4)`` when the clean model says 1,
-``-|r|`` when it says 0 (a released tie, margin 0, again reads as class 0). The floor keeps
-``p1 > p0`` strict in float32. So the predicted label never changes, for any sigma.
+depends only on the noised margin ``r = (z1 - z0) + sigma * (e1 - e0)``. A one-logit (sigmoid)
+model, whose logits codeaudit reads as ``[0, z]``, has one logit to noise: ``r = z + sigma * e1``.
+The clean prediction is ``z1 > z0`` (a tie goes to class 0, as ``argmax`` resolves it). The
+released margin is ``r`` reflected onto the clean prediction's side: ``max(|r|, 1e-4)`` when
+the clean model says 1, ``-|r|`` when it says 0 (a released tie, margin 0, again reads as class
+0). The floor keeps ``p1 > p0`` strict in float32. So the predicted label never changes, for
+any sigma.
 """
 
 from __future__ import annotations
@@ -83,11 +85,15 @@ def keyed_normals(seed: torch.Tensor, key: torch.Tensor, classes: int) -> torch.
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
 
 
-def noised_margin(logits: torch.Tensor, normals: torch.Tensor, sigma: float) -> torch.Tensor:
-    """[B] float64: the released margin (see the module docstring), argmax-preserving."""
+def noised_margin(
+    logits: torch.Tensor, normals: torch.Tensor, sigma: float, outputs: int = 2
+) -> torch.Tensor:
+    """[B] float64: the released margin (see the module docstring), argmax-preserving.
+    ``outputs``: logits the model computes (1: a sigmoid model, noised on its one logit)."""
     z = logits.to(torch.float64)
     positive = logits[:, 1] > logits[:, 0]
-    r = (z[:, 1] - z[:, 0]) + sigma * (normals[:, 1] - normals[:, 0])
+    draw = normals[:, 1] if outputs == 1 else normals[:, 1] - normals[:, 0]
+    r = (z[:, 1] - z[:, 0]) + sigma * draw
     magnitude = torch.abs(r)
     return torch.where(positive, torch.clamp(magnitude, min=1e-4), -magnitude)
 
@@ -131,10 +137,11 @@ def keyed_margin(
     attention_mask: torch.Tensor,
     key: torch.Tensor,
     sigma: float,
+    outputs: int = 2,
 ) -> torch.Tensor:
     """The released margin of the keyed defence: hash the ids, draw, noise, reflect."""
     normals = keyed_normals(keyed_hash(input_ids, attention_mask, key), key, 2)
-    return noised_margin(logits, normals.to(logits.device), sigma)
+    return noised_margin(logits, normals.to(logits.device), sigma, outputs)
 
 
 def key_words(key_hex: str) -> torch.Tensor:

@@ -43,7 +43,7 @@ from codeaudit.membership.result import (
     Utility,
 )
 from codeaudit.metrics import classification_metrics
-from codeaudit.report.model import Artifact, CheckpointInfo, Header
+from codeaudit.report.model import Artifact, Header
 
 MIN_SAMPLES = 10
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -188,7 +188,7 @@ def run_membership(
     config: MembershipConfig, *, progress: Progress | None = None
 ) -> MembershipResult:
     from codeaudit.api import load_data
-    from codeaudit.models.checkpoint import load_model
+    from codeaudit.models.checkpoint import load_with
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate, load_rules
 
@@ -218,7 +218,7 @@ def run_membership(
     started = time.perf_counter()
 
     device = resolve_device(config.device)
-    loaded = load_model(config.model, trust=config.trust_checkpoint, device=device)
+    loaded = load_with(config.model, config.model_options, device=device)
     model = loaded.model
     # A hardened model (codeaudit harden) is audited through what it releases only.
     usable = usable_features(model)
@@ -255,9 +255,9 @@ def run_membership(
 
     step = time.perf_counter()
     report("features", 0, 2)
-    f_members = _features_for(model, loaded.sha256, members, config)
+    f_members = _features_for(model, loaded.identity, members, config)
     report("features", 1, 2)
-    f_nonmembers = _features_for(model, loaded.sha256, nonmembers, config)
+    f_nonmembers = _features_for(model, loaded.identity, nonmembers, config)
     report("features", 2, 2)
     timings["features"] = time.perf_counter() - step
     for name, part in (("members", f_members), ("non-members", f_nonmembers)):
@@ -461,7 +461,7 @@ def run_membership(
 
     timings["total"] = time.perf_counter() - started
     artifacts = [
-        Artifact("model", loaded.path, loaded.sha256),
+        *loaded.artifacts(),
         Artifact("members", config.members, members.sha256),
         Artifact("nonmembers", config.nonmembers, nonmembers.sha256),
     ]
@@ -469,7 +469,7 @@ def run_membership(
         artifacts.append(Artifact("population", config.population, population.sha256))
     result = MembershipResult(
         header=Header(command="membership", seed=config.seed, artifacts=tuple(artifacts)),
-        checkpoint=CheckpointInfo(loaded.source, loaded.trusted_pickle),
+        checkpoint=loaded.info(),
         verdict=text,
         risk=risk,
         best=best,

@@ -89,6 +89,9 @@ class FeatureSet:
     unk_rate: np.ndarray  # [N] share of unknown ids
     n_ids: np.ndarray  # [N] ids after truncation
     truncated: np.ndarray  # [N] bool
+    # Logits the model computes: 2, or 1 for a sigmoid model, whose logits are kept as [0, z]
+    # (the same probabilities, loss and confidence as its sigmoid) and whose logit feature is z.
+    n_outputs: int = 2
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -148,7 +151,7 @@ class FeatureSet:
         if name == "embedding":
             return self.embeddings.astype(np.float64)
         if name == "logits":
-            return self.logits.astype(np.float64)
+            return self.logits[:, 2 - self.n_outputs :].astype(np.float64)
         if name == "loss":
             return self.loss[:, None]
         if name == "confidence":
@@ -164,10 +167,14 @@ class FeatureSet:
             unk_rate=self.unk_rate[index],
             n_ids=self.n_ids[index],
             truncated=self.truncated[index],
+            n_outputs=self.n_outputs,
         )
 
     @staticmethod
     def concat(parts: Sequence[FeatureSet]) -> FeatureSet:
+        outputs = {p.n_outputs for p in parts}
+        if len(outputs) > 1:
+            raise ValueError("cannot concatenate outputs of one- and two-logit models")
         return FeatureSet(
             ids=tuple(i for p in parts for i in p.ids),
             labels=np.concatenate([p.labels for p in parts]),
@@ -176,6 +183,7 @@ class FeatureSet:
             unk_rate=np.concatenate([p.unk_rate for p in parts]),
             n_ids=np.concatenate([p.n_ids for p in parts]),
             truncated=np.concatenate([p.truncated for p in parts]),
+            n_outputs=outputs.pop() if outputs else 2,
         )
 
 
@@ -221,6 +229,7 @@ def extract_features(
         unk_rate=unk,
         n_ids=n_ids,
         truncated=truncated,
+        n_outputs=int(getattr(model, "n_outputs", 2)),
     )
 
 
@@ -243,12 +252,14 @@ def load_cached(cache_dir: Path, key: str) -> FeatureSet | None:
                 unk_rate=data["unk_rate"],
                 n_ids=data["n_ids"],
                 truncated=data["truncated"],
+                n_outputs=int(data["n_outputs"]) if "n_outputs" in data else 2,
             )
-    except (OSError, KeyError, ValueError, EOFError):
+    except (OSError, KeyError, ValueError, EOFError, TypeError):
         return None  # a damaged cache entry is recomputed, never trusted
     n = len(features.ids)
     shapes_ok = (
-        features.logits.shape == (n, 2)
+        features.n_outputs in (1, 2)
+        and features.logits.shape == (n, 2)
         and features.embeddings.ndim == 2
         and len(features.embeddings) == n
         and all(a.shape == (n,) for a in (features.labels, features.unk_rate, features.n_ids))
@@ -282,6 +293,7 @@ def store_cached(cache_dir: Path, key: str, features: FeatureSet) -> None:
                 unk_rate=features.unk_rate,
                 n_ids=features.n_ids,
                 truncated=features.truncated,
+                n_outputs=np.array(features.n_outputs),
             )
         os.replace(tmp, cache_dir / f"features-{key}.npz")
     except OSError as exc:  # a full disk, a cache directory that vanished

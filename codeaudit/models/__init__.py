@@ -1,37 +1,44 @@
 """The VP model zoo: adapters, tokenizers, checkpoints and batched inference.
 
-Importing this package imports torch; the CLI imports it only inside commands.
+The names below are imported on first use (PEP 562), so that the torch-free modules of this
+package (:mod:`~codeaudit.models.options`, :mod:`~codeaudit.models.input_format`) can be imported
+by configuration code without importing torch.
 """
 
 from __future__ import annotations
 
-from codeaudit.models.base import Batch, ModelOutput, VPModel
-from codeaudit.models.checkpoint import LoadedModel, load_model, save_checkpoint
-from codeaudit.models.inference import InferenceOutput, infer, length_buckets, softmax
-from codeaudit.models.registry import ARCHITECTURES, Arch, adapter_class
-from codeaudit.models.rnn import BiGRUModel, LSTMModel
-from codeaudit.models.tokenizer import Encoding, HFTokenizer, ModelTokenizer, VocabTokenizer
-from codeaudit.models.transformer import TransformerModel
+import importlib
+from typing import Any
 
-__all__ = [
-    "ARCHITECTURES",
-    "Arch",
-    "Batch",
-    "BiGRUModel",
-    "Encoding",
-    "HFTokenizer",
-    "InferenceOutput",
-    "LSTMModel",
-    "LoadedModel",
-    "ModelOutput",
-    "ModelTokenizer",
-    "TransformerModel",
-    "VPModel",
-    "VocabTokenizer",
-    "adapter_class",
-    "infer",
-    "length_buckets",
-    "load_model",
-    "save_checkpoint",
-    "softmax",
-]
+_EXPORTS = {
+    "Batch": "codeaudit.models.base",
+    "ModelOutput": "codeaudit.models.base",
+    "VPModel": "codeaudit.models.base",
+    "LoadedModel": "codeaudit.models.checkpoint",
+    "load_model": "codeaudit.models.checkpoint",
+    "save_checkpoint": "codeaudit.models.checkpoint",
+    "InferenceOutput": "codeaudit.models.inference",
+    "infer": "codeaudit.models.inference",
+    "length_buckets": "codeaudit.models.inference",
+    "softmax": "codeaudit.models.inference",
+    "ARCHITECTURES": "codeaudit.models.registry",
+    "Arch": "codeaudit.models.registry",
+    "adapter_class": "codeaudit.models.registry",
+    "BiGRUModel": "codeaudit.models.rnn",
+    "LSTMModel": "codeaudit.models.rnn",
+    "Encoding": "codeaudit.models.tokenizer",
+    "HFTokenizer": "codeaudit.models.tokenizer",
+    "ModelTokenizer": "codeaudit.models.tokenizer",
+    "VocabTokenizer": "codeaudit.models.tokenizer",
+    "TransformerModel": "codeaudit.models.transformer",
+    "LoadOptions": "codeaudit.models.options",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codeaudit.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -70,6 +70,17 @@ class VPModel(ABC):
         self.config = dict(config or {})
         self.module.eval()
 
+    @property
+    def n_outputs(self) -> int:
+        """Logits the underlying model computes: 2, or 1 for a sigmoid model (whose forward
+        still returns ``[0, z]``, see :mod:`codeaudit.models.transformer`)."""
+        return 2
+
+    @property
+    def max_positions(self) -> int | None:
+        """The most ids the model can read (position embeddings), None when unbounded."""
+        return None
+
     # -- placement -------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:

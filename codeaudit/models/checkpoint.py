@@ -18,8 +18,15 @@ Layout (a plain dict; only strings, numbers, bools, None, lists, dicts and tenso
 
 Loading never unpickles arbitrary objects: a file that needs them (a pickled module, a numpy
 scalar, code smuggled in ``__reduce__``) is refused with :class:`CheckpointError` unless the
-caller passes ``trust=True`` (``--trust-checkpoint``). A Hugging Face model directory is loaded
-too. A checkpoint whose ``defense`` is set loads as the hardened model it describes
+caller passes ``trust=True`` (``--trust-checkpoint``). Two foreign formats load too: a Hugging
+Face model directory, and a bare state dict of published fine-tuning code (CodeXGLUE,
+EliBadCode ``model.bin``) on the base model named by ``base`` (:mod:`codeaudit.models.foreign`).
+
+A transformer's tokenizer state records its input format (``tokens`` or ``raw``, see
+:mod:`codeaudit.models.input_format`); a checkpoint whose model reads ``raw`` text is written as
+format version 2, which codeaudit versions that would feed it code tokens refuse to read.
+
+A checkpoint whose ``defense`` is set loads as the hardened model it describes
 (:class:`codeaudit.defense.nmid.HardenedModel`); a defence this version cannot read is refused.
 Writes go through :func:`codeaudit.io.atomic_write`.
 """
@@ -33,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeaudit.errors import CheckpointError, CodeAuditError
+from codeaudit.errors import CheckpointError, CodeAuditError, UsageError
 from codeaudit.io import atomic_write, check_input_file, sha256_file
 
 FORMAT = "codeaudit-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the model reads raw text (version 1 readers only knew code tokens)
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -48,19 +55,54 @@ class LoadedModel:
     model: Any  # VPModel (kept untyped here so importing this module stays light)
     path: str
     sha256: str
-    source: str  # "codeaudit" | "huggingface"
+    source: str  # "codeaudit" | "huggingface" | a bare state dict's layout ("codexglue", ...)
     metadata: dict[str, Any] = field(default_factory=dict)
     trusted_pickle: bool = False  # loaded with --trust-checkpoint through full unpickling
     defense: dict[str, Any] | None = None
+    base: str | None = None  # the base model a bare state dict was loaded onto (--base)
+    base_sha256: str | None = None  # of the base files used (config and tokenizer)
+
+    @property
+    def identity(self) -> str:
+        """What fixes the model's outputs, for cache keys: the file's hash, and for a foreign
+        model (whose input format and base come from the user) those too."""
+        if self.source == "codeaudit":
+            return self.sha256
+        import hashlib
+
+        text = f"{self.sha256}|{self.base_sha256}|{self.model.tokenizer.input_format}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def artifacts(self) -> tuple[Any, ...]:
+        """The report's artifacts for this model: the model, and its base when it has one."""
+        from codeaudit.report.model import Artifact
+
+        model = Artifact("model", self.path, self.sha256)
+        if self.base is None:
+            return (model,)
+        return (model, Artifact("base", self.base, self.base_sha256))
+
+    def info(self) -> Any:
+        """How the model was loaded and what it reads (:class:`CheckpointInfo`)."""
+        from codeaudit.report.model import CheckpointInfo
+
+        return CheckpointInfo(
+            self.source,
+            self.trusted_pickle,
+            input_format=self.model.tokenizer.input_format,
+            max_len=int(self.model.max_len),
+            outputs=int(self.model.n_outputs),
+        )
 
 
 def checkpoint_payload(model: Any, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """The dict written to disk for a :class:`~codeaudit.models.base.VPModel`. A hardened model
     (``codeaudit.defense``) always writes its defence, so it can never be saved unprotected."""
     record = model.defense_record() if hasattr(model, "defense_record") else None
+    reads_tokens = model.tokenizer.input_format == "tokens"
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 1 if reads_tokens else FORMAT_VERSION,
         "arch": model.arch,
         "model_config": model.model_config(),
         "tokenizer": model.tokenizer.to_state(),
@@ -207,27 +249,106 @@ def load_model(
     trust: bool = False,
     device: str | None = None,
     require_head: bool = True,
+    base: str | None = None,
+    input_format: str | None = None,
+    max_len: int | None = None,
 ) -> LoadedModel:
-    """Load a codeaudit checkpoint or a Hugging Face model directory."""
+    """Load a codeaudit checkpoint, a Hugging Face model directory, or a bare state dict of
+    published fine-tuning code on its ``base`` model.
+
+    ``input_format``: the text the model reads (None: what the checkpoint records; ``raw`` for
+    a Hugging Face directory; the published default of a bare state dict's layout). A codeaudit
+    checkpoint's recorded format cannot be overridden. ``max_len``: ids per function, at most
+    what the model's positions allow (None: the model's own)."""
     from codeaudit.models.device import resolve_device
 
     p = check_input_file(path, "model", error=CheckpointError, allow_dir=True)
     target = resolve_device(device or "cpu")
     if p.is_dir():
-        from codeaudit.models.transformer import TransformerModel
-
-        model = TransformerModel.from_directory(p, require_head=require_head)
-        return LoadedModel(model.to(target), str(p), sha256_file(p), "huggingface")
-    payload, unpickled = read_payload(p, trust=trust)
-    model = model_from_payload(payload, p)
-    metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
-    defense = payload.get("defense")
-    if defense is not None:  # a hardened model: every command gets what is shipped
+        loaded = _load_directory(p, base, input_format, require_head)
+    else:
+        loaded = _load_file(p, trust, base, input_format)
+    model = loaded.model
+    if max_len is not None:
+        limit = model.max_positions
+        if limit is not None and max_len > limit:
+            raise UsageError(
+                f"--max-len {max_len}: {p} reads at most {limit} ids (its position embeddings)"
+            )
+        model.max_len = int(max_len)
+    if loaded.defense is not None:  # a hardened model: every command gets what is shipped
         from codeaudit.defense.nmid import apply_defense
 
-        model = apply_defense(model, defense, str(p))
+        model = apply_defense(model, loaded.defense, str(p))
+    loaded.model = model.to(target)
+    return loaded
+
+
+def load_with(path: str | Path, options: Any, *, device: str | None = None) -> LoadedModel:
+    """:func:`load_model` with a :class:`~codeaudit.models.options.LoadOptions`."""
+    return load_model(
+        path,
+        trust=options.trust_checkpoint,
+        device=device,
+        base=options.base,
+        input_format=options.input_format,
+        max_len=options.max_len,
+    )
+
+
+def _load_directory(
+    p: Path, base: str | None, input_format: str | None, require_head: bool
+) -> LoadedModel:
+    from codeaudit.models.tokenizer import TOKENIZER_FILES
+    from codeaudit.models.transformer import TransformerModel
+
+    tokenizer_dir = None
+    base_sha = None
+    if base is not None:
+        if any((p / name).is_file() for name in TOKENIZER_FILES):
+            raise UsageError(
+                f"--base {base}: {p} is a Hugging Face directory with its own tokenizer; --base "
+                "is for a bare model.bin (or a directory saved without a tokenizer)"
+            )
+        from codeaudit.models.foreign import base_files, resolve_base
+
+        tokenizer_dir = resolve_base(base)
+        base_sha = _files_sha256(base_files(tokenizer_dir))
+    model = TransformerModel.from_directory(
+        p,
+        require_head=require_head,
+        input_format=input_format or "raw",
+        tokenizer_dir=tokenizer_dir,
+    )
     return LoadedModel(
-        model.to(target),
+        model, str(p), sha256_file(p), "huggingface", base=base, base_sha256=base_sha
+    )
+
+
+def _load_file(p: Path, trust: bool, base: str | None, input_format: str | None) -> LoadedModel:
+    payload, unpickled = read_payload(p, trust=trust)
+    if (
+        payload.get("format") != FORMAT
+        and payload
+        and all(hasattr(v, "shape") for v in payload.values())
+    ):
+        return _load_bare_state(p, payload, base, input_format, unpickled)
+    if base is not None:
+        raise UsageError(
+            f"--base {base}: {p} is a codeaudit checkpoint, which holds its own configuration "
+            "and tokenizer; --base is for a bare model.bin"
+        )
+    model = model_from_payload(payload, p)
+    recorded = model.tokenizer.input_format
+    if input_format is not None and input_format != recorded:
+        raise UsageError(
+            f"--input-format {input_format}: {p} records that its model reads {recorded!r} "
+            "text, and another format would feed it text it never saw"
+        )
+    metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+    defense = payload.get("defense")
+    return LoadedModel(
+        model,
         str(p),
         sha256_file(p),
         "codeaudit",
@@ -235,3 +356,44 @@ def load_model(
         trusted_pickle=unpickled,
         defense=defense,
     )
+
+
+def _load_bare_state(
+    p: Path,
+    state: dict[str, Any],
+    base: str | None,
+    input_format: str | None,
+    unpickled: bool,
+) -> LoadedModel:
+    from codeaudit.models.foreign import base_files, detect_layout, strip_data_parallel
+    from codeaudit.models.transformer import TransformerModel
+
+    if base is None:
+        layout, _ = detect_layout(strip_data_parallel(state), str(p))
+        raise CheckpointError(
+            f"{p}: a bare state dict ({layout.title} layout) holds no configuration or "
+            "tokenizer: pass --base DIR (or a cached Hugging Face id such as "
+            "microsoft/codebert-base), the base model it was fine-tuned from"
+        )
+    model, layout_name, directory = TransformerModel.from_bare_state(
+        state, base, where=str(p), input_format=input_format
+    )
+    return LoadedModel(
+        model,
+        str(p),
+        sha256_file(p),
+        layout_name,
+        trusted_pickle=unpickled,
+        base=base,
+        base_sha256=_files_sha256(base_files(directory)),
+    )
+
+
+def _files_sha256(files: list[Path]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for item in files:
+        digest.update(item.name.encode() + b"\0")
+        digest.update(bytes.fromhex(sha256_file(item)))
+    return digest.hexdigest()

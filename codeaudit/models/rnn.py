@@ -51,12 +51,17 @@ class RNNClassifier(nn.Module):
         num_layers: int,
         dropout: float,
         pad_id: int,
+        initialise: bool = True,
     ) -> None:
+        """``initialise=False`` leaves the embedding table uninitialised (``torch.empty``): for
+        modules whose weights are loaded next, and for shape-only builds on the meta device,
+        where random normal initialisation would pull in torch's decompositions for nothing."""
         super().__init__()
         rnn_class = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         directions = 2 if bidirectional else 1
         self.bidirectional = bidirectional
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        table = None if initialise else nn.Parameter(torch.empty(vocab_size, embed_dim))
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id, _weight=table)
         self.forward_rnns = nn.ModuleList()
         self.backward_rnns = nn.ModuleList()
         for layer in range(num_layers):
@@ -149,6 +154,7 @@ class _RNNModel(VPModel):
                 bidirectional=cls.bidirectional,
                 dropout=dropout,
                 pad_id=tokenizer.pad_id,
+                initialise=state_dict is None,  # loaded weights replace every value
                 **sizes,
             )
 

@@ -7,9 +7,11 @@ Two kinds share one interface:
   informative and would flood the vocabulary with one-off entries, which also marks
   non-members), everything else is kept verbatim; a vocabulary built from the training data with
   ``<pad>``/``<unk>``, a minimum frequency and a maximum size.
-* :class:`HFTokenizer` (the transformer): a Hugging Face fast tokenizer over the code tokens
-  joined by single spaces (comments dropped, everything else verbatim), either a byte-level BPE
-  trained here on the training corpus or a pretrained tokenizer from a local directory.
+* :class:`HFTokenizer` (the transformer): a Hugging Face fast tokenizer, either a byte-level BPE
+  trained here on the training corpus or a pretrained tokenizer from a local directory. It reads
+  the text of the model's input format (:mod:`codeaudit.models.input_format`): the code tokens
+  joined by single spaces (``tokens``: comments dropped, everything else verbatim), or the
+  whitespace-collapsed source (``raw``: comments kept).
 
 Both return an :class:`Encoding` that maps every id back to the code token it came from, which
 is what trigger insertion and position selection need.
@@ -26,6 +28,7 @@ from typing import Any, ClassVar
 
 from codeaudit.errors import CheckpointError, ModelError
 from codeaudit.lang.lexer import CodeToken, lex
+from codeaudit.models.input_format import RAW, TOKENS, check_input_format, collapse_whitespace
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -56,6 +59,7 @@ class ModelTokenizer(ABC):
     """What every model tokenizer offers; ``to_state`` holds only plain types and strings."""
 
     kind: ClassVar[str]
+    input_format: str = TOKENS
 
     @property
     @abstractmethod
@@ -80,15 +84,36 @@ class ModelTokenizer(ABC):
     @abstractmethod
     def to_state(self) -> dict[str, Any]: ...
 
+    def with_input_format(self, input_format: str) -> ModelTokenizer:
+        """This tokenizer reading ``input_format`` text (only ``tokens`` unless overridden)."""
+        if input_format != self.input_format:
+            raise ModelError(
+                f"input format {input_format!r} is not available for this model: it reads "
+                f"{self.input_format!r} (codeaudit's RNN models read code tokens only)"
+            )
+        return self
+
+    def encode_source(
+        self,
+        code: str,
+        tokens: Sequence[CodeToken],
+        max_len: int,
+        *,
+        lex_truncated: bool = False,
+    ) -> Encoding:
+        """Encode one function from its source and its lexed tokens (at least the first
+        ``lex_budget(max_len)``; ``lex_truncated``: the lexer stopped before the end)."""
+        encoding = self.encode_tokens(tokens, max_len)
+        if lex_truncated and not encoding.truncated:
+            encoding = replace(encoding, truncated=True)
+        return encoding
+
     def encode(self, code: str, lang: str, max_len: int) -> Encoding:
         """Lex and encode. Every code token gives at least one id, so lexing stops after
         ``max_len + 1`` tokens (enough to know the encoding is truncated): an extremely long
         function costs what its first tokens cost, and encodes exactly as if lexed whole."""
         lexed = lex(code, lang, max_tokens=lex_budget(max_len))
-        encoding = self.encode_tokens(lexed.tokens, max_len)
-        if lexed.truncated and not encoding.truncated:
-            encoding = replace(encoding, truncated=True)
-        return encoding
+        return self.encode_source(code, lexed.tokens, max_len, lex_truncated=lexed.truncated)
 
 
 class VocabTokenizer(ModelTokenizer):
@@ -213,13 +238,22 @@ class HFTokenizer(ModelTokenizer):
 
     kind = "hf"
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, input_format: str = TOKENS) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelError("the transformer's tokenizer must be a fast (Rust) tokenizer")
         if tokenizer.pad_token_id is None:
             raise ModelError("the transformer's tokenizer has no padding token")
+        try:
+            self.input_format = check_input_format(input_format, "input format")
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
         self.tok = tokenizer
         self.n_special = int(tokenizer.num_special_tokens_to_add())
+
+    def with_input_format(self, input_format: str) -> HFTokenizer:
+        if input_format == self.input_format:
+            return self
+        return HFTokenizer(self.tok, input_format)
 
     @classmethod
     def train_bpe(
@@ -247,7 +281,7 @@ class HFTokenizer(ModelTokenizer):
         return cls(PreTrainedTokenizerFast(tokenizer_object=backend, **BPE_SPECIALS))
 
     @classmethod
-    def from_directory(cls, path: str) -> HFTokenizer:
+    def from_directory(cls, path: str, input_format: str = TOKENS) -> HFTokenizer:
         from pathlib import Path
 
         from transformers import AutoTokenizer
@@ -266,7 +300,7 @@ class HFTokenizer(ModelTokenizer):
         except Exception as exc:  # tokenizer files are untrusted input: any failure is theirs
             raise CheckpointError(f"{path}: cannot load tokenizer: {first_line(exc)}") from None
         try:
-            return cls(tok)
+            return cls(tok, input_format)
         except ModelError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
 
@@ -290,11 +324,7 @@ class HFTokenizer(ModelTokenizer):
         return itos
 
     def encode_tokens(self, tokens: Sequence[CodeToken], max_len: int) -> Encoding:
-        if max_len <= self.n_special:
-            raise ModelError(
-                f"a maximum length of {max_len} ids leaves no room for code: the transformer's "
-                f"tokenizer adds {self.n_special} special tokens"
-            )
+        self._check_room(max_len)
         text, starts = joined_text(tokens)
         out = self.tok(
             text,
@@ -323,6 +353,59 @@ class HFTokenizer(ModelTokenizer):
         )
         return Encoding(tuple(ids), tuple(index), len(tokens), truncated, unknown)
 
+    def encode_source(
+        self,
+        code: str,
+        tokens: Sequence[CodeToken],
+        max_len: int,
+        *,
+        lex_truncated: bool = False,
+    ) -> Encoding:
+        if self.input_format != RAW:
+            return super().encode_source(code, tokens, max_len, lex_truncated=lex_truncated)
+        self._check_room(max_len)
+        # Each whitespace-separated word gives at least one piece: max_len + 1 words encode
+        # exactly like the whole function and show whether it is truncated.
+        collapsed = collapse_whitespace(code, max_words=max_len + 1)
+        text = collapsed.text
+        out = self.tok(
+            text,
+            truncation=True,
+            max_length=max_len,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        ids = out["input_ids"]
+        starts = [t.start for t in tokens]
+        index: list[int] = []
+        for (begin, end), special in zip(
+            out["offset_mapping"], out["special_tokens_mask"], strict=True
+        ):
+            while begin < end and text[begin] == " ":  # offsets that include the separator
+                begin += 1
+            if special or end <= begin:
+                index.append(-1)
+                continue
+            # the code token this piece starts in; -1 for pieces of comments
+            offset = collapsed.source_offset(begin)
+            k = bisect.bisect_right(starts, offset) - 1
+            index.append(k if k >= 0 and offset < tokens[k].end else -1)
+        unk = self.unk_id
+        unknown = sum(1 for i in ids if i == unk) if unk is not None else 0
+        kept = sum(1 for special in out["special_tokens_mask"] if not special)
+        truncated = collapsed.cut or (
+            kept >= max_len - self.n_special
+            and kept < len(self.tok(text, add_special_tokens=False)["input_ids"])
+        )
+        return Encoding(tuple(ids), tuple(index), len(tokens), truncated, unknown)
+
+    def _check_room(self, max_len: int) -> None:
+        if max_len <= self.n_special:
+            raise ModelError(
+                f"a maximum length of {max_len} ids leaves no room for code: the transformer's "
+                f"tokenizer adds {self.n_special} special tokens"
+            )
+
     def to_state(self) -> dict[str, Any]:
         specials = {
             name: getattr(self.tok, name)
@@ -333,6 +416,7 @@ class HFTokenizer(ModelTokenizer):
             "kind": self.kind,
             "tokenizer_json": self.tok.backend_tokenizer.to_str(),
             "special_tokens": specials,
+            "input_format": self.input_format,
         }
 
     @classmethod
@@ -342,8 +426,15 @@ class HFTokenizer(ModelTokenizer):
 
         blob = state.get("tokenizer_json")
         specials = state.get("special_tokens", {})
+        input_format = state.get("input_format", TOKENS)  # checkpoints before it was recorded
         if not isinstance(blob, str) or not isinstance(specials, dict):
             raise CheckpointError("transformer tokenizer state is malformed")
+        if not isinstance(input_format, str):
+            raise CheckpointError("transformer tokenizer input format is malformed")
+        try:
+            check_input_format(input_format, "input format")
+        except ValueError as exc:
+            raise CheckpointError(f"{exc} (written by a newer codeaudit?)") from None
         from codeaudit.models.safety import first_line
 
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in specials.items()):
@@ -355,7 +446,7 @@ class HFTokenizer(ModelTokenizer):
             raise CheckpointError(
                 f"transformer tokenizer cannot be read: {first_line(exc)}"
             ) from None
-        return cls(tok)
+        return cls(tok, input_format)
 
 
 TOKENIZERS: dict[str, type[VocabTokenizer] | type[HFTokenizer]] = {

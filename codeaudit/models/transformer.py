@@ -1,13 +1,17 @@
 """Transformer vulnerability predictors: a CodeBERT-style RoBERTa sequence classifier.
 
 Either a small RoBERTa trained from scratch here (with a byte-level BPE trained on the training
-code), or any local Hugging Face directory holding a sequence-classification model and its
-tokenizer (for example a downloaded CodeBERT fine-tune), loaded with ``local_files_only`` and
-never with remote code. The "embedding" feature is the final-layer vector of the first token
+code), any local Hugging Face directory holding a sequence-classification model and its tokenizer
+(for example a downloaded CodeBERT fine-tune), or a bare ``model.bin`` of published fine-tuning
+code on its base model (:mod:`codeaudit.models.foreign`); always ``local_files_only`` and never
+remote code. The "embedding" feature is the final-layer vector of the first token
 (``<s>``/``[CLS]``), which the classification head reads.
 
-A model with a single output (sigmoid-style fine-tunes) is read as logits ``[0, z]``, which gives
-the same probabilities under a softmax.
+A model with a single output (the sigmoid fine-tunes of CodeXGLUE and EliBadCode) is read as
+logits ``[0, z]``: its softmax is ``[1 - sigmoid(z), sigmoid(z)]``, its cross-entropy is the
+binary cross-entropy of ``z`` and its argmax is ``z > 0``, so every command treats it as the
+sigmoid model it is; :attr:`VPModel.n_outputs` says which it is where the difference shows (the
+logit features, NMID's noise).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from torch import nn
 
 from codeaudit.errors import CheckpointError, ModelError
 from codeaudit.models.base import Batch, ModelOutput, VPModel
+from codeaudit.models.input_format import RAW
 from codeaudit.models.safety import (
     WEIGHT_FILES,
     check_layer_counts,
@@ -49,14 +54,6 @@ def _first_line(exc: BaseException) -> str:
     return first_line(exc)
 
 
-def _quiet_transformers() -> None:
-    """No progress bars or info logs from transformers: the CLI owns the terminal."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 class TransformerModel(VPModel):
     arch = "transformer"
 
@@ -68,12 +65,22 @@ class TransformerModel(VPModel):
                 f"the transformer has {num_labels} output labels; a VP model needs 1 or 2"
             )
         self._single_logit = num_labels == 1
-        positions = getattr(module.config, "max_position_embeddings", None)
-        if positions is not None:
-            offset = (
-                2 if getattr(module.config, "model_type", "") in {"roberta", "xlm-roberta"} else 0
-            )
-            self.max_len = min(self.max_len, int(positions) - offset)
+        limit = self.max_positions
+        if limit is not None:
+            self.max_len = min(self.max_len, limit)
+
+    @property
+    def n_outputs(self) -> int:
+        return 1 if self._single_logit else 2
+
+    @property
+    def max_positions(self) -> int | None:
+        positions = getattr(self.module.config, "max_position_embeddings", None)
+        if positions is None:
+            return None
+        model_type = getattr(self.module.config, "model_type", "")
+        offset = 2 if model_type in {"roberta", "xlm-roberta"} else 0  # padding-offset positions
+        return int(positions) - offset
 
     def _output(self, out: Any) -> ModelOutput:
         logits = out.logits
@@ -148,7 +155,6 @@ class TransformerModel(VPModel):
     ) -> VPModel:
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
-        _quiet_transformers()
         blob = config.get("hf_config")
         try:
             params = json.loads(blob) if isinstance(blob, str) else None
@@ -196,11 +202,14 @@ class TransformerModel(VPModel):
         max_len: int = 512,
         default_lang: str = "c",
         require_head: bool = True,
+        input_format: str = RAW,
+        tokenizer_dir: str | Path | None = None,
     ) -> TransformerModel:
         """Load a Hugging Face directory (config, weights, tokenizer), local files only.
 
         With ``require_head`` the classification head must come from the files (a base encoder
         such as raw CodeBERT, whose head would be random, is refused); training sets it False.
+        ``tokenizer_dir``: where the tokenizer is, for a directory saved without one.
         """
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -220,9 +229,8 @@ class TransformerModel(VPModel):
             raise CheckpointError(
                 f"{directory}: no model weights (model.safetensors or pytorch_model.bin)"
             )
-        _quiet_transformers()
         n_tensors, n_params = weights_inventory(directory)
-        tokenizer = HFTokenizer.from_directory(str(directory))
+        tokenizer = HFTokenizer.from_directory(str(tokenizer_dir or directory), input_format)
         try:
             hf_config = AutoConfig.from_pretrained(
                 str(directory), local_files_only=True, trust_remote_code=False
@@ -276,3 +284,90 @@ class TransformerModel(VPModel):
         )
         module.eval()
         return cls(module, tokenizer, max_len=max_len, default_lang=default_lang, labels=labels)
+
+    @classmethod
+    def from_bare_state(
+        cls,
+        state: dict[str, Any],
+        base: str,
+        *,
+        where: str,
+        max_len: int | None = None,
+        input_format: str | None = None,
+        default_lang: str = "c",
+    ) -> tuple[TransformerModel, str, Path]:
+        """A bare state dict of published fine-tuning code on its base model (``base``: a
+        directory or a cached Hugging Face id). Returns the model, its layout's name and the
+        base directory."""
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        from codeaudit.models.foreign import (
+            detect_layout,
+            head_width,
+            map_state,
+            resolve_base,
+            strip_data_parallel,
+            with_labels,
+        )
+
+        state = strip_data_parallel(state)
+        layout, stored = detect_layout(state, where)
+        directory = resolve_base(base)
+        config_file = directory / "config.json"
+        if not config_file.is_file():
+            raise CheckpointError(
+                f"--base {base}: no config.json in {directory} (the base model's configuration)"
+            )
+        try:
+            hf_config = AutoConfig.from_pretrained(
+                str(directory), local_files_only=True, trust_remote_code=False
+            )
+        except Exception as exc:  # the base's files are user input: any failure is theirs
+            raise CheckpointError(f"{config_file}: {_first_line(exc)}") from None
+        tokenizer = HFTokenizer.from_directory(str(directory), input_format or layout.input_format)
+        check_layer_counts(hf_config.to_dict(), len(state), str(config_file))
+        width = head_width(state, getattr(hf_config, "hidden_size", None))
+        if width not in (1, 2):
+            raise CheckpointError(
+                f"{where}: its classification head has {width} outputs, and a vulnerability "
+                f"model has 1 or 2; it fits no known layout (read as {layout.title}: "
+                f"{layout.keys})"
+            )
+        hf_config = with_labels(hf_config, width)
+        shell = meta_build(
+            lambda: AutoModelForSequenceClassification.from_config(hf_config), str(config_file)
+        )
+        prefix = str(getattr(shell, "base_model_prefix", "") or "")
+        expected = {name: tuple(p.shape) for name, p in shell.named_parameters()}
+        del shell
+        mapped = map_state(state, layout, stored, prefix, where)
+        try:
+            check_state(expected, mapped, f"{layout.title} on --base {base}", where)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; is --base the model it was fine-tuned from?") from None
+        rows = expected.get(f"{prefix}.{'embeddings.word_embeddings.weight'}", (0,))[0]
+        if tokenizer.vocab_size > rows:
+            raise CheckpointError(
+                f"--base {base}: its tokenizer has {tokenizer.vocab_size} tokens but the weights' "
+                f"embedding only {rows}: tokenizer and weights do not match"
+            )
+        try:
+            module = AutoModelForSequenceClassification.from_config(hf_config)
+        except (ValueError, KeyError, TypeError, RuntimeError, ImportError) as exc:
+            raise CheckpointError(f"{config_file}: {_first_line(exc)}") from None
+        missing, unexpected = module.load_state_dict(mapped, strict=False)
+        missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
+        if missing or unexpected:  # checked above; a transformers version that differs
+            raise CheckpointError(
+                f"{where}: weights do not fit the {layout.title} layout "
+                f"({'missing ' + missing[0] if missing else 'unexpected ' + unexpected[0]})"
+            )
+        module.eval()
+        model = cls(
+            module,
+            tokenizer,
+            max_len=max_len or layout.max_len,
+            default_lang=default_lang,
+            labels=("not-vulnerable", "vulnerable"),
+        )
+        return model, layout.name, directory

@@ -84,8 +84,11 @@ class Artifact:
 class CheckpointInfo:
     """How the model was loaded (the checkpoint-safety rules read this)."""
 
-    source: str  # "codeaudit" | "huggingface"
+    source: str  # "codeaudit" | "huggingface" | a bare state dict's layout ("codexglue", ...)
     trusted_pickle: bool
+    input_format: str | None = None  # the text the model reads: "tokens" | "raw"
+    max_len: int | None = None  # ids per function it reads (special tokens included)
+    outputs: int | None = None  # logits it computes: 2, or 1 for a sigmoid model
 
 
 @dataclass(frozen=True)

@@ -146,14 +146,23 @@ def _predict(result: Any, figures: bool) -> list[Section]:
         ("predicted vulnerable", str(result.predicted_vulnerable)),
         ("truncated", str(result.truncated)),
         ("skipped records", str(result.skipped)),
-        (
-            "checkpoint",
-            f"{result.checkpoint.source}"
-            + (" (loaded by full unpickling)" if result.checkpoint.trusted_pickle else ""),
-        ),
+        ("checkpoint", checkpoint_fact(result.checkpoint)),
     )
     blocks.insert(0, Table(("property", "value"), facts, title="Run"))
     return [Section("Predictions", summary=summary, blocks=tuple(blocks))]
+
+
+def checkpoint_fact(info: Any) -> str:
+    """How the model was loaded and what it reads, in one line."""
+    text = info.source + (" (loaded by full unpickling)" if info.trusted_pickle else "")
+    reads = []
+    if info.input_format:
+        reads.append(f"{info.input_format} text")
+    if info.max_len:
+        reads.append(f"at most {info.max_len} ids")
+    if info.outputs == 1:
+        reads.append("one logit (sigmoid)")
+    return text + (f"; reads {', '.join(reads)}" if reads else "")
 
 
 # -- membership -----------------------------------------------------------------------------------

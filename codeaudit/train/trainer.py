@@ -24,6 +24,7 @@ from codeaudit.lang.lexer import CodeToken, lex
 from codeaudit.metrics import classification_metrics
 from codeaudit.models.base import VPModel
 from codeaudit.models.inference import infer, softmax
+from codeaudit.models.input_format import TOKENS
 from codeaudit.models.registry import Arch, adapter_class
 from codeaudit.models.tokenizer import Encoding, HFTokenizer, VocabTokenizer, joined_text
 from codeaudit.models.transformer import MAX_POSITIONS, TransformerModel
@@ -92,8 +93,12 @@ def build_model(
     arch = Arch(config.arch)
     if arch is Arch.TRANSFORMER:
         if config.pretrained:
-            return TransformerModel.from_directory(
-                config.pretrained, max_len=max_len, default_lang=default_lang, require_head=False
+            return TransformerModel.from_directory(  # codeaudit trains on its code tokens
+                config.pretrained,
+                max_len=max_len,
+                default_lang=default_lang,
+                require_head=False,
+                input_format=TOKENS,
             )
         if max_len + 2 > MAX_POSITIONS:
             raise UsageError(f"--max-len {max_len}: the transformer takes at most 512 tokens")

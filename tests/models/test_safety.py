@@ -66,6 +66,7 @@ def test_meta_build_allocates_nothing_and_reports_bad_configs() -> None:
             num_layers=1,
             dropout=0.1,
             pad_id=0,
+            initialise=False,
         ),
         "m",
     )
@@ -77,20 +78,40 @@ def test_meta_build_allocates_nothing_and_reports_bad_configs() -> None:
 
 
 def test_meta_build_does_not_import_dynamo() -> None:
-    """Random initialisation of meta tensors would import torch._dynamo (70 MB and seconds on
-    every command): meta_build turns the initialisers off."""
+    """Random normal initialisation of meta tensors imports torch._dynamo (70 MB and about a
+    second on every command): the RNN shape check builds without initialising."""
     probe = (
         "import sys\n"
         "from codeaudit.models.safety import meta_build\n"
         "from codeaudit.models.rnn import RNNClassifier\n"
         "meta_build(lambda: RNNClassifier(50, cell='lstm', bidirectional=False, embed_dim=4,"
-        " hidden_dim=4, num_layers=2, dropout=0.0, pad_id=0), 'x')\n"
+        " hidden_dim=4, num_layers=2, dropout=0.0, pad_id=0, initialise=False), 'x')\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "False"
+
+
+def test_meta_build_leaves_torch_initialisers_alone() -> None:
+    """Replacing torch.nn.init functions during a meta build once left transformers 5 (which
+    copies them when first imported) unable to initialise anything for the rest of the process:
+    the build must not touch them, and a model built afterwards must be initialised."""
+    from torch.nn import init
+
+    before = {name: getattr(init, name) for name in dir(init) if name.endswith("_")}
+    seen: dict[str, object] = {}
+
+    def build() -> torch.nn.Module:
+        seen.update({name: getattr(init, name) for name in before})
+        return torch.nn.Linear(4, 4)
+
+    meta_build(build, "x")
+    assert seen == before
+    assert {name: getattr(init, name) for name in before} == before
+    torch.manual_seed(0)
+    assert torch.nn.Linear(64, 64).weight.abs().sum() > 0
 
 
 def test_a_head_is_allowed_a_larger_model_is_not() -> None:

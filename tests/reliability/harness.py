@@ -333,9 +333,7 @@ def make_hf_dir(path: Path, texts: list[str]) -> Path:
 
     from codeaudit.lang.lexer import lex
     from codeaudit.models.tokenizer import HFTokenizer, joined_text
-    from codeaudit.models.transformer import _quiet_transformers
 
-    _quiet_transformers()
     tok = HFTokenizer.train_bpe((joined_text(lex(t, "c").tokens)[0] for t in texts), vocab_size=300)
     config = RobertaConfig(
         vocab_size=tok.vocab_size,
