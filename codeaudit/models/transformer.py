@@ -326,7 +326,12 @@ class TransformerModel(VPModel):
             raise CheckpointError(f"{config_file}: {_first_line(exc)}") from None
         tokenizer = HFTokenizer.from_directory(str(directory), input_format or layout.input_format)
         check_layer_counts(hf_config.to_dict(), len(state), str(config_file))
-        width = head_width(state, getattr(hf_config, "hidden_size", None))
+        head = {  # the head's keys do not depend on the base prefix
+            name: value
+            for key, value in state.items()
+            if (name := layout.rename(key, stored, stored or "base")) is not None
+        }
+        width = head_width(head, getattr(hf_config, "hidden_size", None))
         if width not in (1, 2):
             raise CheckpointError(
                 f"{where}: its classification head has {width} outputs, and a vulnerability "

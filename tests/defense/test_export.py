@@ -120,3 +120,28 @@ def test_exported_forward_offers_nothing_but_the_release(trained: dict) -> None:
     out = module(ids, torch.ones_like(ids))
     assert sorted(out) == ["label"]
     assert np.isin(out["label"].numpy(), [0, 1]).all()
+
+
+def test_export_of_a_one_logit_model_matches_the_wrapper(tmp_path: Path) -> None:
+    """A CodeXGLUE model.bin (one logit) hardened and exported: the file noises the one logit
+    exactly as the wrapper does, and says so in its metadata."""
+    from codeaudit.models.checkpoint import load_model
+    from tests.models import foreign_models as fm
+
+    base = fm.make_base(tmp_path / "base")
+    path = tmp_path / "model.bin"
+    torch.save({"encoder." + k: v for k, v in fm.classifier(base, 1).state_dict().items()}, path)
+    model = load_model(path, base=str(base), max_len=64).model
+    hardened = NMID(3.0, "probs", key=KEY).fit(model).transform(model, parent_sha256="d" * 64)
+    assert hardened.defense.outputs_ == 1
+    data = torchscript_bytes(build_torchscript(hardened), export_metadata(hardened, "d" * 64))
+    samples = [r["func"] for r in fm.corpus(12)]
+    from codeaudit.data.samples import Sample
+
+    encodings = model.encode([Sample(str(i), c) for i, c in enumerate(samples)])
+    n, worst = compare_with_wrapper(data, hardened, encodings)
+    assert n == 12 and worst == 0.0
+    exported = tmp_path / "m.torchscript.pt"
+    exported.write_bytes(data)
+    meta = load_export_metadata(exported)
+    assert meta["defense"]["outputs"] == 1 and meta["tokenizer"]["input_format"] == "raw"

@@ -193,3 +193,40 @@ def test_usable_features_follow_the_exposure(bigru) -> None:  # type: ignore[no-
         scores
     )
     assert usable_features(NMID(1.0, "label", key=KEY).fit().transform(base)) == {"label"}
+
+
+def test_one_logit_model_is_noised_on_its_one_logit() -> None:
+    """NMID on a sigmoid model adds sigma * e to its one logit (not sigma * (e1 - e0) to a
+    margin against a constant), keeps every label, and records a scheme of its own."""
+    from codeaudit.defense import noise as noise_module
+
+    torch.manual_seed(0)
+    z = torch.randn(200, dtype=torch.float64) * 3
+    logits = torch.stack([torch.zeros_like(z), z], 1)
+    ids = torch.randint(3, 50, (200, 12))
+    mask = torch.ones_like(ids)
+    key = "00112233445566778899aabbccddeeff"
+    single = NMID(2.0, "probs", key=key, outputs=1).fit()
+    double = NMID(2.0, "probs", key=key, outputs=2).fit()
+    normals = noise_module.keyed_normals(
+        noise_module.keyed_hash(ids, mask, single.head_.key), single.head_.key, 2
+    )
+    raw = z + 2.0 * normals[:, 1]
+    expected = torch.where(z > 0, raw.abs().clamp(min=1e-4), -raw.abs())
+    torch.testing.assert_close(single.margin(logits, ids, mask), expected)
+    assert not torch.allclose(double.margin(logits, ids, mask), expected)
+    assert torch.equal(single.release(logits, ids, mask)["label"], (z > 0).long())
+    record = single.record(parent_sha256=None)
+    assert record["noise"].startswith("gaussian-box-muller/single-logit")
+    assert NMID.from_record(record).outputs_ == 1
+    assert NMID.from_record(double.record(parent_sha256=None)).outputs_ == 2
+    assert single.with_sigma(1.0).outputs_ == 1
+
+
+def test_defense_and_weights_must_agree_on_the_logits(bigru) -> None:  # type: ignore[no-untyped-def]
+    from codeaudit.errors import CheckpointError
+
+    _, model = bigru
+    with pytest.raises(CheckpointError, match="noises 1 logit"):
+        NMID(1.0, outputs=1).fit().transform(model)
+    assert NMID(1.0).fit(model).outputs_ == 2

@@ -74,3 +74,33 @@ def test_streamed_extraction_equals_one_pass_and_caches(trained: dict, tmp_path:
     (tmp_path / f"features-{key}.npz").write_bytes(b"garbage")
     assert load_cached(tmp_path, key) is None  # damaged entries are recomputed, not trusted
     assert cache_key("a" * 64, "b" * 64, 65) != key
+
+
+def test_one_logit_model_features_are_its_sigmoid() -> None:
+    """A sigmoid model (CodeXGLUE, EliBadCode) is read as logits [0, z]: its confidence and loss
+    are those of sigmoid(z), and its logit feature is z alone."""
+    import dataclasses
+
+    z = np.array([2.0, -1.0, 0.5, -3.0])
+    labels = np.array([1, 1, 0, 0])
+    f = dataclasses.replace(make(np.stack([np.zeros(4), z], 1), labels), n_outputs=1)
+    p = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(f.block("logits"), z[:, None], rtol=1e-6)
+    np.testing.assert_allclose(f.confidence, np.maximum(p, 1 - p), rtol=1e-6)
+    bce = -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    np.testing.assert_allclose(f.loss, bce, rtol=1e-6)
+    np.testing.assert_array_equal(f.predicted, (z > 0).astype(int))
+    assert f.subset(np.array([0, 2])).n_outputs == 1
+    assert FeatureSet.concat([f, f]).block("logits").shape == (8, 1)
+    with pytest.raises(ValueError, match="one- and two-logit"):
+        FeatureSet.concat([f, make([[0.0, 1.0]], [1])])
+
+
+def test_cache_keeps_the_number_of_logits(tmp_path: Path) -> None:
+    import dataclasses
+
+    f = dataclasses.replace(make([[0.0, 1.5], [0.0, -0.5]], [1, 0]), n_outputs=1)
+    store_cached(tmp_path, "k", f)
+    again = load_cached(tmp_path, "k")
+    assert again is not None and again.n_outputs == 1
+    np.testing.assert_array_equal(again.block("logits"), f.block("logits"))
