@@ -332,3 +332,44 @@ def test_codexglue_model_bin_in_every_command(
         assert checkpoint["input_format"] == "raw" and checkpoint["outputs"] == 1
     if command == "backdoor":
         assert (tmp_path / "repaired.pt").is_file()
+
+
+def test_train_pretrained_fine_tunes_a_base_in_a_fresh_process(tmp_path: Path) -> None:
+    """``train --pretrained`` on a base encoder (no classification head): the fresh head is
+    initialised (it was NaN when initialisation had been switched off process-wide) and the
+    fine-tuned checkpoint predicts finite probabilities."""
+    from transformers import RobertaConfig, RobertaModel
+
+    base = fm.make_base(tmp_path / "base")
+    torch.manual_seed(0)
+    RobertaModel(RobertaConfig.from_pretrained(str(base))).save_pretrained(base)
+    data = fm.write_data(tmp_path / "train.jsonl", fm.corpus(40))
+    model = tmp_path / "model.pt"
+    done = codeaudit(
+        "train",
+        str(data),
+        "-o",
+        str(model),
+        "--arch",
+        "transformer",
+        "--pretrained",
+        str(base),
+        "--epochs",
+        "1",
+        "--max-len",
+        "64",
+        "--val-split",
+        "0",
+        "-q",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    report = tmp_path / "p.json"
+    done = codeaudit("predict", str(model), str(data), "-q", "-o", str(report), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    probabilities = predictions(report)
+    assert np.isfinite(probabilities).all() and np.ptp(probabilities) > 0
+    document = json.loads(report.read_text(encoding="utf-8"))
+    assert document["checkpoint"]["input_format"] == "tokens"  # what codeaudit trained it on
