@@ -236,3 +236,21 @@ def test_one_logit_losses_are_the_sigmoid_model_losses(base: Path, tmp_path: Pat
     grad_ce = torch.autograd.grad(ce, head)[0]
     grad_bce = torch.autograd.grad(bce, head)[0]
     torch.testing.assert_close(grad_ce, grad_bce)
+
+
+def test_directory_saved_without_its_tokenizer_takes_the_base_one(
+    base: Path, tmp_path: Path
+) -> None:
+    directory = tmp_path / "finetuned"
+    fm.classifier(base, 2).save_pretrained(directory)
+    assert not (directory / "tokenizer.json").exists()
+    with pytest.raises(CheckpointError, match="no tokenizer files"):
+        load_model(directory)
+    loaded = load_model(directory, base=str(base))
+    assert loaded.source == "huggingface" and loaded.base == str(base)
+    assert loaded.model.tokenizer.vocab_size == fm.load_base_tokenizer(base).vocab_size
+    with_own = fm.make_hf_dir(
+        tmp_path / "own", safetensors=True, num_labels=2, vocab_files_only=False
+    )
+    with pytest.raises(UsageError, match="its own tokenizer"):
+        load_model(with_own, base=str(base))

@@ -233,6 +233,21 @@ def _bare_state_dict(d: Path, w: World) -> str:
     return str(d / "bare.pt")
 
 
+def _codexglue_bin(d: Path, w: World) -> str:
+    """The world's Hugging Face classifier saved the way CodeXGLUE saves it: a bare model.bin."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = Path(w.hf_dir) / "model.safetensors"
+    state = (
+        load_file(str(weights))
+        if weights.is_file()
+        else torch.load(Path(w.hf_dir) / "pytorch_model.bin", weights_only=True)
+    )
+    torch.save({"encoder." + k: v for k, v in state.items()}, d / "model.bin")
+    return str(d / "model.bin")
+
+
 def _hf(change: Callable[[Path], None]) -> Builder:
     def build(d: Path, w: World) -> str:
         target = d / "hf"
@@ -661,6 +676,19 @@ CASES: list[Case] = [
             r"tried: CodeXGLUE"
         ),
         slot="model",
+    ),
+    Case(
+        "modelbin-without-base",
+        _codexglue_bin,
+        error(r"model\.bin: a bare state dict \(CodeXGLUE defect detection layout\).* pass --base"),
+        slot="model",
+    ),
+    Case(
+        "modelbin-base-not-in-the-local-cache",
+        _codexglue_bin,
+        error(r"--base nobody/no-such-model: no such directory, and no Hugging Face model"),
+        slot="model",
+        extra=("--base", "nobody/no-such-model"),
     ),
     Case(
         "checkpoint-wrong-format",
