@@ -32,38 +32,12 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bigvul
 
 
 def build_codebert_size(directory: Path, texts: list[str]) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import (
-        PreTrainedTokenizerFast,
-        RobertaConfig,
-        RobertaForSequenceClassification,
-    )
+    from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.train_from_iterator(
-        texts,
-        trainers.BpeTrainer(
-            vocab_size=50265,
-            min_frequency=2,
-            special_tokens=specials,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        ),
-    )
-    backend.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        cls_token="<s>",
-        sep_token="</s>",
-    ).save_pretrained(directory)
+    from codeaudit.models.tokenizer import HFTokenizer
+
+    tokenizer = HFTokenizer.train_bpe(texts, vocab_size=50265)  # RoBERTa's specials and layout
+    tokenizer.tok.save_pretrained(directory)
     config = RobertaConfig(  # roberta-base / microsoft/codebert-base
         vocab_size=50265,
         hidden_size=768,

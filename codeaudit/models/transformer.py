@@ -54,6 +54,18 @@ def _first_line(exc: BaseException) -> str:
     return first_line(exc)
 
 
+def _read_config(directory: Path) -> Any:
+    """A directory's transformers configuration: local files only, never remote code."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(
+            str(directory), local_files_only=True, trust_remote_code=False
+        )
+    except Exception as exc:  # the files are user input: any failure here is theirs
+        raise CheckpointError(f"{directory / 'config.json'}: {_first_line(exc)}") from None
+
+
 class TransformerModel(VPModel):
     arch = "transformer"
 
@@ -211,7 +223,7 @@ class TransformerModel(VPModel):
         such as raw CodeBERT, whose head would be random, is refused); training sets it False.
         ``tokenizer_dir``: where the tokenizer is, for a directory saved without one.
         """
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification
 
         directory = Path(path)
         config_file = directory / "config.json"
@@ -231,12 +243,7 @@ class TransformerModel(VPModel):
             )
         n_tensors, n_params = weights_inventory(directory)
         tokenizer = HFTokenizer.from_directory(str(tokenizer_dir or directory), input_format)
-        try:
-            hf_config = AutoConfig.from_pretrained(
-                str(directory), local_files_only=True, trust_remote_code=False
-            )
-        except Exception as exc:  # any failure here is about the files the user gave
-            raise CheckpointError(f"{config_file}: {_first_line(exc)}") from None
+        hf_config = _read_config(directory)
         check_layer_counts(hf_config.to_dict(), n_tensors, str(config_file))
         shell = meta_build(
             lambda: AutoModelForSequenceClassification.from_config(hf_config), str(config_file)
@@ -299,7 +306,7 @@ class TransformerModel(VPModel):
         """A bare state dict of published fine-tuning code on its base model (``base``: a
         directory or a cached Hugging Face id). Returns the model, its layout's name and the
         base directory."""
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification
 
         from codeaudit.models.foreign import (
             detect_layout,
@@ -318,12 +325,7 @@ class TransformerModel(VPModel):
             raise CheckpointError(
                 f"--base {base}: no config.json in {directory} (the base model's configuration)"
             )
-        try:
-            hf_config = AutoConfig.from_pretrained(
-                str(directory), local_files_only=True, trust_remote_code=False
-            )
-        except Exception as exc:  # the base's files are user input: any failure is theirs
-            raise CheckpointError(f"{config_file}: {_first_line(exc)}") from None
+        hf_config = _read_config(directory)
         tokenizer = HFTokenizer.from_directory(str(directory), input_format or layout.input_format)
         check_layer_counts(hf_config.to_dict(), len(state), str(config_file))
         head = {  # the head's keys do not depend on the base prefix
