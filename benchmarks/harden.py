@@ -75,9 +75,9 @@ def one_per_pair(path: Path, seed: int) -> list:
 def inference_cost(model_path: Path, data: Path, repeats: int) -> tuple[float, float, float]:
     """Median seconds of plain and hardened batched inference over the same encodings, in
     alternating order; the ratio is the median of the per-round ratios."""
-    from codeaudit.defense.nmid import NMID
     from codeaudit.models.checkpoint import load_model
     from codeaudit.models.inference import infer
+    from codeaudit.models.nmid import NMID
 
     base = load_model(model_path).model
     hardened = NMID(1.0, "top1", key=KEY).fit().transform(base)
@@ -111,9 +111,9 @@ def keyed_vs_unkeyed(
         score_suite,
         strongest,
     )
-    from codeaudit.defense.nmid import NMID
     from codeaudit.membership.evaluate import make_folds
     from codeaudit.models.checkpoint import load_model
+    from codeaudit.models.nmid import NMID
 
     base = load_model(model_path).model
     obs = observe(

@@ -15,23 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from codeaudit.config import DataConfig, PredictConfig, TrainConfig
-from codeaudit.data.loader import load_dataset
+from codeaudit.config import PredictConfig, TrainConfig
+from codeaudit.data.loader import load_data
 from codeaudit.data.samples import Dataset
 from codeaudit.errors import TrainingError, UsageError
 from codeaudit.io import check_output_path
 from codeaudit.report.model import Artifact, Header
-
-
-def load_data(path: str, options: DataConfig, *, require_labels: bool) -> Dataset:
-    return load_dataset(
-        path,
-        code_field=options.code_field,
-        label_field=options.label_field,
-        require_labels=require_labels,
-        skip_invalid=options.skip_invalid,
-        default_lang=options.lang,
-    )
 
 
 def _skip_warning(dataset: Dataset) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeaudit.data.options import DataConfig
 from codeaudit.models.options import LoadOptions
 
 __all__ = [
@@ -28,16 +29,6 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "transformer": {"epochs": 20, "lr": 5e-4, "batch_size": 32, "max_len": 512},
     "pretrained": {"epochs": 5, "lr": 2e-5, "batch_size": 16, "max_len": 512},
 }
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """How to read data files."""
-
-    code_field: str | None = None
-    label_field: str | None = None
-    lang: str | None = None  # default language for records without a "lang" field
-    skip_invalid: bool = False
 
 
 @dataclass(frozen=True)

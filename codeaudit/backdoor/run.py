@@ -153,9 +153,9 @@ def run_backdoor(
     config: BackdoorConfig, *, progress: Progress | None = None
 ) -> tuple[Any, BackdoorResult]:
     """Scan (and with ``unlearn`` repair and write); returns the (repaired) model and the report."""
-    from codeaudit.api import load_data
     from codeaudit.backdoor.positions import insert, select_positions
     from codeaudit.backdoor.unlearn import accuracy, build_unlearn_set, fine_tune, success_rate
+    from codeaudit.data.loader import load_data
     from codeaudit.io import sha256_file
     from codeaudit.models.checkpoint import load_with, save_checkpoint
     from codeaudit.models.device import resolve_device

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from codeaudit.data.options import DataConfig
 from codeaudit.data.samples import Dataset, Sample, Skipped
 from codeaudit.errors import DataError, LanguageError
 from codeaudit.io import check_input_file, sha256_bytes
@@ -385,6 +386,18 @@ def load_dataset(
     )
     sha256, fmt = parse_file(p, name, parser, fmt)
     return parser.finish(path=name, sha256=sha256, fmt=fmt)
+
+
+def load_data(path: str, options: DataConfig, *, require_labels: bool) -> Dataset:
+    """:func:`load_dataset` with a command's :class:`~codeaudit.data.options.DataConfig`."""
+    return load_dataset(
+        path,
+        code_field=options.code_field,
+        label_field=options.label_field,
+        require_labels=require_labels,
+        skip_invalid=options.skip_invalid,
+        default_lang=options.lang,
+    )
 
 
 def parse_file(p: Path, name: str, parser: RecordParser, fmt: str | None) -> tuple[str, str]:

@@ -1,10 +1,15 @@
 """Defences for VP models: NMID (noise-based membership-inference defence), ``codeaudit harden``.
 
+The hardened model itself, the estimator that makes it and its keyed noise are a model format
+(:mod:`codeaudit.models.nmid`, :mod:`codeaudit.models.noise`), because every command that loads a
+hardened checkpoint must get what it releases; this package chooses sigma, proves what it buys
+and exports it (``harden``, ``calibrate``, ``evaluate``, ``export``).
+
 **What NMID is.** An inference-time wrapper, no retraining: the hardened model answers with the
 predicted label and, depending on ``--expose``, a noised confidence (``top1``) or noised
 probabilities (``probs``); never raw logits, the embedding or anything token-level. Gaussian
 noise of scale sigma is added to the logits before the softmax, keyed and deterministic (the
-same input always gets the same noise, see :mod:`codeaudit.defense.noise`) and argmax-
+same input always gets the same noise, see :mod:`codeaudit.models.noise`) and argmax-
 preserving (the label is never changed, so accuracy and F1 are exactly the original model's).
 
 **Threat model.** The attacker can query the deployed model as often as they like, with any
@@ -35,10 +40,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from codeaudit.defense.noise import keyed_hash, keyed_normals, noised_margin, release
+from codeaudit.models.noise import keyed_hash, keyed_normals, noised_margin, release
 
 if TYPE_CHECKING:
-    from codeaudit.defense.nmid import NMID, Exposure, HardenedModel, Released
+    from codeaudit.models.nmid import NMID, Exposure, HardenedModel, Released
 
 #: Every defence ``codeaudit harden`` can apply, by the name a checkpoint records.
 DEFENSES = ("nmid",)
@@ -63,7 +68,7 @@ def load_hardened(path: str, *, device: str = "cpu") -> HardenedModel:
     from codeaudit.models.checkpoint import load_model
 
     loaded = load_model(path, device=device)
-    from codeaudit.defense.nmid import HardenedModel
+    from codeaudit.models.nmid import HardenedModel
 
     if not isinstance(loaded.model, HardenedModel):
         raise CheckpointError(f"{path}: not a hardened model (run codeaudit harden first)")
@@ -72,7 +77,7 @@ def load_hardened(path: str, *, device: str = "cpu") -> HardenedModel:
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
     if name in ("NMID", "Exposure", "HardenedModel", "Released"):
-        from codeaudit.defense import nmid
+        from codeaudit.models import nmid
 
         return getattr(nmid, name)
     raise AttributeError(name)

@@ -19,8 +19,6 @@ import numpy as np
 import torch
 
 from codeaudit.data.samples import Dataset, Sample
-from codeaudit.defense import noise
-from codeaudit.defense.nmid import NMID
 from codeaudit.membership.attacks.label_only import BoundaryAttack, CorrectnessAttack
 from codeaudit.membership.attacks.threshold import SIGNALS, ThresholdAttack
 from codeaudit.membership.evaluate import (
@@ -31,8 +29,10 @@ from codeaudit.membership.evaluate import (
 )
 from codeaudit.membership.features import FeatureSet, all_feature_sets, extract_features
 from codeaudit.metrics import rank_auc
+from codeaudit.models import noise
 from codeaudit.models.base import VPModel
 from codeaudit.models.inference import infer, length_buckets
+from codeaudit.models.nmid import NMID
 from codeaudit.models.tokenizer import Encoding
 
 Progress = Callable[[str, int, int], None]

@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from codeaudit.defense import noise
-from codeaudit.defense.nmid import HardenedModel, NMIDHead
 from codeaudit.errors import HardenError
 from codeaudit.io import atomic_write
+from codeaudit.models import noise
 from codeaudit.models.base import Batch, VPModel
 from codeaudit.models.checkpoint import checkpoint_payload
+from codeaudit.models.nmid import HardenedModel, NMIDHead
 from codeaudit.models.tokenizer import Encoding
 
 EXPORT_FORMAT = "codeaudit-nmid-torchscript"

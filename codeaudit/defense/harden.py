@@ -41,7 +41,6 @@ from codeaudit.defense.evaluate import (
     score_suite,
     strongest,
 )
-from codeaudit.defense.nmid import EXPOSES, NMID, Exposure, HardenedModel, parse_exposure
 from codeaudit.defense.result import (
     Calibration,
     ComparisonRow,
@@ -58,6 +57,7 @@ from codeaudit.membership.attacks.trained import CLASSIFIERS
 from codeaudit.membership.evaluate import Evaluated, make_folds
 from codeaudit.membership.features import all_feature_sets, extract_features, usable_features
 from codeaudit.metrics import classification_metrics
+from codeaudit.models.nmid import EXPOSES, NMID, Exposure, HardenedModel, parse_exposure
 from codeaudit.report.model import Artifact, Header
 
 Progress = Callable[[str, int, int], None]
@@ -74,7 +74,7 @@ def _same_file(a: str, b: str) -> bool:
 def check_config(config: HardenConfig) -> None:
     """Every usage error, before any work."""
     from codeaudit.defense.export import EXPORT_FORMATS
-    from codeaudit.defense.nmid import check_sigma
+    from codeaudit.models.nmid import check_sigma
 
     if config.sigma is not None:
         try:
@@ -507,7 +507,7 @@ def run_harden(
     config: HardenConfig, *, progress: Progress | None = None
 ) -> tuple[HardenedModel, HardenResult]:
     """Harden, calibrate, verify, export and write; returns the hardened model and the report."""
-    from codeaudit.api import load_data
+    from codeaudit.data.loader import load_data
     from codeaudit.defense.export import (
         build_torchscript,
         compare_with_wrapper,

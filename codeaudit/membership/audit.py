@@ -187,7 +187,7 @@ def _check_sets(members: Dataset, nonmembers: Dataset, folds: int) -> None:
 def run_membership(
     config: MembershipConfig, *, progress: Progress | None = None
 ) -> MembershipResult:
-    from codeaudit.api import load_data
+    from codeaudit.data.loader import load_data
     from codeaudit.models.checkpoint import load_with
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate, load_rules

@@ -27,7 +27,7 @@ A transformer's tokenizer state records its input format (``tokens`` or ``raw``,
 format version 2, which codeaudit versions that would feed it code tokens refuse to read.
 
 A checkpoint whose ``defense`` is set loads as the hardened model it describes
-(:class:`codeaudit.defense.nmid.HardenedModel`); a defence this version cannot read is refused.
+(:class:`codeaudit.models.nmid.HardenedModel`); a defence this version cannot read is refused.
 Writes go through :func:`codeaudit.io.atomic_write`.
 """
 
@@ -277,7 +277,7 @@ def load_model(
             )
         model.max_len = int(max_len)
     if loaded.defense is not None:  # a hardened model: every command gets what is shipped
-        from codeaudit.defense.nmid import apply_defense
+        from codeaudit.models.nmid import apply_defense
 
         model = apply_defense(model, loaded.defense, str(p))
     loaded.model = model.to(target)

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from codeaudit.data.loader import load_dataset
-from codeaudit.defense import noise
 from codeaudit.defense.export import (
     build_torchscript,
     compare_with_wrapper,
@@ -21,9 +20,10 @@ from codeaudit.defense.export import (
     load_export_metadata,
     torchscript_bytes,
 )
-from codeaudit.defense.nmid import NMID
 from codeaudit.errors import HardenError
+from codeaudit.models import noise
 from codeaudit.models.base import Batch
+from codeaudit.models.nmid import NMID
 
 KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 

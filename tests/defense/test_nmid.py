@@ -13,11 +13,11 @@ import torch
 from codeaudit.data.loader import load_dataset
 from codeaudit.defense import load_hardened
 from codeaudit.defense.evaluate import ADAPTIVE_DESCRIPTIONS, AdaptiveAttack
-from codeaudit.defense.nmid import EXPOSES, NMID, Exposure, HardenedModel
 from codeaudit.errors import CheckpointError, HardenError, ModelError
 from codeaudit.metrics import rank_auc
 from codeaudit.models.checkpoint import load_model
 from codeaudit.models.inference import infer
+from codeaudit.models.nmid import EXPOSES, NMID, Exposure, HardenedModel
 
 KEY = "00112233445566778899aabbccddeeff"
 
@@ -198,7 +198,7 @@ def test_usable_features_follow_the_exposure(bigru) -> None:  # type: ignore[no-
 def test_one_logit_model_is_noised_on_its_one_logit() -> None:
     """NMID on a sigmoid model adds sigma * e to its one logit (not sigma * (e1 - e0) to a
     margin against a constant), keeps every label, and records a scheme of its own."""
-    from codeaudit.defense import noise as noise_module
+    from codeaudit.models import noise as noise_module
 
     torch.manual_seed(0)
     z = torch.randn(200, dtype=torch.float64) * 3

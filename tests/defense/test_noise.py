@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeaudit.defense import noise
+from codeaudit.models import noise
 
 KEY = noise.key_words("0123456789abcdef0123456789abcdef")
 
@@ -152,8 +152,8 @@ def test_noise_grows_with_sigma_and_is_reflected_not_clipped() -> None:
 
 @pytest.mark.parametrize("bad", ["", "xyz", "0" * 31, "G" * 32])
 def test_key_words_rejects_nothing_silently(bad: str) -> None:
-    from codeaudit.defense.nmid import check_key
     from codeaudit.errors import HardenError
+    from codeaudit.models.nmid import check_key
 
     with pytest.raises(HardenError):
         check_key(bad)

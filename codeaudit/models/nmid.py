@@ -1,5 +1,8 @@
 """NMID: output masking plus keyed Gaussian noise, as an estimator and as a hardened adapter.
 
+It lives with the models because a hardened checkpoint is a model format: loading one anywhere
+gives the hardened model. Choosing sigma and measuring what it buys is :mod:`codeaudit.defense`.
+
 * :class:`NMID` is the defence in the scikit-learn shape: hyper-parameters in ``__init__``
   (``sigma``, ``expose``), ``fit(model) -> self`` draws the secret key (``key_``), then
   :meth:`NMID.margin` / :meth:`NMID.release` noise and mask a batch of logits and
@@ -27,8 +30,8 @@ import torch
 from torch import nn
 
 from codeaudit.data.samples import Sample
-from codeaudit.defense import noise
 from codeaudit.errors import CheckpointError, HardenError, ModelError
+from codeaudit.models import noise
 from codeaudit.models.base import Batch, ModelOutput, VPModel
 from codeaudit.models.tokenizer import ModelTokenizer
 
