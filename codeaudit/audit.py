@@ -50,6 +50,26 @@ class AuditResult:
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
 
+    def describe(self, figures: bool = True) -> list[Any]:
+        """The report sections: each check's own, in order (a check that did not run says
+        why)."""
+        from codeaudit.report.document import Paragraph, Section, sections_for
+
+        described: list[Any] = []
+        for check in self.sections:
+            if check.result is None:
+                described.append(
+                    Section(
+                        check.title,
+                        summary="",
+                        blocks=(Paragraph(f"Not run: {check.reason}"),),
+                        status="not run",
+                    )
+                )
+            else:
+                described.extend(sections_for(check.result, figures))
+        return described
+
     def section(self, check: str) -> CheckSection | None:
         return next((s for s in self.sections if s.check == check), None)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -389,8 +390,10 @@ def _emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) ->
     if fmt == "rich":
         from codeaudit.report.rich import render_rich
 
-        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        click.echo(render_rich(result, color=color), nl=False)
+        terminal = sys.stdout.isatty()
+        color = terminal and "NO_COLOR" not in os.environ
+        width = shutil.get_terminal_size((100, 24)).columns if terminal else 100
+        click.echo(render_rich(result, color=color, width=width), nl=False)
     else:
         click.echo(render(result, fmt), nl=False)
     if ctx is not None:

@@ -264,7 +264,7 @@ def test_pyproject_settings_apply_and_flags_win(
     assert code == 0
     # --no-config ignores the file: default rules, rich output, fail on low
     code, out, _ = membership("--no-config")
-    assert code == 1 and "membership risk: HIGH" in out and "ORG-1" not in out
+    assert code == 1 and "Membership inference (high risk)" in out and "ORG-1" not in out
     (tmp_path / "pyproject.toml").write_text('[tool.codeaudit]\nselect = ["CA-X"]\n')
     code, _, err = membership()
     one_line_error(code, err, "pyproject.toml", "[tool.codeaudit] select CA-X", "matches no rule")
@@ -280,7 +280,7 @@ def test_reports_in_several_formats_at_once_and_no_partial_output(
     assert code == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, "r.membership-roc.png"])
     assert json.loads((tmp_path / "r.sarif").read_text())["version"] == "2.1.0"
-    assert (tmp_path / "r.txt").read_text().startswith("membership risk: HIGH")
+    assert (tmp_path / "r.txt").read_text().startswith("Membership inference (high risk)")
     # a figure that would clobber an existing file stops everything before anything is written
     other = tmp_path / "other"
     other.mkdir()

@@ -25,12 +25,13 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from codeaudit import __version__
 from codeaudit.backdoor.manifest import RATE_BASE, Manifest
+from codeaudit.backdoor.result import PoisonResult
 from codeaudit.backdoor.triggers import (
     TriggerSpec,
     TriggerType,
@@ -43,7 +44,7 @@ from codeaudit.data.loader import RecordParser, parse_file
 from codeaudit.data.samples import Dataset, Sample
 from codeaudit.errors import DataError, PoisonError
 from codeaudit.io import atomic_write, check_input_file, check_output_path, sha256_bytes
-from codeaudit.report.model import Artifact, Finding, Header
+from codeaudit.report.model import Artifact, Header
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_LANG = "c"
@@ -220,32 +221,6 @@ def _output_bytes(loaded: _Loaded, poisoned: PoisonedSet) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PoisonResult:
-    """The result of ``codeaudit poison`` (the report)."""
-
-    header: Header
-    trigger_type: str
-    trigger: str | None
-    target_label: int
-    victim_label: int
-    rate: float
-    rate_base: str
-    n_samples: int
-    n_victim: int
-    requested: int
-    poisoned: int
-    no_place: int
-    skipped_invalid: int
-    languages: dict[str, int]
-    already_triggered: int  # samples whose clean code already holds the trigger text
-    poisoned_ids: tuple[str, ...]
-    example: tuple[str, str] | None  # (id, poisoned code) of the first poisoned sample
-    seconds: float
-    warnings: tuple[str, ...] = ()
-    findings: tuple[Finding, ...] = field(default_factory=tuple)
-
-
 def default_manifest_path(output: str) -> str:
     return f"{output}.manifest.json"
 
@@ -366,7 +341,3 @@ def run_poison(config: PoisonConfig, *, progress: Progress | None = None) -> Poi
         seconds=round(time.monotonic() - started, 3),
         warnings=tuple(warnings),
     )
-
-
-# the terminal renderer and report sections register themselves on import
-from codeaudit.backdoor import render as _render  # noqa: E402, F401

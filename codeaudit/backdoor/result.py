@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from codeaudit.report.model import CheckpointInfo, Finding, Header
 
@@ -129,6 +130,40 @@ class BackdoorResult:
     # the highest flip rate of a data shortcut (inserted or as the name; None: none measured)
     max_shortcut_flip_rate: float | None = None
 
+    def describe(self, figures: bool = True) -> list[Any]:
+        """The report sections (:class:`~codeaudit.report.document.Section`)."""
+        from codeaudit.backdoor.sections import backdoor_sections
 
-# the terminal renderer registers itself on import
-from codeaudit.backdoor import render_scan as _render  # noqa: E402, F401
+        return backdoor_sections(self, figures)
+
+
+@dataclass(frozen=True)
+class PoisonResult:
+    """The result of ``codeaudit poison`` (the report)."""
+
+    header: Header
+    trigger_type: str
+    trigger: str | None
+    target_label: int
+    victim_label: int
+    rate: float
+    rate_base: str
+    n_samples: int
+    n_victim: int
+    requested: int
+    poisoned: int
+    no_place: int
+    skipped_invalid: int
+    languages: dict[str, int]
+    already_triggered: int  # samples whose clean code already holds the trigger text
+    poisoned_ids: tuple[str, ...]
+    example: tuple[str, str] | None  # (id, poisoned code) of the first poisoned sample
+    seconds: float
+    warnings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    def describe(self, figures: bool = True) -> list[Any]:
+        """The report sections (:class:`~codeaudit.report.document.Section`)."""
+        from codeaudit.backdoor.sections import poison_sections
+
+        return poison_sections(self, figures)

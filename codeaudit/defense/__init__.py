@@ -38,12 +38,11 @@ Python API::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from codeaudit.models.noise import keyed_hash, keyed_normals, noised_margin, release
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from codeaudit.models.nmid import NMID, Exposure, HardenedModel, Released
+    from codeaudit.models.noise import keyed_hash, keyed_normals, noised_margin, release
 
 #: Every defence ``codeaudit harden`` can apply, by the name a checkpoint records.
 DEFENSES = ("nmid",)
@@ -75,9 +74,15 @@ def load_hardened(path: str, *, device: str = "cpu") -> HardenedModel:
     return loaded.model
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> Any:
+    """The hardened-model names, imported on first use (so that this package and its result
+    types import without torch)."""
     if name in ("NMID", "Exposure", "HardenedModel", "Released"):
         from codeaudit.models import nmid
 
         return getattr(nmid, name)
+    if name in ("keyed_hash", "keyed_normals", "noised_margin", "release"):
+        from codeaudit.models import noise
+
+        return getattr(noise, name)
     raise AttributeError(name)

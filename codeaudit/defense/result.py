@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from codeaudit.membership.result import AttackRow
 from codeaudit.report.model import CheckpointInfo, Finding, Header
@@ -140,6 +141,8 @@ class HardenResult:
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
 
+    def describe(self, figures: bool = True) -> list[Any]:
+        """The report sections (:class:`~codeaudit.report.document.Section`)."""
+        from codeaudit.defense.sections import harden_sections
 
-# the terminal renderer registers itself on import
-from codeaudit.defense import render as _render  # noqa: E402, F401
+        return harden_sections(self, figures)

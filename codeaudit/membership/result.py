@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from codeaudit.report.model import CheckpointInfo, Finding, Header
 
@@ -88,3 +89,9 @@ class MembershipResult:
     roc_curves: tuple[RocCurve, ...] = ()
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    def describe(self, figures: bool = True) -> list[Any]:
+        """The report sections (:class:`~codeaudit.report.document.Section`)."""
+        from codeaudit.membership.sections import membership_sections
+
+        return membership_sections(self, figures)

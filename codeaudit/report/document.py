@@ -1,25 +1,27 @@
-"""A format-neutral report document that the Markdown and HTML renderers share.
+"""A format-neutral report document that every renderer draws (terminal, Markdown, HTML).
 
-Each result type contributes one function, registered by the result's class name, that turns the
-result into :class:`Section` objects (a plain-language summary sentence, then paragraphs, tables
-and figures). Put it in :mod:`codeaudit.report.sections` (imported whenever a document is built),
-next to the terminal renderer in :mod:`codeaudit.report.rich`::
+A result describes itself: its ``describe(figures)`` method returns :class:`Section` objects (a
+plain-language summary sentence, then paragraphs, tables and figures), built by a module next to
+the result (``codeaudit/<check>/sections.py``), so no renderer needs to know any result type::
 
-    from codeaudit.report.document import Section, Table, section_builder
+    @dataclass(frozen=True)
+    class HardenResult:
+        ...
+        def describe(self, figures: bool = True) -> list[Section]:
+            from codeaudit.defense.sections import harden_sections
 
-    @section_builder("HardenResult")
-    def _harden(result, figures: bool) -> list[Section]:
-        return [Section("Hardening", summary="...", blocks=[Table(...)])]
+            return harden_sections(self, figures)
 
+``figures`` is False when the output cannot hold images, so plots need not be drawn.
 :func:`build_document` adds what every report has: a title, a one-paragraph verdict on top for a
 reader who is not an ML specialist (what was checked, what was found, whether the release gate
 passed), the findings, then the sections, warnings, the audited files with their sha256, and the
-rule settings. A result type with no builder still renders (its scalar fields as a table).
+rule settings. A result type without ``describe`` still renders (its scalar fields as a table).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,27 +78,6 @@ class Document:
     meta: tuple[tuple[str, str], ...] = field(default=())
 
 
-SectionBuilder = Callable[[Any, bool], list[Section]]
-_BUILDERS: dict[str, SectionBuilder] = {}
-
-
-def section_builder(type_name: str) -> Callable[[SectionBuilder], SectionBuilder]:
-    """Register the function that turns results of class ``type_name`` into sections; it gets
-    ``figures`` (False when the output cannot hold images, so plots need not be drawn)."""
-
-    def register(fn: SectionBuilder) -> SectionBuilder:
-        _BUILDERS[type_name] = fn
-        return fn
-
-    return register
-
-
-def registered_builders() -> dict[str, SectionBuilder]:
-    import codeaudit.report.sections  # noqa: F401  (registers the built-in builders)
-
-    return dict(_BUILDERS)
-
-
 def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
@@ -111,6 +92,19 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 def pct(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}%}"
+
+
+def checkpoint_fact(info: Any) -> str:
+    """How the model was loaded and what it reads, in one line."""
+    text = info.source + (" (loaded by full unpickling)" if info.trusted_pickle else "")
+    reads = []
+    if info.input_format:
+        reads.append(f"{info.input_format} text")
+    if info.max_len:
+        reads.append(f"at most {info.max_len} ids")
+    if info.outputs == 1:
+        reads.append("one logit (sigmoid)")
+    return text + (f"; reads {', '.join(reads)}" if reads else "")
 
 
 def _generic_sections(result: Any, figures: bool) -> list[Section]:
@@ -133,9 +127,11 @@ def _generic_sections(result: Any, figures: bool) -> list[Section]:
 
 
 def sections_for(result: Any, figures: bool) -> list[Section]:
-    builders = registered_builders()
-    builder = builders.get(type(result).__name__, _generic_sections)
-    return builder(result, figures)
+    """The result's own sections, or its scalar fields when it describes nothing."""
+    describe = getattr(result, "describe", None)
+    if callable(describe):
+        return list(describe(figures))
+    return _generic_sections(result, figures)
 
 
 _SEVERITY_WORDS = {

@@ -6,7 +6,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codeaudit.report.model import Finding, Header
-from codeaudit.train.trainer import EpochRecord, SplitMetrics
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    val_accuracy: float | None
+    val_f1: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SplitMetrics:
+    """How a model does on one set of samples."""
+
+    n: int
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float | None
+    loss: float
+    unk_rate: float
+    truncated: int
 
 
 @dataclass(frozen=True)
@@ -28,3 +52,9 @@ class TrainResult:
     seconds: float
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    def describe(self, figures: bool = True) -> list[Any]:
+        """The report sections (:class:`~codeaudit.report.document.Section`)."""
+        from codeaudit.train.sections import train_sections
+
+        return train_sections(self, figures)

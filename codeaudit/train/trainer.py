@@ -28,6 +28,7 @@ from codeaudit.models.input_format import TOKENS
 from codeaudit.models.registry import Arch, adapter_class
 from codeaudit.models.tokenizer import Encoding, HFTokenizer, VocabTokenizer, joined_text
 from codeaudit.models.transformer import MAX_POSITIONS, TransformerModel
+from codeaudit.train.result import EpochRecord, SplitMetrics
 
 
 @dataclass(frozen=True)
@@ -43,31 +44,6 @@ class TrainProgress:
 
 
 ProgressFn = Callable[[TrainProgress], None]
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    val_accuracy: float | None
-    val_f1: float | None
-    seconds: float
-
-
-@dataclass(frozen=True)
-class SplitMetrics:
-    """How a model does on one set of samples."""
-
-    n: int
-    accuracy: float
-    precision: float
-    recall: float
-    f1: float
-    roc_auc: float | None
-    loss: float
-    unk_rate: float
-    truncated: int
 
 
 # Code tokens lexed per training function: the vocabulary counts every token of a function (as

@@ -297,7 +297,8 @@ def test_cli_writes_data_manifest_and_report(data: Path, tmp_path: Path) -> None
         shown = run("poison", str(data), "-o", str(tmp_path / f"{fmt}.jsonl"),
                     "--trigger-type", "grammar", "--format", fmt, "-q")  # fmt: skip
         assert shown.exit_code == 0, shown.stderr
-    assert "poisoned 1 of 60 victim-label functions" in shown.stdout or fmt != "rich"
+        if fmt != "sarif":  # every human format says what was poisoned
+            assert "1 of 60 victim-label functions" in " ".join(shown.stdout.split()), fmt
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,7 @@ def test_harden_report(setup: dict[str, Path]) -> None:
     fired = {f["rule_id"] for f in report["findings"]}
     assert ("CA-H001" in fired) == (not v["target_met"])
     assert "CA-H005" not in fired
-    assert (setup["root"] / "harden.txt").read_text().startswith("harden: NMID")
+    assert (setup["root"] / "harden.txt").read_text().startswith("Hardening (NMID)")
     assert report["exports"][0]["max_abs_diff"] == 0.0
     # the key lives in the hardened checkpoint only, never in a report
     import torch

@@ -125,7 +125,7 @@ def test_overfit_model_leaks_and_the_report_says_so(overfit: dict[str, Path], tm
         "-q",
     )
     assert code == 1, err  # findings at or above the default --fail-on
-    assert "membership risk: HIGH" in out
+    assert "Membership inference (high risk)" in out
     data = json.loads(report.read_text())
     jsonschema.validate(data, SCHEMA)
     assert data["best"]["auc"] >= 0.9

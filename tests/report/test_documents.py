@@ -16,9 +16,8 @@ import pytest
 
 from codeaudit.gate import GateSettings, apply_gate
 from codeaudit.report import EXTENSIONS, FORMATS, format_for_path, render, render_file
-from codeaudit.report.document import build_document, registered_builders
+from codeaudit.report.document import build_document
 from codeaudit.report.model import Header
-from codeaudit.report.rich import _RENDERERS
 from tests.report.crafted import (
     clean_membership_result,
     membership_result,
@@ -34,7 +33,7 @@ def gated(result, fail_on: str = "high"):  # type: ignore[no-untyped-def]
     return apply_gate(result, GateSettings(fail_on=fail_on))
 
 
-def _result_types() -> set[str]:
+def _result_types() -> dict[str, type]:
     """Every result class in the package: a dataclass named *Result with header and findings."""
     import dataclasses as dc
     import importlib
@@ -42,7 +41,7 @@ def _result_types() -> set[str]:
 
     import codeaudit
 
-    found = set()
+    found = {}
     for module in pkgutil.walk_packages(codeaudit.__path__, "codeaudit."):
         loaded = importlib.import_module(module.name)
         for name, value in vars(loaded).items():
@@ -52,19 +51,63 @@ def _result_types() -> set[str]:
                 and name.endswith("Result")
                 and {"header", "findings"} <= {f.name for f in dc.fields(value)}
             ):
-                found.add(name)
+                found[name] = value
     return found
 
 
-def test_every_result_type_has_a_renderer_in_every_registry() -> None:
+def test_every_result_type_describes_itself() -> None:
+    """Every result builds its own report sections (which every format draws): no registry, no
+    renderer that knows result types."""
     types = _result_types()
-    assert {"TrainResult", "PredictResult", "MembershipResult", "AuditResult"} <= types
-    missing_rich = types - set(_RENDERERS)
-    missing_sections = types - set(registered_builders())
-    assert not missing_rich, f"register @rich_renderer for {sorted(missing_rich)}"
-    assert not missing_sections, f"register @section_builder for {sorted(missing_sections)}"
+    expected = {"TrainResult", "PredictResult", "MembershipResult", "AuditResult"}
+    expected |= {"HardenResult", "BackdoorResult", "PoisonResult"}
+    assert expected <= set(types)
+    missing = sorted(
+        name for name, cls in types.items() if not callable(getattr(cls, "describe", None))
+    )
+    assert not missing, f"give {missing} a describe(figures) method"
     assert set(FORMATS) == {"rich", "json", "sarif", "markdown", "html"}
     assert set(EXTENSIONS.values()) == set(FORMATS)
+
+
+def test_result_types_import_without_torch() -> None:
+    """A report can be read, checked and rendered without torch: no result module imports it."""
+    modules = [
+        "codeaudit.predict.result",
+        "codeaudit.train.result",
+        "codeaudit.membership.result",
+        "codeaudit.defense.result",
+        "codeaudit.backdoor.result",
+        "codeaudit.audit",
+    ]
+    probe = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + ("print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))\n")
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_terminal_draws_the_document(tmp_path: Path) -> None:
+    """The terminal renderer draws the same sections, tables and findings as Markdown."""
+    from codeaudit.report.rich import MAX_ROWS, render_rich
+
+    result = gated(membership_result())
+    text = render_rich(result, width=120)
+    document = build_document(result, figures=False)
+    for section in document.sections:
+        assert section.title in text and section.summary[:40] in text
+    for finding in result.findings:
+        assert finding.rule_id in text
+    assert "FAIL (fail on high)" in text
+    assert "figure: ROC curves" in text  # a figure is named, not drawn
+    rows = [b for s in document.sections for b in s.blocks if hasattr(b, "rows")]
+    long = [t for t in rows if len(t.rows) > MAX_ROWS]
+    for table in long:
+        assert f"{len(table.rows) - MAX_ROWS} more rows" in text
 
 
 @pytest.mark.parametrize(
@@ -184,8 +227,9 @@ def test_a_result_type_without_a_builder_still_renders() -> None:
         assert "0.55" in out or fmt == "sarif"
 
 
-def test_builders_can_be_registered_for_new_result_types() -> None:
-    from codeaudit.report.document import Section, Table, section_builder
+def test_a_new_result_type_describes_itself_in_every_format() -> None:
+    from codeaudit.report.document import Section, Table
+    from codeaudit.report.rich import render_rich
 
     @dataclass(frozen=True)
     class BackdoorLikeResult:
@@ -193,21 +237,20 @@ def test_builders_can_be_registered_for_new_result_types() -> None:
         asr: float
         findings: tuple = ()
 
-    @section_builder("BackdoorLikeResult")
-    def _build(result, figures):  # type: ignore[no-untyped-def]
-        return [
-            Section(
-                "Backdoor", "The trigger works on 97% of inputs.", (Table(("asr",), (("0.97",),)),)
-            )
-        ]
+        def describe(self, figures: bool = True) -> list[Section]:
+            return [
+                Section(
+                    "Backdoor",
+                    "The trigger works on 97% of inputs.",
+                    (Table(("asr",), (("0.97",),)),),
+                )
+            ]
 
-    try:
-        md = render(BackdoorLikeResult(Header(command="backdoor"), 0.97), "markdown")
-        assert "## Backdoor" in md and "trigger works on 97%" in md
-    finally:
-        from codeaudit.report import document
-
-        document._BUILDERS.pop("BackdoorLikeResult")
+    result = BackdoorLikeResult(Header(command="backdoor"), 0.97)
+    md = render(result, "markdown")
+    assert "## Backdoor" in md and "trigger works on 97%" in md
+    assert "trigger works on 97%" in render(result, "html")
+    assert "trigger works on 97%" in render_rich(result)
 
 
 def test_baseline_count_is_in_every_report(tmp_path: Path) -> None:

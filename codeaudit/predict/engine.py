@@ -3,49 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from codeaudit.data.samples import Dataset
 from codeaudit.metrics import classification_metrics
 from codeaudit.models.base import VPModel
 from codeaudit.models.inference import infer, softmax
-from codeaudit.report.model import CheckpointInfo, Finding, Header
-
-
-@dataclass(frozen=True)
-class Prediction:
-    id: str
-    label: int | None
-    predicted_label: int
-    p_vulnerable: float
-
-
-@dataclass(frozen=True)
-class PredictMetrics:
-    n: int
-    accuracy: float
-    precision: float
-    recall: float
-    f1: float
-    roc_auc: float | None
-    tp: int
-    fp: int
-    tn: int
-    fn: int
-
-
-@dataclass(frozen=True)
-class PredictResult:
-    header: Header
-    checkpoint: CheckpointInfo
-    n: int
-    predicted_vulnerable: int
-    truncated: int
-    skipped: int
-    metrics: PredictMetrics | None
-    predictions: tuple[Prediction, ...]
-    warnings: tuple[str, ...] = ()
-    findings: tuple[Finding, ...] = field(default_factory=tuple)
+from codeaudit.predict.result import Prediction, PredictMetrics
 
 
 def predict_dataset(

@@ -1,0 +1,152 @@
+"""How a :class:`~codeaudit.defense.result.HardenResult` reads in a report (the neutral
+:class:`~codeaudit.report.document.Section` s every format draws)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codeaudit.report.document import Block, Figure, Paragraph, Section, Table, fmt
+
+_HARDEN_PLAIN = {
+    "holds": "Hardening: the defence holds. The hardened model's answers no longer let an "
+    "attacker tell its training functions apart beyond the target, and its predicted labels are "
+    "exactly the original model's.",
+    "partial": "Hardening: the defence does NOT fully hold. Some attack on the hardened model's "
+    "answers still exceeds the target; see the before/after table.",
+    "unverified": "Hardening: the model was hardened but not checked (no members and "
+    "non-members were given), so nothing is known about how well it resists attacks.",
+}
+
+
+def harden_sections(result: Any, figures: bool) -> list[Section]:
+    d = result.defense
+    blocks: list[Block] = [Paragraph(result.verdict, emphasis=True)]
+    blocks.append(
+        Table(
+            ("property", "value"),
+            (
+                ("defence", f"NMID: {d.expose} exposed ({', '.join(d.exposes)})"),
+                ("sigma", f"{d.sigma:.4g} ({d.sigma_source})"),
+                ("keyed noise", fmt(d.keyed)),
+                ("key fingerprint", d.key_fingerprint),
+                ("parent model sha256", d.parent_sha256),
+            ),
+            title="Defence",
+        )
+    )
+    v = result.verification
+    if v is not None:
+        blocks.append(
+            Table(
+                (
+                    "group",
+                    "features / attack",
+                    "AUC before",
+                    "TPR@1% before",
+                    "AUC after",
+                    "TPR@1% after",
+                    "note",
+                ),
+                tuple(
+                    (
+                        row.group,
+                        row.name,
+                        fmt(row.before_auc),
+                        fmt(row.before_tpr_at_1),
+                        fmt(row.after_auc),
+                        fmt(row.after_tpr_at_1),
+                        row.note,
+                    )
+                    for row in v.rows
+                ),
+                title=f"Before and after hardening ({v.n_members} members, {v.n_nonmembers} "
+                f"non-members: {v.data})",
+                numeric=(False, False, True, True, True, True, False),
+                note=f"Target {v.target:.3f}: {'met' if v.target_met else 'NOT met'}. "
+                f"Label-only attacks reach {v.label_only_auc:.3f}; output noise cannot change "
+                "what the labels give away, only retraining can.",
+            )
+        )
+        blocks.append(
+            Table(
+                (
+                    "data",
+                    "n",
+                    "accuracy before",
+                    "accuracy after",
+                    "F1 before",
+                    "F1 after",
+                    "ROC AUC before",
+                    "ROC AUC after",
+                ),
+                tuple(
+                    (
+                        u.split,
+                        str(u.n),
+                        fmt(u.accuracy_before),
+                        fmt(u.accuracy_after),
+                        fmt(u.f1_before),
+                        fmt(u.f1_after),
+                        fmt(u.roc_auc_before),
+                        fmt(u.roc_auc_after),
+                    )
+                    for u in v.utility
+                ),
+                title="Utility",
+                numeric=(False, *([True] * 7)),
+            )
+        )
+    if result.sweep:
+        blocks.append(
+            Table(
+                (
+                    "sigma",
+                    "best score AUC",
+                    "TPR@1%",
+                    "rewrite-averaging AUC",
+                    "ROC AUC non-members",
+                ),
+                tuple(
+                    (
+                        f"{p.sigma:g}",
+                        fmt(p.best_auc),
+                        fmt(p.best_tpr_at_1),
+                        fmt(p.rewrite_auc),
+                        fmt(p.roc_auc_nonmembers),
+                    )
+                    for p in result.sweep
+                ),
+                title="Privacy-utility curve",
+                numeric=(True,) * 5,
+            )
+        )
+    curve = result.sweep or (result.calibration.points if result.calibration else ())
+    if curve:
+        from codeaudit.defense.plot import privacy_utility_png
+
+        blocks.append(
+            Figure(
+                title="Privacy-utility curve",
+                png=privacy_utility_png(curve, result.calibration, v, d) if figures else None,
+                alt="Strongest membership-attack AUC and the vulnerability score's ROC AUC "
+                "against the noise scale sigma",
+                slug="harden-curve",
+                caption="Lower attack AUC is more private; the ROC AUC shows what the noise "
+                "costs the score's ranking (labels never change).",
+            )
+        )
+    for e in result.exports:
+        blocks.append(
+            Paragraph(
+                f"Exported {e.format}: {e.path} (sha256 {e.sha256}); matches the codeaudit "
+                f"wrapper on {e.verified_samples} samples (max difference {e.max_abs_diff:.1e})."
+            )
+        )
+    return [
+        Section(
+            "Hardening (NMID)",
+            summary=_HARDEN_PLAIN.get(result.status, result.verdict),
+            blocks=tuple(blocks),
+            status=result.status,
+        )
+    ]

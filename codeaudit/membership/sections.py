@@ -1,0 +1,154 @@
+"""How a :class:`~codeaudit.membership.result.MembershipResult` reads in a report (the neutral
+:class:`~codeaudit.report.document.Section` s every format draws)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codeaudit.report.document import Block, Figure, Paragraph, Section, Table, fmt, pct
+
+_PLAIN_RISK = {
+    "high": (
+        "Privacy: HIGH risk. Someone who can send code to this model and read its answers can "
+        "tell, far better than by guessing, which functions it was trained on (strongest attack "
+        "score {auc}, where 0.5 means guessing and 1.0 means always right). If the training code "
+        "is private or licensed, the model gives it away."
+    ),
+    "medium": (
+        "Privacy: moderate risk. An attacker who can query the model can tell which functions it "
+        "was trained on somewhat better than by guessing (strongest attack score {auc}; 0.5 is "
+        "guessing)."
+    ),
+    "low": (
+        "Privacy: low risk. Attacks on the model do only slightly better than guessing which "
+        "functions it was trained on (strongest attack score {auc}; 0.5 is guessing)."
+    ),
+    "none": (
+        "Privacy: no measurable risk. No attack could tell the model's training functions from "
+        "other functions better than guessing (strongest attack score {auc}; 0.5 is guessing)."
+    ),
+}
+
+
+def _tpr(row: Any, key: str) -> str:
+    return fmt(row.tpr_at_fpr.get(key))
+
+
+def membership_sections(result: Any, figures: bool, top: int = 15) -> list[Section]:
+    summary = _PLAIN_RISK.get(result.risk, "Privacy risk: {auc}.").format(
+        auc=f"{result.best.auc:.2f}"
+    )
+    blocks: list[Block] = [Paragraph(result.verdict, emphasis=True)]
+    blocks.append(
+        Table(
+            (
+                "attack",
+                "family",
+                "features",
+                "AUC",
+                "95% CI",
+                "TPR@1% FPR",
+                "TPR@0.1% FPR",
+                "advantage",
+                "balanced acc.",
+            ),
+            tuple(
+                (
+                    row.attack,
+                    row.family,
+                    row.features,
+                    fmt(row.auc),
+                    f"{row.auc_ci[0]:.3f}-{row.auc_ci[1]:.3f}",
+                    _tpr(row, "0.01"),
+                    _tpr(row, "0.001"),
+                    fmt(row.advantage),
+                    fmt(row.accuracy),
+                )
+                for row in result.attacks[:top]
+            ),
+            title=f"Strongest attacks ({min(top, len(result.attacks))} of {len(result.attacks)}, "
+            "on held-out folds)",
+            numeric=(False, False, False, *([True] * 6)),
+            note="AUC: 0.5 is guessing, 1.0 always right. TPR at 1% FPR: the share of training "
+            "functions an attacker identifies while wrongly accusing 1 in 100 others "
+            "('-': too few non-members to measure).",
+        )
+    )
+    if result.by_features:
+        blocks.append(
+            Table(
+                ("features", "attack", "AUC", "TPR@1% FPR"),
+                tuple(
+                    (row.features, row.attack, fmt(row.auc), _tpr(row, "0.01"))
+                    for row in result.by_features
+                ),
+                title="By model output the attacker sees (best trained attack)",
+                numeric=(False, False, True, True),
+            )
+        )
+    u = result.utility
+    blocks.append(
+        Table(
+            ("", "accuracy", "F1"),
+            (
+                ("training functions (members)", fmt(u.members_accuracy), fmt(u.members_f1)),
+                (
+                    "unseen functions (non-members)",
+                    fmt(u.nonmembers_accuracy),
+                    fmt(u.nonmembers_f1),
+                ),
+            ),
+            title="Utility",
+            numeric=(False, True, True),
+            note=f"Generalisation gap {u.generalization_gap:+.3f}; the AUC this gap alone gives "
+            f"a label-only attacker: {u.label_only_floor:.3f}.",
+        )
+    )
+    if result.roc_curves:
+        from codeaudit.membership.plot import roc_png
+
+        blocks.append(
+            Figure(
+                title="ROC curves (log-log)",
+                png=roc_png(result.roc_curves, result.n_nonmembers) if figures else None,
+                alt="ROC curves of the strongest membership attack of each family on log-log "
+                "axes, with the chance diagonal",
+                slug="membership-roc",
+                caption="The strongest attack of each family. Curves far above the dashed "
+                "chance line at the left (low false-positive rates) mean confident attacks.",
+            )
+        )
+    if result.top_risk:
+        blocks.append(
+            Table(
+                ("rank", "id", "score"),
+                tuple((str(s.rank), s.id, fmt(s.score, 4)) for s in result.top_risk),
+                title="Most exposed training functions (strongest attack)",
+                numeric=(True, False, True),
+            )
+        )
+    unk = result.unknown_token_rate
+    blocks.append(
+        Table(
+            ("property", "value"),
+            (
+                ("members / non-members", f"{result.n_members} / {result.n_nonmembers}"),
+                (
+                    "unknown-token rate (members / non-members)",
+                    f"{pct(unk.get('members'))} / {pct(unk.get('nonmembers'))}",
+                ),
+                ("tokenizer-channel AUC", fmt(result.tokenizer_channel_auc)),
+                *((str(k), fmt(v)) for k, v in result.settings.items()),
+                ("seconds", fmt(result.timings.get("total"), 1)),
+            ),
+            title="Audit settings",
+        )
+    )
+    return [
+        Section(
+            "Membership inference",
+            summary=summary,
+            blocks=tuple(blocks),
+            status=f"{result.risk} risk",
+        )
+    ]
