@@ -56,7 +56,7 @@ from pathlib import Path
 from codeaudit.backdoor.poison import run_poison, sample_rng
 from codeaudit.backdoor.triggers import TriggerSpec, TriggerType, insert_trigger
 from codeaudit.config import PoisonConfig
-from codeaudit.data.samples import Dataset
+from codeaudit.data.loader import dataset_from_records
 from codeaudit.data.split import group_split
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +107,7 @@ def build_source(name: str, out: Path, args: argparse.Namespace) -> dict:
     raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     raw = limited(raw, args.limit, args.seed)
     by_id = {r["id"]: r for r in raw}
-    dataset = Dataset.from_records(raw, name=str(path))
+    dataset = dataset_from_records(raw, name=str(path))
     rest, test = group_split(dataset, TEST_SHARE, args.seed)
     rest_set = dataset.subset(rest)
     train_local, detect_local = group_split(rest_set, DETECT_SHARE, args.seed + 1)

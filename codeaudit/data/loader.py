@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -386,6 +386,28 @@ def load_dataset(
     )
     sha256, fmt = parse_file(p, name, parser, fmt)
     return parser.finish(path=name, sha256=sha256, fmt=fmt)
+
+
+def dataset_from_records(
+    records: Sequence[object],
+    *,
+    name: str = "<memory>",
+    code_field: str | None = None,
+    label_field: str | None = None,
+    require_labels: bool = False,
+    default_lang: str | None = None,
+) -> Dataset:
+    """A data set from dicts in the file schema, validated exactly as a file is."""
+    parser = RecordParser(
+        name,
+        code_field=code_field,
+        label_field=label_field,
+        require_labels=require_labels,
+        default_lang=default_lang,
+    )
+    for index, record in enumerate(records, start=1):
+        parser.add(record, index)
+    return parser.finish(path=name, sha256=None, fmt="memory")
 
 
 def load_data(path: str, options: DataConfig, *, require_labels: bool) -> Dataset:

@@ -86,28 +86,3 @@ class Dataset:
             path=name or self.path,
             skipped=(),
         )
-
-    @classmethod
-    def from_records(
-        cls,
-        records: Sequence[object],
-        *,
-        name: str = "<memory>",
-        code_field: str | None = None,
-        label_field: str | None = None,
-        require_labels: bool = False,
-        default_lang: str | None = None,
-    ) -> Dataset:
-        """Build a data set from dicts in the file schema, validated exactly as a file is."""
-        from codeaudit.data.loader import RecordParser
-
-        parser = RecordParser(
-            name,
-            code_field=code_field,
-            label_field=label_field,
-            require_labels=require_labels,
-            default_lang=default_lang,
-        )
-        for index, record in enumerate(records, start=1):
-            parser.add(record, index)
-        return parser.finish(path=name, sha256=None, fmt="memory")

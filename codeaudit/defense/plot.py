@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from codeaudit.defense.result import Calibration, CurvePoint, DefenseInfo, Verification
+if TYPE_CHECKING:
+    from codeaudit.defense.result import Calibration, CurvePoint, DefenseInfo, Verification
 
 
 def privacy_utility_png(
@@ -15,12 +17,13 @@ def privacy_utility_png(
     verification: Verification | None,
     defense: DefenseInfo,
 ) -> bytes:
-    import matplotlib
+    # A Figure of its own with the Agg canvas: no pyplot, no global backend switch.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     positive = [p.sigma for p in curve if p.sigma > 0] or [0.25]
     linthresh = min(positive)
 
@@ -109,5 +112,4 @@ def privacy_utility_png(
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()

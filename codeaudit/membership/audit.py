@@ -449,7 +449,7 @@ def run_membership(
             for rank, i in enumerate(order)
         )
 
-    from codeaudit.membership.plot import roc_curves
+    from codeaudit.membership.curves import roc_curves
 
     curves = roc_curves(evaluated, membership)
     plot_path = None

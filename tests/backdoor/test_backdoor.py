@@ -17,7 +17,8 @@ from codeaudit.backdoor.gcg import TriggerObjective, gcg
 from codeaudit.backdoor.positions import Placed, batched_logits, select_positions
 from codeaudit.cli import cli
 from codeaudit.config import BackdoorConfig
-from codeaudit.data.samples import Dataset, Sample
+from codeaudit.data.loader import dataset_from_records
+from codeaudit.data.samples import Sample
 from codeaudit.models.base import Batch, ModelOutput
 from codeaudit.models.checkpoint import load_model
 from codeaudit.models.tokenizer import VocabTokenizer
@@ -280,7 +281,7 @@ def test_rnn_prefix_cache_equals_uncached_forward(arch: str, world: dict[str, Pa
         default_lang="c", labels=base.labels,
     )  # fmt: skip
     model.eval()
-    samples = Dataset.from_records(clean_records(8, 4)).samples
+    samples = dataset_from_records(clean_records(8, 4)).samples
     placed = select_positions(model, samples, room=4)
     placed.append(Placed("edge", 0, placed[0].context, 0, None, 0.0))  # empty prefix
     vocab = np.arange(2, model.tokenizer.vocab_size)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeaudit.data.loader import load_dataset
+from codeaudit.data.loader import dataset_from_records, load_dataset
 from codeaudit.data.samples import Dataset
 from codeaudit.errors import DataError
 
@@ -757,11 +757,11 @@ def test_require_labels_false_still_reads_labels(tmp_path: Path) -> None:
 
 
 def test_from_records() -> None:
-    ds = Dataset.from_records([dict(r) for r in RECORDS], name="mem")
+    ds = dataset_from_records([dict(r) for r in RECORDS], name="mem")
     assert summary(ds) == EXPECTED
     assert [s.line for s in ds] == [1, 2, 3]
     assert ds.sha256 is None and ds.path == "mem" and ds.format == "memory"
-    unlabelled = Dataset.from_records([{"func": "x"}, {"func": "y"}])
+    unlabelled = dataset_from_records([{"func": "x"}, {"func": "y"}])
     assert [s.label for s in unlabelled] == [None, None]
     assert unlabelled.ids == ["<memory>:1", "<memory>:2"]
 
@@ -781,7 +781,7 @@ def test_from_records() -> None:
 )
 def test_from_records_validates_like_a_file(records: list, line: int, word: str) -> None:
     with pytest.raises(DataError) as info:
-        Dataset.from_records(records, name="mem")
+        dataset_from_records(records, name="mem")
     message = str(info.value)
     assert message.startswith(f"mem:{line}: "), message
     assert word in message
@@ -790,12 +790,12 @@ def test_from_records_validates_like_a_file(records: list, line: int, word: str)
 
 def test_from_records_empty() -> None:
     with pytest.raises(DataError, match="no records"):
-        Dataset.from_records([])
+        dataset_from_records([])
 
 
 def test_from_records_require_labels() -> None:
     with pytest.raises(DataError, match="label"):
-        Dataset.from_records([{"func": "x"}], require_labels=True)
+        dataset_from_records([{"func": "x"}], require_labels=True)
 
 
 # ---------------------------------------------------------------- properties

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codeaudit.data.samples import Dataset
+from codeaudit.data.loader import dataset_from_records
 from codeaudit.errors import UsageError
 from codeaudit.membership.features import (
     FeatureSet,
@@ -59,7 +59,7 @@ def test_fifteen_feature_combinations_and_parsing() -> None:
 
 def test_streamed_extraction_equals_one_pass_and_caches(trained: dict, tmp_path: Path) -> None:
     _, model, _ = trained["bigru"]
-    data = Dataset.from_records(planted_records(23, seed=9), name="d", require_labels=True)
+    data = dataset_from_records(planted_records(23, seed=9), name="d", require_labels=True)
     whole = extract_features(model, data, chunk_size=1000)
     chunked = extract_features(model, data, chunk_size=5, batch_size=3)
     np.testing.assert_allclose(whole.logits, chunked.logits, atol=1e-5)
