@@ -47,7 +47,7 @@ def train(
     from codeaudit.models.checkpoint import save_checkpoint
     from codeaudit.models.device import resolve_device
     from codeaudit.models.registry import Arch
-    from codeaudit.seed import set_seed
+    from codeaudit.seed import seeded
     from codeaudit.train.result import TrainResult
     from codeaudit.train.trainer import (
         build_model,
@@ -91,27 +91,31 @@ def train(
     if len(train_data) < 2:
         raise TrainingError(f"{config.data}: need at least 2 training samples")
 
-    set_seed(config.seed)
-    streams = lex_dataset(train_data, default_lang)
-    model = build_model(config, streams, default_lang)
-    model.to(device)
-    max_len = model.max_len
-    train_enc = [model.tokenizer.encode_tokens(s, max_len) for s in streams]
-    train_y = train_data.labels()
-    val_enc = model.encode(val_data.samples) if val_data is not None else None
-    val_y = val_data.labels() if val_data is not None else None
-    conflicts = conflicting_identical(train_enc, train_y)
-    if conflicts:
-        warnings.append(
-            f"{conflicts} training samples are token-identical to one with the other label "
-            f"after truncation at {max_len} tokens; no model can separate them "
-            "(raise --max-len)"
-        )
-    truncated = sum(e.truncated for e in train_enc)
-    if truncated:
-        warnings.append(f"{truncated} of {len(train_enc)} training samples truncated at {max_len}")
+    with seeded(config.seed):
+        streams = lex_dataset(train_data, default_lang)
+        model = build_model(config, streams, default_lang)
+        model.to(device)
+        max_len = model.max_len
+        train_enc = [model.tokenizer.encode_tokens(s, max_len) for s in streams]
+        train_y = train_data.labels()
+        val_enc = model.encode(val_data.samples) if val_data is not None else None
+        val_y = val_data.labels() if val_data is not None else None
+        conflicts = conflicting_identical(train_enc, train_y)
+        if conflicts:
+            warnings.append(
+                f"{conflicts} training samples are token-identical to one with the other label "
+                f"after truncation at {max_len} tokens; no model can separate them "
+                "(raise --max-len)"
+            )
+        truncated = sum(e.truncated for e in train_enc)
+        if truncated:
+            warnings.append(
+                f"{truncated} of {len(train_enc)} training samples truncated at {max_len}"
+            )
 
-    history, kept_epoch = fit(model, train_enc, train_y, val_enc, val_y, config, progress=progress)
+        history, kept_epoch = fit(
+            model, train_enc, train_y, val_enc, val_y, config, progress=progress
+        )
     batch = int(config.resolved("batch_size")) * 2
     train_metrics = evaluate(model, train_enc, train_y, batch)
     val_metrics = evaluate(model, val_enc, val_y, batch) if val_enc is not None else None

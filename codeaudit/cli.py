@@ -1413,20 +1413,22 @@ def backdoor(
 
 
 # The process is codeaudit's: Hugging Face libraries stay quiet (the CLI owns the terminal) and
-# never reach the network (models come from local files only). Set before they are imported, as
-# defaults a user's own environment overrides; the library never touches this state.
-HF_ENVIRONMENT = {
+# never reach the network (models come from local files only), and cuBLAS is deterministic (for
+# seeded runs on CUDA). Set before those libraries are imported, as defaults a user's own
+# environment overrides; the library never touches this state.
+PROCESS_ENVIRONMENT = {
     "TRANSFORMERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "HF_HUB_OFFLINE": "1",
+    "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
 }
 
 
 def main() -> None:
     import signal
 
-    for name, value in HF_ENVIRONMENT.items():
+    for name, value in PROCESS_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
 
     def terminated(signum: int, frame: Any) -> None:

@@ -1,17 +1,38 @@
-"""Seeding every random source codeaudit uses, for runs that repeat exactly on CPU."""
+"""Seeding every random source codeaudit uses, for runs that repeat exactly on CPU, without
+changing the process's random state or torch's modes for anyone else."""
 
 from __future__ import annotations
 
-import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
-def set_seed(seed: int) -> None:
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with Python's, numpy's and torch's global generators seeded with ``seed`` and
+    torch's deterministic algorithms on (warn-only), then give every one of them back exactly as
+    it was: a library call must not change the caller's random streams or torch's modes.
+
+    torch's generators are restored by ``torch.random.fork_rng`` (CPU, and the CUDA devices when
+    there are any); deterministic CUDA kernels also need ``CUBLAS_WORKSPACE_CONFIG``, which the
+    ``codeaudit`` command sets for its own process (a library cannot set it in time)."""
     import numpy as np
     import torch
 
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            random.seed(seed)
+            np.random.seed(seed % (2**32))
+            torch.manual_seed(seed)
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            yield
+        finally:
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from codeaudit.cli import HF_ENVIRONMENT
+from codeaudit.cli import PROCESS_ENVIRONMENT
 
 # In-process CLI tests (CliRunner) run in the environment the codeaudit process gives itself
 # (codeaudit.cli.main sets these before any Hugging Face import); subprocess tests get it from
 # main() itself.
-for _name, _value in HF_ENVIRONMENT.items():
+for _name, _value in PROCESS_ENVIRONMENT.items():
     os.environ.setdefault(_name, _value)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

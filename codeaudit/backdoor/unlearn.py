@@ -116,60 +116,60 @@ def fine_tune(
 ) -> float:
     """Fine-tune in place; returns the mean training loss of the last epoch."""
     from codeaudit.models.base import Batch
-    from codeaudit.seed import set_seed
+    from codeaudit.seed import seeded
     from codeaudit.train.trainer import training_batches
 
     if scope not in SCOPES:
         raise BackdoorError(f"unlearning scope {scope!r}: use {' or '.join(SCOPES)}")
-    set_seed(seed)
-    module: nn.Module = model.module  # type: ignore[attr-defined]
-    params = list(model.head_parameters()) if scope == "head" else list(module.parameters())  # type: ignore[attr-defined]
-    trainable = {id(p) for p in params}
-    saved = {name: p.requires_grad for name, p in module.named_parameters()}
-    for p in module.parameters():
-        p.requires_grad_(id(p) in trainable)
-    device = model.device  # type: ignore[attr-defined]
-    pad = model.tokenizer.pad_id  # type: ignore[attr-defined]
-    generator = torch.Generator().manual_seed(seed)
-    lengths = np.asarray([len(r) for r in data.rows], dtype=np.int64)
-    steps_per_epoch = math.ceil(len(data.rows) / batch_size)
-    total = epochs * steps_per_epoch
-    optimizer = torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total))
-    loss_fn = nn.CrossEntropyLoss()
-    labels = torch.as_tensor(data.labels, dtype=torch.long)
-    done = 0
-    mean = 0.0
-    try:
-        model.train()  # type: ignore[attr-defined]
-        for _ in range(epochs):
-            running, count = 0.0, 0
-            for index in training_batches(lengths, batch_size, generator):
-                width = max(1, int(lengths[index].max()))
-                ids = torch.full((len(index), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(index), width), dtype=torch.long)
-                for k, i in enumerate(index):
-                    row = data.rows[int(i)]
-                    ids[k, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-                    mask[k, : max(1, len(row))] = 1
-                batch = Batch(ids, mask, mask.sum(1)).to(device)
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model.forward(batch).logits, labels[index].to(device))  # type: ignore[attr-defined]
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                scheduler.step()
-                running += float(loss.item()) * len(index)
-                count += len(index)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-            mean = running / max(1, count)
-    finally:
-        model.eval()  # type: ignore[attr-defined]
-        for name, p in module.named_parameters():
-            p.requires_grad_(saved[name])
-    return mean
+    with seeded(seed):
+        module: nn.Module = model.module  # type: ignore[attr-defined]
+        params = list(model.head_parameters()) if scope == "head" else list(module.parameters())  # type: ignore[attr-defined]
+        trainable = {id(p) for p in params}
+        saved = {name: p.requires_grad for name, p in module.named_parameters()}
+        for p in module.parameters():
+            p.requires_grad_(id(p) in trainable)
+        device = model.device  # type: ignore[attr-defined]
+        pad = model.tokenizer.pad_id  # type: ignore[attr-defined]
+        generator = torch.Generator().manual_seed(seed)
+        lengths = np.asarray([len(r) for r in data.rows], dtype=np.int64)
+        steps_per_epoch = math.ceil(len(data.rows) / batch_size)
+        total = epochs * steps_per_epoch
+        optimizer = torch.optim.AdamW(params, lr=lr, eps=1e-8, weight_decay=0.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total))
+        loss_fn = nn.CrossEntropyLoss()
+        labels = torch.as_tensor(data.labels, dtype=torch.long)
+        done = 0
+        mean = 0.0
+        try:
+            model.train()  # type: ignore[attr-defined]
+            for _ in range(epochs):
+                running, count = 0.0, 0
+                for index in training_batches(lengths, batch_size, generator):
+                    width = max(1, int(lengths[index].max()))
+                    ids = torch.full((len(index), width), pad, dtype=torch.long)
+                    mask = torch.zeros((len(index), width), dtype=torch.long)
+                    for k, i in enumerate(index):
+                        row = data.rows[int(i)]
+                        ids[k, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+                        mask[k, : max(1, len(row))] = 1
+                    batch = Batch(ids, mask, mask.sum(1)).to(device)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = loss_fn(model.forward(batch).logits, labels[index].to(device))  # type: ignore[attr-defined]
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(params, 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    running += float(loss.item()) * len(index)
+                    count += len(index)
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                mean = running / max(1, count)
+        finally:
+            model.eval()  # type: ignore[attr-defined]
+            for name, p in module.named_parameters():
+                p.requires_grad_(saved[name])
+        return mean
 
 
 def accuracy(model: object, samples: Sequence[Sample], batch_tokens: int) -> float:

@@ -261,15 +261,15 @@ def train_on_dataset(
 ) -> tuple[VPModel, list[Encoding]]:
     """Build and train a model on in-memory data (no validation, nothing written): the machinery
     shadow and reference models share with ``codeaudit train``."""
-    from codeaudit.seed import set_seed
+    from codeaudit.seed import seeded
 
     counts = train_data.class_counts()
     if min(counts.values()) == 0:
         raise TrainingError("training data for a model must hold both labels")
-    set_seed(config.seed)
-    streams = lex_dataset(train_data, default_lang)
-    model = build_model(config, streams, default_lang)
-    model.to(device)
-    encodings = [model.tokenizer.encode_tokens(s, model.max_len) for s in streams]
-    fit(model, encodings, train_data.labels(), None, None, config, progress=progress)
-    return model, encodings
+    with seeded(config.seed):
+        streams = lex_dataset(train_data, default_lang)
+        model = build_model(config, streams, default_lang)
+        model.to(device)
+        encodings = [model.tokenizer.encode_tokens(s, model.max_len) for s in streams]
+        fit(model, encodings, train_data.labels(), None, None, config, progress=progress)
+        return model, encodings
