@@ -33,9 +33,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from codeaudit import api
+from codeaudit.api import membership as run_membership
 from codeaudit.config import MembershipConfig, PredictConfig, TrainConfig
 from codeaudit.data.loader import load_dataset
-from codeaudit.membership.audit import run_membership
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bigvul.jsonl"
 GENERAL_DATA = DEFAULT_DATA.with_name("juliet.jsonl")

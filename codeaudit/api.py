@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codeaudit.check import Progress
 from codeaudit.config import PredictConfig, TrainConfig
 from codeaudit.data.loader import load_data
 from codeaudit.data.samples import Dataset
@@ -91,7 +91,7 @@ def train(
     if len(train_data) < 2:
         raise TrainingError(f"{config.data}: need at least 2 training samples")
 
-    with seeded(config.seed):
+    with seeded(config.seed, deterministic=str(device).startswith("cuda")):
         streams = lex_dataset(train_data, default_lang)
         model = build_model(config, streams, default_lang)
         model.to(device)
@@ -199,52 +199,25 @@ def _ids_digest(dataset: Dataset) -> str:
     return digest.hexdigest()
 
 
-def predict(config: PredictConfig, *, progress: Callable[[int, int], None] | None = None) -> Any:
+def predict(config: PredictConfig, *, progress: Progress | None = None) -> Any:
     """Predictions of a model on a data file; returns a PredictResult."""
-    from codeaudit.models.checkpoint import load_with
-    from codeaudit.predict import PredictResult, predict_dataset
-    from codeaudit.rules import evaluate, load_rules
+    from codeaudit.predict.check import PredictCheck
+    from codeaudit.runner import run
 
     if config.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    rules = load_rules(config.rules)
-    loaded = load_with(config.model, config.model_options, device=_device(config.device))
-    dataset = load_data(config.data, config.data_options, require_labels=False)
-    warnings = _skip_warning(dataset)
-    if loaded.trusted_pickle:
-        warnings.append(
-            f"{config.model}: loaded through full unpickling (--trust-checkpoint); "
-            "re-save it with codeaudit to get a weights-only checkpoint"
-        )
-    predictions, metrics, truncated = predict_dataset(
-        loaded.model,
-        dataset,
-        batch_size=config.batch_size,
-        progress=progress,
-    )
-    if truncated:
-        limit = loaded.model.max_len
-        warnings.append(f"{truncated} of {len(dataset)} samples truncated at {limit} tokens")
-    header = Header(
-        command="predict",
-        artifacts=(
-            *loaded.artifacts(),
-            Artifact("data", config.data, dataset.sha256),
-        ),
-    )
-    result = PredictResult(
-        header=header,
-        checkpoint=loaded.info(),
-        n=len(predictions),
-        predicted_vulnerable=sum(p.predicted_label for p in predictions),
-        truncated=truncated,
-        skipped=len(dataset.skipped),
-        metrics=metrics,
-        predictions=tuple(predictions),
-        warnings=tuple(warnings),
-    )
-    findings = evaluate(rules, result, command="predict", target=config.model)
-    return dataclasses.replace(result, findings=findings)
+    return run(PredictCheck(), config, progress=progress)[0]
+
+
+def membership(config: Any, *, progress: Progress | None = None) -> Any:
+    """A membership-inference audit (a :class:`~codeaudit.config.MembershipConfig`); writes the
+    ROC plot when asked and returns the MembershipResult."""
+    from codeaudit.membership.check import MembershipCheck
+    from codeaudit.runner import run, write_outputs
+
+    result, outcome = run(MembershipCheck(), config, progress=progress)
+    write_outputs(outcome.outputs, force=config.force)
+    return result
 
 
 def _device(name: str) -> str:

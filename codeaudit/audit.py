@@ -78,7 +78,7 @@ class AuditResult:
 
 
 def _membership(config: AuditConfig, progress: Progress | None) -> Any:
-    from codeaudit.membership.audit import run_membership
+    from codeaudit.api import membership as run_membership
 
     assert config.members is not None and config.nonmembers is not None
     membership_config = MembershipConfig(

@@ -24,6 +24,7 @@ from codeaudit.report.model import FAIL_ON_CHOICES, exit_code
 from codeaudit.settings import STDOUT_FORMATS
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+_SIGNALLED: list[int] = []  # signals the codeaudit process received (set by main's handler)
 
 
 def _error(message: str) -> None:
@@ -60,6 +61,12 @@ class AuditGroup(click.Group):
             _error(str(exc))
             code = exc.exit_code
         except Exception as exc:  # a bug: one line, the traceback on request
+            if _SIGNALLED:  # Ctrl-C inside a library (a half-done import) surfaces as anything
+                click.echo("codeaudit: interrupted", err=True)
+                code = EXIT_INTERRUPTED
+                if standalone_mode:
+                    sys.exit(code)
+                return code
             if os.environ.get("CODEAUDIT_DEBUG"):
                 raise
             _error(
@@ -628,14 +635,7 @@ def predict(
         data_options=_data_config(code_field, label_field, lang, skip_invalid),
         rules=rules,
     )
-    with _progress(not quiet) as bar:
-        callback = None
-        if bar is not None:
-            task = bar.add_task("predicting", total=None, extra="")
-
-            def callback(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+    with _stage_progress(not quiet, "predicting") as callback:
         result = api.predict(config, progress=callback)
     result = _emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
@@ -762,9 +762,9 @@ def membership(
     """Measure how well membership-inference attacks tell MODEL's training functions from
     unseen ones: threshold, trained, shadow, LiRA/RMIA and label-only attacks, with AUC and TPR
     at low false-positive rates."""
+    from codeaudit.api import membership as run_membership
     from codeaudit.config import MembershipConfig
     from codeaudit.io import check_output_path
-    from codeaudit.membership.audit import run_membership
 
     checked = _check_reports(((output,) if output else ()) + reports, force)
     models = attack_models or ("logreg,mlp,rf,gb" if thorough else "logreg")
@@ -1431,10 +1431,15 @@ def main() -> None:
     for name, value in PROCESS_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
 
-    def terminated(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # a cancelled CI job: clean up and exit as on Ctrl-C
+    def interrupted(signum: int, frame: Any) -> None:
+        # Ctrl-C, or a cancelled CI job (SIGTERM): clean up and exit 130. Remember it, because
+        # an interrupt that lands inside a library (in the middle of an import, say) can surface
+        # as some other error.
+        _SIGNALLED.append(signum)
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     cli.main(prog_name="codeaudit")
 
 

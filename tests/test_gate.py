@@ -177,7 +177,7 @@ def test_bad_settings(tmp_path: Path, table: str, needle: str) -> None:
 def fake_membership(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """`codeaudit membership` with the attacks replaced by a crafted result (judged by the rules
     the command passes on)."""
-    from codeaudit.membership import audit
+    from codeaudit import api
 
     knobs: dict[str, Any] = {}
 
@@ -187,7 +187,7 @@ def fake_membership(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             target=config.model, rules=load_rules(config.rules), **knobs.get("numbers", {})
         )
 
-    monkeypatch.setattr(audit, "run_membership", fake)
+    monkeypatch.setattr(api, "membership", fake)
     return knobs
 
 

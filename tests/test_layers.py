@@ -2,11 +2,11 @@
 hide cycles from Python but not from a reader), except those under ``if TYPE_CHECKING``.
 
     edge     cli, __main__, settings             parse flags, load inputs, write outputs, render
-    runner   api, audit, gate                    run checks, apply rules and the gate
+    runner   api, audit, gate, runner            run checks, apply rules and the gate
     checks   predict, train, membership,         one subsystem each
              defense, backdoor
-    core     models, data, lang, metrics, rules, what every check uses
-             report, config, seed, io
+    core     models, data, lang, metrics, rules, what every check uses (check: the interface
+             report, config, seed, io, check         every check implements)
     base     errors, the package itself
 
 A module imports from its own layer or below, and no two modules import each other, however
@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "codeaudit"
 
 LAYERS: dict[str, tuple[str, ...]] = {
     "edge": ("codeaudit.cli", "codeaudit.__main__", "codeaudit.settings"),
-    "runner": ("codeaudit.api", "codeaudit.audit", "codeaudit.gate"),
+    "runner": ("codeaudit.api", "codeaudit.audit", "codeaudit.gate", "codeaudit.runner"),
     "checks": (
         "codeaudit.predict",
         "codeaudit.train",
@@ -41,6 +41,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "codeaudit.config",
         "codeaudit.seed",
         "codeaudit.io",
+        "codeaudit.check",
     ),
     "base": ("codeaudit.errors", "codeaudit"),
 }

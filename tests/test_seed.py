@@ -27,6 +27,9 @@ def test_seeded_gives_everything_back_even_on_error() -> None:
     before = _state()
     with seeded(5):
         first = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+        assert not torch.are_deterministic_algorithms_enabled()  # CPU: not needed, not touched
+    assert _state() == before
+    with seeded(5, deterministic=True):
         assert torch.are_deterministic_algorithms_enabled()
     assert _state() == before
     with seeded(5):  # the same seed gives the same streams

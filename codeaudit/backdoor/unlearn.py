@@ -121,7 +121,7 @@ def fine_tune(
 
     if scope not in SCOPES:
         raise BackdoorError(f"unlearning scope {scope!r}: use {' or '.join(SCOPES)}")
-    with seeded(seed):
+    with seeded(seed, deterministic=model.device.type == "cuda"):  # type: ignore[attr-defined]
         module: nn.Module = model.module  # type: ignore[attr-defined]
         params = list(model.head_parameters()) if scope == "head" else list(module.parameters())  # type: ignore[attr-defined]
         trainable = {id(p) for p in params}

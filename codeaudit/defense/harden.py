@@ -171,7 +171,7 @@ def _check_split(obs: Observations, index: np.ndarray, what: str, folds: int) ->
 
 
 def _row(ev: Evaluated):  # type: ignore[no-untyped-def]
-    from codeaudit.membership.audit import _row as membership_row
+    from codeaudit.membership.judge import attack_row as membership_row
 
     return membership_row(ev)
 
@@ -517,7 +517,7 @@ def run_harden(
         write_bytes,
     )
     from codeaudit.io import sha256_bytes, sha256_file
-    from codeaudit.membership.audit import data_warnings
+    from codeaudit.membership.judge import data_warnings
     from codeaudit.models.checkpoint import load_with
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate, load_rules

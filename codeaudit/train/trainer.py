@@ -266,7 +266,7 @@ def train_on_dataset(
     counts = train_data.class_counts()
     if min(counts.values()) == 0:
         raise TrainingError("training data for a model must hold both labels")
-    with seeded(config.seed):
+    with seeded(config.seed, deterministic=str(device).startswith("cuda")):
         streams = lex_dataset(train_data, default_lang)
         model = build_model(config, streams, default_lang)
         model.to(device)

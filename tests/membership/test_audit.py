@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from codeaudit import api
+from codeaudit.api import membership as run_membership
 from codeaudit.cli import cli
 from codeaudit.config import MembershipConfig
 from codeaudit.data.synthetic import generate
-from codeaudit.membership.audit import run_membership
 from tests.conftest import planted_records, write_jsonl
 
 TINY = ["--embed-dim", "16", "--hidden-dim", "16", "--max-len", "96"]
@@ -331,12 +331,12 @@ def test_cache_makes_a_rerun_skip_inference(
     )
     first = run_membership(config)
     assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 2
-    from codeaudit.membership import audit
+    from codeaudit.membership import check
 
     def no_inference(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("inference ran despite the cache")
 
-    monkeypatch.setattr(audit, "extract_features", no_inference)
+    monkeypatch.setattr(check, "extract_features", no_inference)
     second = run_membership(config)
     assert second.best.auc == first.best.auc
 

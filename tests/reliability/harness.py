@@ -393,7 +393,7 @@ READY = "codeaudit-test: ready"
 # until the process is past start-up (where Python itself, not codeaudit, would handle Ctrl-C).
 PRELOADED_MAIN = (
     "import sys, torch, sklearn.linear_model, codeaudit.cli, codeaudit.api, "
-    "codeaudit.membership.audit, codeaudit.train.trainer\n"
+    "codeaudit.membership.check, codeaudit.train.trainer\n"
     f"print({READY!r}, file=sys.stderr, flush=True)\n"
     "sys.argv = ['codeaudit', *sys.argv[1:]]\n"
     "codeaudit.cli.main()\n"

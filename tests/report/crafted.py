@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from codeaudit.membership.audit import verdict
+from codeaudit.membership.judge import verdict
 from codeaudit.membership.result import (
     AttackRow,
     ExposedSample,

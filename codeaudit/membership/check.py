@@ -1,0 +1,298 @@
+"""``codeaudit membership`` as a check: the target's outputs once, every registered attack
+(:mod:`codeaudit.membership.runs`), then the judgement (:mod:`codeaudit.membership.judge`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output
+from codeaudit.data.samples import Dataset
+from codeaudit.errors import UsageError
+from codeaudit.membership.attacks.threshold import SIGNALS
+from codeaudit.membership.attacks.trained import CLASSIFIERS
+from codeaudit.membership.evaluate import Evaluated, make_folds
+from codeaudit.membership.features import (
+    FeatureSet,
+    cache_key,
+    extract_features,
+    load_cached,
+    parse_feature_sets,
+    store_cached,
+    usable_features,
+)
+from codeaudit.membership.judge import (
+    attack_row,
+    check_sets,
+    data_warnings,
+    risk_key,
+    tpr_at_1,
+    verdict,
+)
+from codeaudit.membership.result import ExposedSample, FeatureRow, MembershipResult, Utility
+from codeaudit.membership.runs import Session, run_attacks
+from codeaudit.report.model import Header
+
+
+def check_settings(config: Any) -> None:
+    """Settings that cannot work together, before anything is loaded."""
+    if config.folds < 2:
+        raise UsageError("--folds must be at least 2")
+    if config.n_boot < 1:
+        raise UsageError("--bootstrap must be at least 1")
+    unknown = [c for c in config.classifiers if c not in CLASSIFIERS]
+    if unknown or not config.classifiers:
+        raise UsageError(
+            f"--attack-models: unknown {', '.join(unknown) or '(none)'} "
+            f"(use {', '.join(CLASSIFIERS)})"
+        )
+    if config.shadows and not config.population:
+        raise UsageError("--shadows needs --population FILE (data the attacker owns)")
+    if config.references and (config.references < 2 or config.references % 2):
+        raise UsageError(f"--references {config.references}: use an even number of at least 2")
+    parse_feature_sets(config.features)
+
+
+def features_for(model: Any, identity: str, dataset: Dataset, config: Any) -> FeatureSet:
+    """The model's outputs on a data set, from ``--cache-dir`` when they are there."""
+    if not config.cache_dir:
+        return extract_features(model, dataset, batch_size=config.batch_size)
+    key = cache_key(identity, dataset.sha256, model.max_len, ",".join(dataset.ids[:1]))
+    cached = load_cached(Path(config.cache_dir), key)
+    if cached is not None and cached.ids == tuple(dataset.ids):
+        return cached
+    features = extract_features(model, dataset, batch_size=config.batch_size)
+    store_cached(Path(config.cache_dir), key, features)
+    return features
+
+
+def hardened_warning(loaded: Any, config: Any, usable: frozenset[str], scores: bool) -> str:
+    hidden = sorted({f for fs in parse_feature_sets(config.features) for f in fs} - usable)
+    skipped = [s for s in SIGNALS if not set(SIGNALS[s][0]) <= usable]
+    d = loaded.defense
+    return (
+        f"{config.model} is hardened ({d.get('kind')}, expose {d.get('expose')}, sigma "
+        f"{float(d.get('sigma', 0)):.4g}): attacks read "
+        f"only what it releases ({', '.join(sorted(usable))}); not exposed, so not attacked: "
+        f"{', '.join(hidden) or 'nothing'} (feature sets), "
+        f"{', '.join(skipped) or 'none'} (threshold signals)"
+        + ("" if scores else "; no shadow or reference attacks without scores")
+    )
+
+
+class MembershipCheck(Check):
+    command = "membership"
+
+    def validate(self, config: Any) -> None:
+        check_settings(config)
+
+    def data_inputs(self, config: Any) -> list[DataInput]:
+        found = [DataInput("members", config.members), DataInput("nonmembers", config.nonmembers)]
+        if config.population:
+            found.append(DataInput("population", config.population))
+        return found
+
+    def output_paths(self, config: Any) -> list[tuple[str, str]]:
+        return [("plot", config.plot)] if config.plot else []
+
+    def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+        from codeaudit.io import check_output_dir
+
+        if config.cache_dir:
+            check_output_dir(config.cache_dir, "cache directory")
+        loaded = inputs.model
+        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
+        check_sets(members, nonmembers, config.folds)
+        usable = usable_features(loaded.model)
+        if (config.shadows or config.references) and "confidence" in usable:
+            from codeaudit.membership.references import recipe_of
+
+            recipe_of(loaded.model, loaded.metadata, seed=config.seed)  # fails now, not later
+        warnings = self._input_warnings(inputs, config, usable)
+        with context.stage("features"):
+            context.report("features", 0, 2)
+            f_members = features_for(loaded.model, loaded.identity, members, config)
+            context.report("features", 1, 2)
+            f_nonmembers = features_for(loaded.model, loaded.identity, nonmembers, config)
+            context.report("features", 2, 2)
+        for name, part in (("members", f_members), ("non-members", f_nonmembers)):
+            if part.truncated.any():
+                warnings.append(
+                    f"{int(part.truncated.sum())} of {len(part)} {name} truncated at "
+                    f"{loaded.model.max_len} tokens: the model, and so the audit, sees only "
+                    "their start"
+                )
+        session = self._session(inputs, config, context, usable, f_members, f_nonmembers)
+        evaluated = run_attacks(session)
+        result = self._judge(session, evaluated, f_members, f_nonmembers, warnings, loaded)
+        outputs: tuple[Output, ...] = ()
+        if config.plot:
+            from codeaudit.membership.plot import roc_png
+
+            png = roc_png(result.roc_curves, len(nonmembers))
+            outputs = (Output("plot", config.plot, png),)
+        return Outcome(result, outputs)
+
+    def _input_warnings(self, inputs: Inputs, config: Any, usable: frozenset[str]) -> list[str]:
+        loaded = inputs.model
+        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
+        warnings = data_warnings(members, nonmembers)
+        if loaded.defense is not None:
+            warnings.append(hardened_warning(loaded, config, usable, "confidence" in usable))
+        for data in inputs.data.values():
+            if data.skipped:
+                warnings.append(f"{data.path}: skipped {len(data.skipped)} invalid record(s)")
+        return warnings
+
+    def _session(
+        self,
+        inputs: Inputs,
+        config: Any,
+        context: Context,
+        usable: frozenset[str],
+        f_members: FeatureSet,
+        f_nonmembers: FeatureSet,
+    ) -> Session:
+        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
+        membership = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(np.int64)
+        return Session(
+            config=config,
+            features=FeatureSet.concat([f_members, f_nonmembers]),
+            membership=membership,
+            candidates=Dataset(
+                samples=members.samples + nonmembers.samples, path="candidates", sha256=None
+            ),
+            folds=make_folds(membership, config.folds, config.seed),
+            usable=usable,
+            feature_sets=[fs for fs in parse_feature_sets(config.features) if set(fs) <= usable],
+            context=context,
+            model=inputs.model.model,
+            metadata=inputs.model.metadata,
+            population=inputs.data.get("population"),
+        )
+
+    def _judge(
+        self,
+        session: Session,
+        evaluated: list[Evaluated],
+        f_members: FeatureSet,
+        f_nonmembers: FeatureSet,
+        warnings: list[str],
+        loaded: Any,
+    ) -> MembershipResult:
+        from codeaudit.membership.curves import roc_curves
+
+        config = session.config
+        rows = sorted((attack_row(ev) for ev in evaluated), key=risk_key)
+        best = rows[0]
+        best_tpr = max(rows, key=lambda r: (tpr_at_1(r), r.auc))
+        utility = utility_of(f_members, f_nonmembers)
+        risk, text = verdict(best, best_tpr, utility)
+        unk = {
+            "members": float(f_members.unk_rate.mean()),
+            "nonmembers": float(f_nonmembers.unk_rate.mean()),
+        }
+        unk_row = next((r for r in rows if r.attack == "threshold-unknown-tokens"), None)
+        warnings += leak_warnings(rows, unk, unk_row)
+        return MembershipResult(
+            header=Header(command=self.command),
+            checkpoint=loaded.info(),
+            verdict=text,
+            risk=risk,
+            best=best,
+            best_tpr=best_tpr,
+            attacks=tuple(rows),
+            by_features=by_features(rows, session.feature_sets),
+            utility=utility,
+            n_members=len(f_members),
+            n_nonmembers=len(f_nonmembers),
+            unknown_token_rate=unk,
+            tokenizer_channel_auc=unk_row.auc if unk_row is not None else None,
+            settings=settings_of(config, session),
+            timings={},
+            top_risk=top_risk(evaluated, best, session.features, len(f_members), config.top_risk),
+            roc_plot=config.plot,
+            roc_curves=roc_curves(evaluated, session.membership),
+            warnings=tuple(warnings),
+        )
+
+
+def utility_of(f_members: FeatureSet, f_nonmembers: FeatureSet) -> Utility:
+    from codeaudit.metrics import classification_metrics
+
+    m = classification_metrics(f_members.labels, f_members.predicted)
+    n = classification_metrics(f_nonmembers.labels, f_nonmembers.predicted)
+    gap = float(m["accuracy"]) - float(n["accuracy"])
+    return Utility(
+        members_accuracy=float(m["accuracy"]),
+        members_f1=float(m["f1"]),
+        nonmembers_accuracy=float(n["accuracy"]),
+        nonmembers_f1=float(n["f1"]),
+        generalization_gap=gap,
+        label_only_floor=0.5 + gap / 2,
+    )
+
+
+def by_features(rows: list[Any], feature_sets: list[tuple[str, ...]]) -> tuple[FeatureRow, ...]:
+    """The best trained attack on each feature set, strongest first."""
+    found = []
+    for feature_set in feature_sets:
+        name = "+".join(feature_set)
+        candidates = [r for r in rows if r.family == "trained" and r.features == name]
+        if candidates:
+            top = min(candidates, key=risk_key)
+            found.append(FeatureRow(name, top.attack, top.auc, top.tpr_at_fpr))
+    return tuple(sorted(found, key=lambda r: -r.auc))
+
+
+def leak_warnings(rows: list[Any], unk: dict[str, float], unk_row: Any) -> list[str]:
+    warnings = []
+    if unk_row is not None and unk_row.auc >= 0.6:
+        warnings.append(
+            f"the tokenizer alone leaks membership: unknown-token rate {unk['members']:.1%} on "
+            f"members vs {unk['nonmembers']:.1%} on non-members (AUC {unk_row.auc:.3f}); a "
+            "deployed model must not expose it (harden masks it) and a larger --min-freq or a "
+            "subword tokenizer shrinks it"
+        )
+    scores = [r for r in rows if r.family != "label-only"] or rows
+    correctness = next(r.auc for r in rows if r.attack == "label-only-correctness")
+    if scores[0].auc + 1e-9 < correctness:
+        warnings.append("the label-only correctness attack beats every score attack")
+    return warnings
+
+
+def top_risk(
+    evaluated: list[Evaluated], best: Any, features: FeatureSet, n_members: int, top: int
+) -> tuple[ExposedSample, ...]:
+    """The members the strongest attack is surest of (``--top-risk``); none when that attack
+    scored only a sample of the candidates (the boundary attack)."""
+    best_eval = next(
+        ev
+        for ev in evaluated
+        if ev.attack == best.attack and "+".join(ev.features) == best.features
+    )
+    if top <= 0 or len(best_eval.scores) != len(features):
+        return ()
+    member_scores = best_eval.scores[:n_members]
+    order = np.argsort(-member_scores, kind="stable")[:top]
+    return tuple(
+        ExposedSample(features.ids[i], round(float(member_scores[i]), 6), rank + 1)
+        for rank, i in enumerate(order)
+    )
+
+
+def settings_of(config: Any, session: Session) -> dict[str, object]:
+    return {
+        "folds": config.folds,
+        "attack_models": list(config.classifiers),
+        "feature_sets": len(session.feature_sets),
+        "shadows": config.shadows,
+        "references": config.references,
+        "boundary_samples": config.boundary_samples,
+        "boundary_rewrites": config.boundary_rewrites,
+        "exposed": sorted(session.usable),
+        "bootstrap": config.n_boot,
+        "device": session.context.device,
+    }

@@ -1,0 +1,134 @@
+"""From evaluated attacks to what the report says: rows, ranking, the risk level and the verdict,
+and the checks on the data that would make an audit misleading."""
+
+from __future__ import annotations
+
+import hashlib
+
+from codeaudit.data.samples import Dataset
+from codeaudit.errors import DataError, UsageError
+from codeaudit.membership.evaluate import Evaluated
+from codeaudit.membership.result import AttackRow, Utility
+
+MIN_SAMPLES = 10
+
+
+def attack_row(ev: Evaluated) -> AttackRow:
+    s = ev.score
+    return AttackRow(
+        attack=ev.attack,
+        family=ev.family,
+        features="+".join(ev.features),
+        auc=s.auc,
+        auc_ci=s.auc_ci,
+        accuracy=s.balanced_accuracy,
+        precision=s.precision,
+        recall=s.recall,
+        f1=s.f1,
+        advantage=s.advantage,
+        tpr_at_fpr=dict(s.tpr_at_fpr),
+        n_members=s.n_members,
+        n_nonmembers=s.n_nonmembers,
+        seconds=round(ev.seconds, 4),
+    )
+
+
+def tpr_at_1(row: AttackRow) -> float:
+    """TPR at 1% FPR for ranking; -1 when the data cannot measure it."""
+    value = row.tpr_at_fpr.get("0.01")
+    return -1.0 if value is None else value
+
+
+def risk_key(row: AttackRow) -> tuple[float, float, str, str]:
+    """Strongest first: AUC, then TPR at 1% FPR, then names (a stable order)."""
+    return (-row.auc, -tpr_at_1(row), row.attack, row.features)
+
+
+def verdict(best: AttackRow, best_tpr: AttackRow, utility: Utility) -> tuple[str, str]:
+    """(risk level, one plain-language paragraph)."""
+    lo, hi = best.auc_ci
+    tpr = max(tpr_at_1(best_tpr), 0.0)
+    measurable = best_tpr.tpr_at_fpr.get("0.01") is not None
+    if best.auc >= 0.6 or tpr >= 0.1:
+        risk = "high"
+        head = "High membership leakage."
+    elif best.auc >= 0.55:
+        risk = "medium"
+        head = "Moderate membership leakage."
+    elif lo > 0.5:
+        risk = "low"
+        head = "Low but measurable membership leakage."
+    else:
+        risk = "none"
+        head = "No measurable membership leakage."
+    text = (
+        f"{head} The strongest attack ({best.attack} on {best.features}) tells the model's "
+        f"training functions from unseen ones with AUC {best.auc:.3f} (95% CI {lo:.3f}-{hi:.3f}; "
+        "0.5 is guessing). "
+        + (
+            f"At a 1% false-positive rate, {best_tpr.attack} on {best_tpr.features} identifies "
+            f"{tpr:.1%} of the training functions. "
+            if measurable
+            else "There are too few non-members to measure a 1% false-positive rate "
+            "(at least 100 are needed). "
+        )
+        + f"The model is right on {utility.members_accuracy:.1%} of its training functions and "
+        f"{utility.nonmembers_accuracy:.1%} of unseen ones"
+    )
+    if utility.generalization_gap > 0.05:
+        text += (
+            f": that {utility.generalization_gap:.1%} gap alone lets an attacker who sees only "
+            f"labels reach AUC {utility.label_only_floor:.3f}."
+        )
+    elif risk == "none":
+        text += ": it generalises, and its outputs do not give its training data away."
+    else:
+        text += "."
+    return risk, text
+
+
+def _normalised(code: str) -> bytes:
+    """A digest of the code with whitespace normalised (digests, not copies of every member's
+    code, are what the overlap check holds)."""
+    text = " ".join(code.split()).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=16).digest()
+
+
+def data_warnings(members: Dataset, nonmembers: Dataset) -> list[str]:
+    """What makes a membership audit misleading: overlap and very different set sizes."""
+    warnings = []
+    member_texts = {_normalised(s.code) for s in members}
+    overlap = sum(_normalised(s.code) in member_texts for s in nonmembers)
+    if overlap:
+        warnings.append(
+            f"{overlap} non-member functions are identical to a member after whitespace "
+            "normalisation: the model has seen them, so they inflate the false-positive rate and "
+            "understate leakage; remove them"
+        )
+    ratio = max(len(members), len(nonmembers)) / max(1, min(len(members), len(nonmembers)))
+    if ratio > 3:
+        warnings.append(
+            f"members ({len(members)}) and non-members ({len(nonmembers)}) differ {ratio:.1f}x in "
+            "size: AUC and TPR at low FPR stay valid, but accuracy-type metrics and the "
+            "confidence intervals are dominated by the smaller set"
+        )
+    return warnings
+
+
+def check_sets(members: Dataset, nonmembers: Dataset, folds: int) -> None:
+    """Enough members and non-members, of both labels, for ``folds`` folds."""
+    for name, data in (("members", members), ("non-members", nonmembers)):
+        if len(data) < MIN_SAMPLES:
+            raise DataError(
+                f"{data.path}: {len(data)} {name}: a membership audit needs at least "
+                f"{MIN_SAMPLES} of each"
+            )
+        if len(data) < folds:
+            raise UsageError(f"--folds {folds}: only {len(data)} {name}")
+    labels = {s.label for s in members} | {s.label for s in nonmembers}
+    if len(labels) < 2:
+        raise DataError(
+            f"{members.path}, {nonmembers.path}: every function has label {labels.pop()}; the "
+            "audit needs both vulnerable and non-vulnerable functions (utility, loss-based "
+            "attacks and reference models are defined per class)"
+        )

@@ -1,0 +1,98 @@
+"""The one runner: the only code that loads a check's inputs, times the run, stamps the report
+header, evaluates the rules and hands over the files a check made.
+
+    result, outcome = run(MembershipCheck(), config, progress=callback)
+    write_outputs(outcome.outputs, force=config.force)
+
+Everything before the work that can fail does so first (rules, output paths, device), so a bad
+setting costs no inference. ``audit`` runs several checks on one model loaded once
+(:func:`run` with ``loaded``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from codeaudit.check import Check, Context, Inputs, Outcome, Output, Progress
+from codeaudit.report.model import Artifact, Header
+
+
+def prepare(check: Check, config: Any) -> tuple[Any, ...]:
+    """What can be checked before any work: the rules load and the outputs can be written."""
+    from codeaudit.io import check_output_path
+    from codeaudit.rules import load_rules
+
+    check.validate(config)
+    rules = load_rules(getattr(config, "rules", ()))
+    force = bool(getattr(config, "force", False))
+    for role, path in check.output_paths(config):
+        check_output_path(path, force=force, what=role)
+    return rules
+
+
+def load_inputs(check: Check, config: Any, device: str, loaded: Any = None) -> Inputs:
+    """The check's model (unless already ``loaded``) and data files, each loaded once."""
+    from codeaudit.data.loader import load_data
+    from codeaudit.models.checkpoint import load_with
+
+    if loaded is None and check.needs_model:
+        loaded = load_with(config.model, config.model_options, device=device)
+    data = {
+        item.role: load_data(item.path, config.data_options, require_labels=item.require_labels)
+        for item in check.data_inputs(config)
+    }
+    return Inputs(loaded, data)
+
+
+def artifacts(check: Check, config: Any, inputs: Inputs, outputs: Sequence[Output]) -> tuple:
+    from codeaudit.io import sha256_bytes
+
+    found: list[Artifact] = list(inputs.model.artifacts()) if inputs.model is not None else []
+    for item in check.data_inputs(config):
+        found.append(Artifact(item.role, item.path, inputs.data[item.role].sha256))
+    found += [Artifact(o.role, o.path, sha256_bytes(o.data)) for o in outputs]
+    return tuple(found)
+
+
+def run(
+    check: Check,
+    config: Any,
+    *,
+    progress: Progress | None = None,
+    loaded: Any = None,
+) -> tuple[Any, Outcome]:
+    """Run one check: returns its result (header, timings and findings filled in) and its
+    outcome (the files to write, the model it made). ``loaded``: a model already loaded (the
+    audit loads once for every check; a Python caller may pass one from memory)."""
+    from codeaudit.models.device import resolve_device
+    from codeaudit.rules import evaluate
+
+    started = time.perf_counter()
+    rules = prepare(check, config)
+    context = Context(device=resolve_device(getattr(config, "device", "auto")), progress=progress)
+    with context.stage("load"):
+        inputs = load_inputs(check, config, context.device, loaded)
+    outcome = check.run(inputs, config, context)
+    header = Header(
+        command=check.command,
+        seed=getattr(config, "seed", None),
+        artifacts=artifacts(check, config, inputs, outcome.outputs),
+    )
+    result = dataclasses.replace(outcome.result, header=header)
+    if "timings" in {f.name for f in dataclasses.fields(result)}:
+        timings = {**context.timings, "total": time.perf_counter() - started}
+        result = dataclasses.replace(result, timings={k: round(v, 3) for k, v in timings.items()})
+    findings = evaluate(rules, result, command=check.command, target=check.target(config))
+    result = dataclasses.replace(result, findings=findings)
+    return result, dataclasses.replace(outcome, result=result)
+
+
+def write_outputs(outputs: Sequence[Output], *, force: bool) -> None:
+    """Write a check's files, each atomically; none over an existing file without ``force``."""
+    from codeaudit.io import atomic_write
+
+    for output in outputs:
+        atomic_write(output.path, lambda handle, data=output.data: handle.write(data), force=force)
