@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from codeaudit import api
+from codeaudit.api import harden as run_harden
 from codeaudit.config import HardenConfig, TrainConfig
 from codeaudit.data.loader import load_dataset
-from codeaudit.defense.harden import run_harden
 from codeaudit.report import render
 
 ROOT = Path(__file__).resolve().parents[2]

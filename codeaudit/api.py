@@ -226,10 +226,13 @@ def _device(name: str) -> str:
     return resolve_device(name)
 
 
-def harden(config: Any, *, progress: Callable[[str, int, int], None] | None = None) -> Any:
+def harden(config: Any, *, progress: Progress | None = None) -> Any:
     """Harden a model with NMID as configured (a :class:`~codeaudit.config.HardenConfig`) and
     write it; returns ``(HardenedModel, HardenResult)``. Load a hardened model later with
     ``codeaudit.defense.load_hardened(path)`` (or ``codeaudit.models.load_model``)."""
-    from codeaudit.defense.harden import run_harden
+    from codeaudit.defense.check import HardenCheck
+    from codeaudit.runner import run, write_outputs
 
-    return run_harden(config, progress=progress)
+    result, outcome = run(HardenCheck(), config, progress=progress)
+    write_outputs(outcome.outputs, force=config.force)
+    return outcome.model, result

@@ -36,6 +36,16 @@ class DataInput:
 
 
 @dataclass(frozen=True)
+class OutputPath:
+    """A file a check will write: its role in the report, its path, and what it is called in
+    messages (``model file exists (pass --force to overwrite)``)."""
+
+    role: str
+    path: str
+    what: str = "output"
+
+
+@dataclass(frozen=True)
 class Inputs:
     """What a check computes on: the loaded model (a
     :class:`~codeaudit.models.checkpoint.LoadedModel`, None for a check without one) and the
@@ -110,8 +120,8 @@ class Check(ABC):
         """The data files ``config`` names, in report order."""
         return []
 
-    def output_paths(self, config: Any) -> list[tuple[str, str]]:
-        """(role, path) of every file the check will write, checked before any work."""
+    def output_paths(self, config: Any) -> list[OutputPath]:
+        """Every file the check will write, checked before any work."""
         return []
 
     def target(self, config: Any) -> str:

@@ -1116,8 +1116,8 @@ def harden(
     and rewrite averaging, label-only attacks, and utility. Threat model: query access only (a
     stolen checkpoint is out of scope); output noise cannot stop a label-only attacker.
     """
+    from codeaudit.api import harden as run_harden
     from codeaudit.config import HardenConfig
-    from codeaudit.defense.harden import run_harden
 
     checked = _check_reports(reports, force)
     for path, _ in checked:

@@ -28,8 +28,8 @@ def prepare(check: Check, config: Any) -> tuple[Any, ...]:
     check.validate(config)
     rules = load_rules(getattr(config, "rules", ()))
     force = bool(getattr(config, "force", False))
-    for role, path in check.output_paths(config):
-        check_output_path(path, force=force, what=role)
+    for output in check.output_paths(config):
+        check_output_path(output.path, force=force, what=output.what)
     return rules
 
 

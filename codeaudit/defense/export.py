@@ -45,16 +45,21 @@ EXPORT_FORMATS = ("torchscript",)
 META_FILE = "codeaudit.json"
 
 
-def save_hardened(
-    model: HardenedModel, path: str | Path, *, metadata: dict[str, Any], force: bool
-) -> Path:
-    """Write the hardened checkpoint atomically (never over an existing file without force)."""
+def checkpoint_bytes(model: HardenedModel, metadata: dict[str, Any]) -> bytes:
+    """The hardened checkpoint's bytes (refused if the defence would be missing)."""
     payload = checkpoint_payload(model, metadata)
     if not payload.get("defense"):
         raise HardenError("refusing to write a hardened model without its defence")
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def save_hardened(
+    model: HardenedModel, path: str | Path, *, metadata: dict[str, Any], force: bool
+) -> Path:
+    """Write the hardened checkpoint atomically (never over an existing file without force)."""
+    data = checkpoint_bytes(model, metadata)
     return atomic_write(path, lambda handle: handle.write(data), force=force)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output
+from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
 from codeaudit.data.samples import Dataset
 from codeaudit.errors import UsageError
 from codeaudit.membership.attacks.threshold import SIGNALS
@@ -94,8 +94,8 @@ class MembershipCheck(Check):
             found.append(DataInput("population", config.population))
         return found
 
-    def output_paths(self, config: Any) -> list[tuple[str, str]]:
-        return [("plot", config.plot)] if config.plot else []
+    def output_paths(self, config: Any) -> list[OutputPath]:
+        return [OutputPath("plot", config.plot, "plot")] if config.plot else []
 
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         from codeaudit.io import check_output_dir

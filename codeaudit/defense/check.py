@@ -1,0 +1,458 @@
+"""``codeaudit harden`` as a check: wrap the loaded model with NMID, choose sigma, verify it,
+and return what ships as bytes.
+
+Order of work: every setting and output path is checked before anything loads; the model is
+refused if it is already hardened; the key is drawn; with ``--members/--nonmembers`` the original
+model is observed once (outputs, token ids, rewrites), split into calibration and verification
+halves, sigma is chosen on the first (``--sigma auto``) and the membership suite runs on the
+original and the hardened model on the second (:mod:`codeaudit.defense.verify`); the exports are
+built and checked against the wrapper. The runner's caller writes the files, all or none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
+from codeaudit.config import HardenConfig
+from codeaudit.data.samples import Dataset
+from codeaudit.defense.calibrate import (
+    DEFAULT_GRID,
+    CurveEvaluator,
+    SigmaCalibrator,
+    calibration_split,
+    sweep,
+)
+from codeaudit.defense.evaluate import Observations, observe
+from codeaudit.defense.result import Calibration, DefenseInfo, ExportInfo, HardenResult
+from codeaudit.defense.verify import verdict, verify
+from codeaudit.errors import DataError, HardenError, UsageError
+from codeaudit.membership.attacks.trained import CLASSIFIERS
+from codeaudit.models.nmid import EXPOSES, NMID, Exposure, parse_exposure
+from codeaudit.report.model import Header
+
+MIN_SAMPLES = 10
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_config(config: HardenConfig) -> None:
+    """Every usage error, before any work."""
+    from codeaudit.defense.export import EXPORT_FORMATS
+    from codeaudit.models.nmid import check_sigma
+
+    if config.sigma is not None:
+        try:
+            check_sigma(config.sigma)
+        except HardenError as exc:
+            raise UsageError(f"--sigma: {exc}") from None
+    parse_exposure(config.expose)
+    if not 0.5 < config.target_auc <= 1.0:
+        raise UsageError(f"--target-auc {config.target_auc}: use a value in (0.5, 1]")
+    if not 0.0 <= config.calibration_slack < 0.5:
+        raise UsageError(f"calibration slack {config.calibration_slack}: use a value in [0, 0.5)")
+    if not 0.0 <= config.floor_margin < 0.5:
+        raise UsageError(f"--floor-margin {config.floor_margin}: use a value in [0, 0.5)")
+    if not 0.0 < config.calibration_share < 1.0:
+        raise UsageError(f"--calibration-share {config.calibration_share}: use a value in (0, 1)")
+    if config.queries < 1 or config.rewrites < 0 or config.boundary_samples < 0:
+        raise UsageError("--queries must be >= 1, --rewrites and --boundary-samples >= 0")
+    if config.boundary_rewrites < 1 or config.batch_size < 1 or config.n_boot < 1:
+        raise UsageError("--boundary-rewrites, --batch-size and --bootstrap must be >= 1")
+    if config.folds < 2:
+        raise UsageError("--folds must be at least 2")
+    unknown = [c for c in config.classifiers if c not in CLASSIFIERS]
+    if unknown or not config.classifiers:
+        raise UsageError(
+            f"--attack-models: unknown {', '.join(unknown) or '(none)'} "
+            f"(use {', '.join(CLASSIFIERS)})"
+        )
+    bad = [f for f in config.export if f not in EXPORT_FORMATS]
+    if bad:
+        raise UsageError(f"--export {bad[0]}: unknown format (use {', '.join(EXPORT_FORMATS)})")
+    if config.export_output and not config.export:
+        raise UsageError("--export-output needs --export torchscript")
+    has_data = bool(config.members) and bool(config.nonmembers)
+    if bool(config.members) != bool(config.nonmembers):
+        raise UsageError("--members and --nonmembers go together")
+    scores = config.expose != Exposure.LABEL.value
+    if config.sigma is None and scores and not has_data:
+        raise UsageError(
+            "--sigma auto calibrates on --members and --nonmembers (functions the model trained "
+            "on and functions it never saw); give them, or a fixed --sigma"
+        )
+    if (config.sweep or config.plot) and not has_data:
+        raise UsageError("--sweep and --plot measure attacks: they need --members/--nonmembers")
+
+
+def output_paths(config: HardenConfig) -> list[OutputPath]:
+    """Every file harden will write: the hardened checkpoint, the exports, the plot."""
+    from codeaudit.defense.export import default_export_path
+
+    outputs = [OutputPath("output", config.output, "model")]
+    for fmt in config.export:
+        path = config.export_output or default_export_path(config.output, fmt)
+        outputs.append(OutputPath(f"export-{fmt}", path, "model"))
+    if config.plot:
+        outputs.append(OutputPath("plot", config.plot, "plot"))
+    return outputs
+
+
+def check_outputs(config: HardenConfig) -> None:
+    """No output named twice, none replacing the input checkpoint."""
+    seen: dict[str, str] = {}
+    for output in output_paths(config):
+        path, role = output.path, output.role
+        if os.path.exists(config.model) and _same_file(path, config.model):
+            raise UsageError(f"{path}: the {role} would replace the input model; name another file")
+        key = os.path.abspath(path)
+        if key in seen:
+            raise UsageError(f"{path}: named as both {seen[key]} and {role}")
+        seen[key] = role
+
+
+def check_data(members: Dataset, nonmembers: Dataset, folds: int) -> None:
+    for name, data in (("members", members), ("non-members", nonmembers)):
+        if len(data) < MIN_SAMPLES:
+            raise DataError(
+                f"{data.path}: {len(data)} {name}: verifying a defence needs at least "
+                f"{MIN_SAMPLES} of each"
+            )
+    labels = {s.label for s in members} | {s.label for s in nonmembers}
+    if len(labels) < 2:
+        raise DataError(
+            f"{members.path}, {nonmembers.path}: every function has the same label; utility and "
+            "loss-based attacks need both vulnerable and non-vulnerable functions"
+        )
+
+
+def check_split(obs: Observations, index: np.ndarray, what: str, folds: int) -> None:
+    member_count = int(obs.membership[index].sum())
+    nonmember_count = len(index) - member_count
+    need = max(folds, MIN_SAMPLES // 2)
+    if min(member_count, nonmember_count) < need:
+        raise DataError(
+            f"the {what} split holds {member_count} members and {nonmember_count} non-members; "
+            f"--sigma auto needs at least {need} of each on both halves (give more data, or a "
+            "fixed --sigma to verify on all of it)"
+        )
+
+
+class HardenCheck(Check):
+    command = "harden"
+
+    def validate(self, config: Any) -> None:
+        check_config(config)
+        check_outputs(config)
+
+    def data_inputs(self, config: Any) -> list[DataInput]:
+        if not (config.members and config.nonmembers):
+            return []
+        return [DataInput("members", config.members), DataInput("nonmembers", config.nonmembers)]
+
+    def output_paths(self, config: Any) -> list[OutputPath]:
+        return output_paths(config)
+
+    def target(self, config: Any) -> str:
+        return str(config.output)
+
+    def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+        loaded = inputs.model
+        refuse_hardened(loaded, config)
+        expose = parse_exposure(config.expose)
+        warnings: list[str] = []
+        if loaded.trusted_pickle:
+            warnings.append(
+                f"{config.model}: loaded through full unpickling (--trust-checkpoint); the "
+                "hardened checkpoint is written weights-only"
+            )
+        defense = NMID(config.sigma or 0.0, expose.value, key=config.key).fit(loaded.model)
+        if expose is Exposure.LABEL and config.sigma:
+            warnings.append("--expose label releases no scores: the noise has no effect")
+        plan = Plan(defense=defense)
+        if config.members and config.nonmembers:
+            self._observe(plan, inputs, config, context, warnings)
+        hardened = plan.defense.transform(loaded.model, parent_sha256=loaded.sha256)
+        if plan.obs is not None:
+            self._verify(plan, hardened, loaded.model, config, context)
+        info = defense_info(plan.defense, config, loaded.sha256)
+        status, text = verdict(info, plan.verification, plan.calibration)
+        if plan.verification is None:
+            warnings.append(
+                "not verified: without --members/--nonmembers nothing shows what this sigma "
+                "protects"
+            )
+        with context.stage("export"):
+            outputs, exports = self._files(plan, hardened, loaded, config, info)
+        result = HardenResult(
+            header=Header(command=self.command),
+            checkpoint=loaded.info(),
+            defense=info,
+            status=status,
+            verdict=text,
+            calibration=plan.calibration,
+            sweep=plan.curve,
+            verification=plan.verification,
+            exports=exports,
+            settings=settings_of(config, plan, context),
+            timings={},
+            plot=config.plot if config.plot else None,
+            warnings=tuple(warnings),
+        )
+        return Outcome(result, outputs, model=hardened)
+
+    def _observe(
+        self, plan: Plan, inputs: Inputs, config: Any, context: Context, warnings: list[str]
+    ) -> None:
+        """Observe the original model once; with --sigma auto, choose sigma on half of it."""
+        from codeaudit.membership.judge import data_warnings
+
+        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
+        check_data(members, nonmembers, config.folds)
+        warnings += data_warnings(members, nonmembers)
+        base = inputs.model.model
+        with context.stage("observe"):
+            obs = observe(
+                base,
+                members,
+                nonmembers,
+                rewrites=config.rewrites,
+                seed=config.seed,
+                batch_size=config.batch_size,
+                progress=context.progress,
+            ).with_noise(plan.defense, base)
+        if config.rewrites:
+            without = len(obs) - len(np.unique(obs.variant_owner))
+            if without:
+                warnings.append(
+                    f"{without} of {len(obs)} functions offer no site for a semantics-preserving "
+                    "rewrite; rewrite averaging uses their single answer"
+                )
+        plan.obs, plan.ver_obs, plan.data_label = obs, obs, "all the given data"
+        if config.sigma is None and config.expose != Exposure.LABEL.value:
+            with context.stage("calibration"):
+                calibrate(plan, config, context, warnings)
+
+    def _verify(self, plan: Plan, hardened: Any, base: Any, config: Any, context: Context) -> None:
+        assert plan.ver_obs is not None
+        with context.stage("verification"):
+            plan.verification = verify(
+                base,
+                hardened,
+                plan.defense,
+                plan.ver_obs,
+                config,
+                data_label=plan.data_label,
+                progress=context.progress,
+            )
+        if plan.verification.labels_changed:  # never ship a model whose predictions changed
+            raise RuntimeError(
+                f"NMID changed {plan.verification.labels_changed} predictions; nothing was written"
+            )
+        if config.sweep or config.plot:
+            with context.stage("sweep"):
+                plan.curve = sweep(
+                    CurveEvaluator(
+                        plan.ver_obs,
+                        plan.defense.expose_.value,
+                        classifiers=config.classifiers,
+                        folds=config.folds,
+                        seed=config.seed,
+                    ),
+                    DEFAULT_GRID,
+                    progress=context.reporter("privacy-utility sweep"),
+                )
+
+    def _files(
+        self, plan: Plan, hardened: Any, loaded: Any, config: Any, info: DefenseInfo
+    ) -> tuple[tuple[Output, ...], tuple[ExportInfo, ...]]:
+        """The hardened checkpoint, the exports (each checked against the wrapper) and the plot,
+        as bytes."""
+        from codeaudit.defense.export import (
+            build_torchscript,
+            checkpoint_bytes,
+            compare_with_wrapper,
+            export_metadata,
+            torchscript_bytes,
+        )
+        from codeaudit.io import sha256_bytes
+
+        paths = {o.role: o.path for o in output_paths(config)}
+        metadata = hardened_metadata(plan, loaded, config)
+        outputs = [Output("output", config.output, checkpoint_bytes(hardened, metadata))]
+        exports = []
+        for fmt in config.export:
+            data = torchscript_bytes(
+                build_torchscript(hardened), export_metadata(hardened, loaded.sha256)
+            )
+            check_on = (
+                list(plan.ver_obs.encodings[:64])
+                if plan.ver_obs is not None
+                else [hardened.encode_code("int f();")]
+            )
+            n_checked, worst = compare_with_wrapper(data, hardened, check_on)
+            path = paths[f"export-{fmt}"]
+            outputs.append(Output(f"export-{fmt}", path, data))
+            exports.append(ExportInfo(fmt, path, sha256_bytes(data), n_checked, worst))
+        if config.plot:
+            from codeaudit.defense.plot import privacy_utility_png
+
+            png = privacy_utility_png(plan.curve, plan.calibration, plan.verification, info)
+            outputs.append(Output("plot", config.plot, png))
+        return tuple(outputs), tuple(exports)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What harden works out as it goes: the defence (its sigma once calibrated), the
+    observations and the verification split, and what was measured on them."""
+
+    defense: NMID
+    obs: Observations | None = None
+    ver_obs: Observations | None = None
+    data_label: str = ""
+    calibration: Calibration | None = None
+    verification: Any = None
+    curve: tuple = ()
+
+
+def refuse_hardened(loaded: Any, config: Any) -> None:
+    from codeaudit.models.nmid import HardenedModel
+
+    if loaded.defense is not None or isinstance(loaded.model, HardenedModel):
+        d = loaded.defense or {}
+        raise HardenError(
+            f"{config.model}: already hardened (NMID, expose {d.get('expose')}, sigma "
+            f"{d.get('sigma')}); harden the original model (sha256 "
+            f"{str(d.get('parent_sha256'))[:16]}) instead"
+        )
+
+
+def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) -> None:
+    """Choose sigma on the calibration half; the other half verifies it."""
+    obs = plan.obs
+    assert obs is not None
+    cal_index, ver_index = calibration_split(
+        obs.samples, obs.membership, config.calibration_share, config.seed
+    )
+    check_split(obs, cal_index, "calibration", config.folds)
+    check_split(obs, ver_index, "verification", config.folds)
+    calibrator = SigmaCalibrator(
+        config.target_auc, floor_margin=config.floor_margin, slack=config.calibration_slack
+    )
+    evaluator = CurveEvaluator(
+        obs.subset(cal_index),
+        plan.defense.expose_.value,
+        classifiers=config.classifiers,
+        folds=config.folds,
+        seed=config.seed,
+    )
+    calibrator.fit(evaluator, progress=context.reporter("calibrating sigma"))
+    plan.calibration = Calibration(
+        target_auc=config.target_auc,
+        floor_margin=config.floor_margin,
+        slack=calibrator.slack,
+        label_only_floor=calibrator.floor_,
+        labels_only_auc=calibrator.labels_only_auc_,
+        rewrite_labels_only_auc=calibrator.rewrite_labels_only_auc_,
+        effective_target=calibrator.effective_target_,
+        rewrite_target=calibrator.rewrite_target_,
+        sigma=calibrator.sigma_,
+        reached=calibrator.reached_,
+        auc_at_sigma=calibrator.auc_at_sigma_,
+        rewrite_auc_at_sigma=calibrator.rewrite_auc_at_sigma_,
+        n_members=int(evaluator.obs.membership.sum()),
+        n_nonmembers=int(len(evaluator.obs) - evaluator.obs.membership.sum()),
+        points=calibrator.points_,
+    )
+    if calibrator.labels_only_auc_ + config.floor_margin > config.target_auc:
+        warnings.append(
+            f"labels alone give away AUC {calibrator.labels_only_auc_:.3f} on the "
+            f"calibration split (correctness floor {calibrator.floor_:.3f}) and no "
+            f"output defence goes below that, so the target was raised from "
+            f"{config.target_auc} to that + --floor-margin {config.floor_margin} = "
+            f"{calibrator.effective_target_:.3f}"
+        )
+    if not calibrator.reached_:
+        warnings.append(
+            f"no sigma up to {max(DEFAULT_GRID):g} met the targets on the calibration "
+            f"split; using the least leaky one ({calibrator.sigma_:g})"
+        )
+    plan.defense = plan.defense.with_sigma(calibrator.sigma_)
+    plan.ver_obs = obs.subset(ver_index)
+    plan.data_label = "the verification split (disjoint from calibration)"
+
+
+def defense_info(defense: NMID, config: Any, parent_sha256: str) -> DefenseInfo:
+    scores = config.expose != Exposure.LABEL.value
+    if config.sigma is not None:
+        source = "given"
+    else:
+        source = "calibrated" if scores else "unused (labels only)"
+    return DefenseInfo(
+        kind="nmid",
+        sigma=defense.sigma_,
+        sigma_source=source,
+        expose=defense.expose_.value,
+        keyed=True,
+        key_fingerprint=defense.fingerprint(),
+        parent_sha256=parent_sha256,
+        exposes=EXPOSES[defense.expose_],
+    )
+
+
+def hardened_metadata(plan: Plan, loaded: Any, config: Any) -> dict[str, Any]:
+    """The parent's metadata plus how it was hardened and what verification measured."""
+    from pathlib import Path
+
+    calibration, verification = plan.calibration, plan.verification
+    metadata = dict(loaded.metadata)
+    metadata["hardened"] = {
+        "parent_sha256": loaded.sha256,
+        "parent_path": Path(config.model).name,
+        "defense": "nmid",
+        "sigma": plan.defense.sigma_,
+        "sigma_source": defense_info(plan.defense, config, loaded.sha256).sigma_source,
+        "expose": plan.defense.expose_.value,
+        "calibration": None
+        if calibration is None
+        else {
+            "target_auc": calibration.target_auc,
+            "effective_target": calibration.effective_target,
+            "label_only_floor": calibration.label_only_floor,
+            "reached": calibration.reached,
+        },
+        "verification": None
+        if verification is None
+        else {
+            "best_score_auc_after": verification.best_score_auc_after,
+            "label_only_floor": verification.label_only_floor,
+            "target_met": verification.target_met,
+        },
+    }
+    return metadata
+
+
+def settings_of(config: Any, plan: Plan, context: Context) -> dict[str, object]:
+    return {
+        "target_auc": config.target_auc,
+        "floor_margin": config.floor_margin,
+        "calibration_share": config.calibration_share if plan.calibration else None,
+        "queries": config.queries,
+        "rewrites": config.rewrites,
+        "boundary_samples": config.boundary_samples,
+        "boundary_rewrites": config.boundary_rewrites,
+        "attack_models": list(config.classifiers),
+        "folds": config.folds,
+        "bootstrap": config.n_boot,
+        "device": context.device,
+    }
