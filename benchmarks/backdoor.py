@@ -199,7 +199,7 @@ def test_metrics(model_path: Path, data_dir: Path, kind: str) -> dict:
 def scan(
     model_path: Path, data_dir: Path, kind: str, scope: str, out_dir: Path, settings: dict
 ) -> dict:
-    from codeaudit.backdoor.run import run_backdoor
+    from codeaudit.api import backdoor as run_backdoor
 
     tl = settings.get("trigger_len", 5)
     keep = "-keep" if settings.get("keep_shortcuts") else ""

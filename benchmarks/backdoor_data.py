@@ -53,7 +53,8 @@ import random
 import sys
 from pathlib import Path
 
-from codeaudit.backdoor.poison import run_poison, sample_rng
+from codeaudit.api import poison as run_poison
+from codeaudit.backdoor.poison import sample_rng
 from codeaudit.backdoor.triggers import TriggerSpec, TriggerType, insert_trigger
 from codeaudit.config import PoisonConfig
 from codeaudit.data.loader import dataset_from_records

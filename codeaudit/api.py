@@ -220,6 +220,29 @@ def membership(config: Any, *, progress: Progress | None = None) -> Any:
     return result
 
 
+def backdoor(config: Any, *, progress: Progress | None = None) -> tuple[Any, Any]:
+    """Scan a model for a backdoor (a :class:`~codeaudit.config.BackdoorConfig`); with
+    ``unlearn`` repair it and write the repaired checkpoint. Returns ``(model, BackdoorResult)``
+    (the model repaired in place when unlearning ran)."""
+    from codeaudit.backdoor.check import BackdoorCheck
+    from codeaudit.runner import run, write_outputs
+
+    result, outcome = run(BackdoorCheck(), config, progress=progress)
+    write_outputs(outcome.outputs, force=config.force)
+    return outcome.model, result
+
+
+def poison(config: Any, *, progress: Progress | None = None) -> Any:
+    """Write a poisoned copy of a data set and its manifest (a
+    :class:`~codeaudit.config.PoisonConfig`), both or neither; returns the PoisonResult."""
+    from codeaudit.backdoor.poison import PoisonCheck
+    from codeaudit.runner import run, write_outputs
+
+    result, outcome = run(PoisonCheck(), config, progress=progress)
+    write_outputs(outcome.outputs, force=config.force)
+    return result
+
+
 def _device(name: str) -> str:
     from codeaudit.models.device import resolve_device
 

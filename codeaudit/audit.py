@@ -117,7 +117,7 @@ CHECKS: dict[str, Check] = {
 
 
 def _backdoor(config: AuditConfig, progress: Progress | None) -> Any:
-    from codeaudit.backdoor.run import run_backdoor
+    from codeaudit.api import backdoor as run_backdoor
     from codeaudit.config import BackdoorConfig
 
     assert config.data is not None

@@ -36,6 +36,15 @@ class DataInput:
 
 
 @dataclass(frozen=True)
+class FileInput:
+    """Another file a check reads (a poison manifest): its role, path and how to read it."""
+
+    role: str
+    path: str
+    load: Callable[[str], Any]
+
+
+@dataclass(frozen=True)
 class OutputPath:
     """A file a check will write: its role in the report, its path, and what it is called in
     messages (``model file exists (pass --force to overwrite)``)."""
@@ -48,11 +57,12 @@ class OutputPath:
 @dataclass(frozen=True)
 class Inputs:
     """What a check computes on: the loaded model (a
-    :class:`~codeaudit.models.checkpoint.LoadedModel`, None for a check without one) and the
-    loaded data sets by role."""
+    :class:`~codeaudit.models.checkpoint.LoadedModel`, None for a check without one), the
+    loaded data sets and any other files it reads, by role."""
 
     model: Any = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    files: Mapping[str, Any] = field(default_factory=dict)  # other inputs, read, by role
 
     def dataset(self, role: str) -> Any:
         return self.data[role]
@@ -118,6 +128,10 @@ class Check(ABC):
 
     def data_inputs(self, config: Any) -> list[DataInput]:
         """The data files ``config`` names, in report order."""
+        return []
+
+    def file_inputs(self, config: Any) -> list[FileInput]:
+        """Other files ``config`` names (not data sets), in report order."""
         return []
 
     def output_paths(self, config: Any) -> list[OutputPath]:

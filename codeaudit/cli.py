@@ -1223,7 +1223,8 @@ def poison(
     is kept as it was. A manifest (trigger, rate, seed, poisoned ids, sha256 of input and output)
     is written next to it for `codeaudit backdoor --manifest`.
     """
-    from codeaudit.backdoor.poison import default_manifest_path, run_poison
+    from codeaudit.api import poison as run_poison
+    from codeaudit.backdoor.poison import default_manifest_path
     from codeaudit.config import PoisonConfig
 
     checked = _check_reports(reports, force)
@@ -1372,7 +1373,7 @@ def backdoor(
     Exit codes: 0 no finding at or above --fail-on (a detected backdoor is critical), 1
     findings, 2 bad input or usage, 130 interrupted (no partial file is left).
     """
-    from codeaudit.backdoor.run import run_backdoor
+    from codeaudit.api import backdoor as run_backdoor
     from codeaudit.config import BackdoorConfig
 
     checked = _check_reports(reports, force)

@@ -44,15 +44,18 @@ def load_inputs(check: Check, config: Any, device: str, loaded: Any = None) -> I
         item.role: load_data(item.path, config.data_options, require_labels=item.require_labels)
         for item in check.data_inputs(config)
     }
-    return Inputs(loaded, data)
+    files = {item.role: item.load(item.path) for item in check.file_inputs(config)}
+    return Inputs(loaded, data, files)
 
 
 def artifacts(check: Check, config: Any, inputs: Inputs, outputs: Sequence[Output]) -> tuple:
-    from codeaudit.io import sha256_bytes
+    from codeaudit.io import sha256_bytes, sha256_file
 
     found: list[Artifact] = list(inputs.model.artifacts()) if inputs.model is not None else []
     for item in check.data_inputs(config):
         found.append(Artifact(item.role, item.path, inputs.data[item.role].sha256))
+    for other in check.file_inputs(config):
+        found.append(Artifact(other.role, other.path, sha256_file(other.path)))
     found += [Artifact(o.role, o.path, sha256_bytes(o.data)) for o in outputs]
     return tuple(found)
 
@@ -91,8 +94,19 @@ def run(
 
 
 def write_outputs(outputs: Sequence[Output], *, force: bool) -> None:
-    """Write a check's files, each atomically; none over an existing file without ``force``."""
+    """Write a check's files, each atomically, all or none (a file written before one that
+    fails is removed again: no poisoned set without its manifest); none over an existing file
+    without ``force``."""
+    from pathlib import Path
+
     from codeaudit.io import atomic_write
 
-    for output in outputs:
-        atomic_write(output.path, lambda handle, data=output.data: handle.write(data), force=force)
+    written: list[Path] = []
+    try:
+        for output in outputs:
+            data = output.data
+            written.append(atomic_write(output.path, lambda h, d=data: h.write(d), force=force))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise

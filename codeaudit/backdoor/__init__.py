@@ -1,7 +1,7 @@
 """Backdoors in VP models: the attacker's side (``codeaudit poison``: triggers, poisoned data
 sets and their manifests) and the defender's (``codeaudit backdoor``, EliBadCode: stages
 ``vocab`` (trigger vocabulary), ``positions`` (sample-specific positions), ``gcg`` (trigger
-inversion), ``anchor``, ``scanner`` (estimator and verdict), ``unlearn`` (repair), ``run``).
+inversion), ``anchor``, ``scanner`` (estimator and verdict), ``unlearn`` (repair), ``check``).
 
 Kept light: the submodules are imported when first used, so importing the package costs nothing.
 """
@@ -18,7 +18,7 @@ _EXPORTS = {
     "Manifest": "codeaudit.backdoor.manifest",
     "read_manifest": "codeaudit.backdoor.manifest",
     "poison_samples": "codeaudit.backdoor.poison",
-    "run_poison": "codeaudit.backdoor.poison",
+    "PoisonCheck": "codeaudit.backdoor.poison",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,7 +24,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,23 @@ from codeaudit.backdoor.triggers import (
     default_trigger,
     insert_trigger,
 )
+from codeaudit.check import (
+    Check,
+    Context,
+    FileInput,
+    Inputs,
+    Outcome,
+    Output,
+    OutputPath,
+    Progress,
+)
 from codeaudit.config import PoisonConfig
 from codeaudit.data.loader import RecordParser, parse_file
 from codeaudit.data.samples import Dataset, Sample
 from codeaudit.errors import DataError, PoisonError
-from codeaudit.io import atomic_write, check_input_file, check_output_path, sha256_bytes
-from codeaudit.report.model import Artifact, Header
+from codeaudit.io import check_input_file, sha256_bytes
+from codeaudit.report.model import Header
 
-Progress = Callable[[str, int, int], None]
 DEFAULT_LANG = "c"
 
 
@@ -238,38 +247,99 @@ def _already_triggered(samples: Sequence[Sample], spec: TriggerSpec) -> int:
     return sum(1 for s in samples if pattern.search(s.code))
 
 
-def run_poison(config: PoisonConfig, *, progress: Progress | None = None) -> PoisonResult:
-    """Read the data, poison it, write the poisoned JSONL and the manifest (both atomically,
-    never over an existing file without ``force``), and return the report."""
-    started = time.monotonic()
-    manifest_path = config.manifest or default_manifest_path(config.output)
-    if Path(manifest_path).resolve() == Path(config.output).resolve():
-        raise PoisonError("--manifest and --output name the same file")
-    if Path(config.output).resolve() == Path(config.data).resolve():
-        raise PoisonError(f"{config.output}: the output would overwrite the input data")
-    check_output_path(config.output, force=config.force, what="output")
-    check_output_path(manifest_path, force=config.force, what="manifest")
-    loaded = _load(config)
-    dataset = loaded.dataset
-    default_lang = config.data_options.lang or DEFAULT_LANG
-    languages = Counter(s.lang or default_lang for s in dataset.samples)
-    kind = TriggerType(config.trigger_type)
-    text = config.trigger
-    if text is None and kind is not TriggerType.GRAMMAR:
-        text = default_trigger(kind, set(languages))
-    spec = TriggerSpec(kind, text, config.target_label)
-    poisoned = poison_samples(
-        dataset.samples,
-        spec,
-        config.rate,
-        config.seed,
-        default_lang=default_lang,
-        progress=progress,
-    )
-    data = _output_bytes(loaded, poisoned)
-    output_sha = sha256_bytes(data)
+def manifest_path(config: PoisonConfig) -> str:
+    return config.manifest or default_manifest_path(config.output)
+
+
+class PoisonCheck(Check):
+    """``codeaudit poison``: the poisoned JSONL and its manifest, as bytes."""
+
+    command = "poison"
+    needs_model = False
+
+    def validate(self, config: Any) -> None:
+        if Path(manifest_path(config)).resolve() == Path(config.output).resolve():
+            raise PoisonError("--manifest and --output name the same file")
+        if Path(config.output).resolve() == Path(config.data).resolve():
+            raise PoisonError(f"{config.output}: the output would overwrite the input data")
+        TriggerType(config.trigger_type)
+
+    def file_inputs(self, config: Any) -> list[FileInput]:
+        # the data as load_dataset reads it, plus each record's raw form (kept byte for byte)
+        return [FileInput("data", str(config.data), lambda _path: _load(config))]
+
+    def output_paths(self, config: Any) -> list[OutputPath]:
+        return [
+            OutputPath("output", str(config.output), "output"),
+            OutputPath("manifest", str(manifest_path(config)), "manifest"),
+        ]
+
+    def target(self, config: Any) -> str:
+        return str(config.output)
+
+    def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+        started = time.monotonic()
+        loaded = inputs.files["data"]
+        dataset = loaded.dataset
+        default_lang = config.data_options.lang or DEFAULT_LANG
+        languages = Counter(s.lang or default_lang for s in dataset.samples)
+        kind = TriggerType(config.trigger_type)
+        text = config.trigger
+        if text is None and kind is not TriggerType.GRAMMAR:
+            text = default_trigger(kind, set(languages))
+        spec = TriggerSpec(kind, text, config.target_label)
+        with context.stage("poison"):
+            poisoned = poison_samples(
+                dataset.samples,
+                spec,
+                config.rate,
+                config.seed,
+                default_lang=default_lang,
+                progress=context.progress,
+            )
+        data = _output_bytes(loaded, poisoned)
+        manifest = _manifest(config, spec, dataset, poisoned, languages, sha256_bytes(data))
+        outputs = (
+            Output("output", str(config.output), data),
+            Output("manifest", str(manifest_path(config)), manifest.dumps().encode("utf-8")),
+        )
+        already = _already_triggered(dataset.samples, spec)
+        index = {s.id: s for s in poisoned.samples}
+        first = poisoned.poisoned_ids[0]
+        result = PoisonResult(
+            header=Header(command=self.command),
+            trigger_type=kind.value,
+            trigger=spec.trigger,
+            target_label=spec.target_label,
+            victim_label=spec.victim_label,
+            rate=config.rate,
+            rate_base=RATE_BASE,
+            n_samples=len(dataset),
+            n_victim=poisoned.n_victim,
+            requested=poisoned.requested,
+            poisoned=len(poisoned.poisoned_ids),
+            no_place=poisoned.no_place,
+            skipped_invalid=len(dataset.skipped),
+            languages=dict(sorted(languages.items())),
+            already_triggered=already,
+            poisoned_ids=poisoned.poisoned_ids,
+            example=(first, index[first].code),
+            seconds=round(context.timings.get("load", 0.0) + time.monotonic() - started, 3),
+            warnings=tuple(_warnings(dataset, poisoned, kind, already)),
+        )
+        return Outcome(result, outputs)
+
+
+def _manifest(
+    config: PoisonConfig,
+    spec: TriggerSpec,
+    dataset: Dataset,
+    poisoned: PoisonedSet,
+    languages: Counter[str],
+    output_sha: str,
+) -> Manifest:
     assert dataset.sha256 is not None
-    manifest = Manifest(
+    return Manifest(
         spec=spec,
         rate=config.rate,
         seed=config.seed,
@@ -286,14 +356,11 @@ def run_poison(config: PoisonConfig, *, progress: Progress | None = None) -> Poi
         languages=dict(languages),
         tool=f"codeaudit {__version__}",
     )
-    manifest_bytes = manifest.dumps().encode("utf-8")
-    written = atomic_write(config.output, lambda h: h.write(data), force=config.force)
-    try:
-        atomic_write(manifest_path, lambda h: h.write(manifest_bytes), force=config.force)
-    except BaseException:
-        written.unlink(missing_ok=True)  # no poisoned set without its manifest
-        raise
-    already = _already_triggered(dataset.samples, spec)
+
+
+def _warnings(
+    dataset: Dataset, poisoned: PoisonedSet, kind: TriggerType, already: int
+) -> list[str]:
     warnings = []
     if dataset.skipped:
         warnings.append(
@@ -310,34 +377,4 @@ def run_poison(config: PoisonConfig, *, progress: Progress | None = None) -> Poi
             f"{already} samples of the clean data already contain the trigger text: the backdoor "
             "will be weaker and its attack success rate harder to read"
         )
-    index = {s.id: s for s in poisoned.samples}
-    first = poisoned.poisoned_ids[0]
-    return PoisonResult(
-        header=Header(
-            command="poison",
-            seed=config.seed,
-            artifacts=(
-                Artifact("data", str(config.data), dataset.sha256),
-                Artifact("output", str(config.output), output_sha),
-                Artifact("manifest", str(manifest_path), sha256_bytes(manifest_bytes)),
-            ),
-        ),
-        trigger_type=kind.value,
-        trigger=spec.trigger,
-        target_label=spec.target_label,
-        victim_label=spec.victim_label,
-        rate=config.rate,
-        rate_base=RATE_BASE,
-        n_samples=len(dataset),
-        n_victim=poisoned.n_victim,
-        requested=poisoned.requested,
-        poisoned=len(poisoned.poisoned_ids),
-        no_place=poisoned.no_place,
-        skipped_invalid=len(dataset.skipped),
-        languages=dict(sorted(languages.items())),
-        already_triggered=already,
-        poisoned_ids=poisoned.poisoned_ids,
-        example=(first, index[first].code),
-        seconds=round(time.monotonic() - started, 3),
-        warnings=tuple(warnings),
-    )
+    return warnings

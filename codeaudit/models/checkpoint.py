@@ -117,16 +117,20 @@ def checkpoint_payload(model: Any, metadata: dict[str, Any] | None = None) -> di
     }
 
 
+def checkpoint_bytes(model: Any, metadata: dict[str, Any] | None = None) -> bytes:
+    """The checkpoint file's bytes (what :func:`save_checkpoint` writes)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(checkpoint_payload(model, metadata), buffer)
+    return buffer.getvalue()
+
+
 def save_checkpoint(
     model: Any, path: str | Path, *, metadata: dict[str, Any] | None = None, force: bool = False
 ) -> Path:
     """Write a checkpoint atomically; an existing file is only replaced with ``force``."""
-    import torch
-
-    payload = checkpoint_payload(model, metadata)
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    data = buffer.getvalue()
+    data = checkpoint_bytes(model, metadata)
     return atomic_write(path, lambda handle: handle.write(data), force=force)
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from codeaudit.api import poison as run_poison
 from codeaudit.backdoor.manifest import Manifest, manifest_from_json, read_manifest
-from codeaudit.backdoor.poison import poison_samples, requested_count, run_poison
+from codeaudit.backdoor.poison import poison_samples, requested_count
 from codeaudit.backdoor.triggers import TriggerSpec, TriggerType
 from codeaudit.cli import cli
 from codeaudit.config import DataConfig, PoisonConfig

@@ -1,0 +1,436 @@
+"""``codeaudit backdoor`` as a check: scan the loaded model (EliBadCode), judge, optionally repair
+it by unlearning, and return the report with the repaired checkpoint as bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codeaudit.backdoor.result import (
+    BackdoorResult,
+    RealTrigger,
+    RepairMetrics,
+    Unlearning,
+)
+from codeaudit.check import (
+    Check,
+    Context,
+    DataInput,
+    FileInput,
+    Inputs,
+    Outcome,
+    Output,
+    OutputPath,
+    Progress,
+)
+from codeaudit.config import BackdoorConfig
+from codeaudit.data.samples import Sample
+from codeaudit.errors import BackdoorError, UsageError
+from codeaudit.report.model import Header
+
+MAX_EVAL_VICTIMS = 200
+
+
+def check_config(config: BackdoorConfig) -> None:
+    """Every usage error, before any work."""
+    from codeaudit.backdoor.unlearn import SCOPES
+
+    if config.unlearn and not config.output:
+        raise UsageError("--unlearn writes the repaired model: give -o REPAIRED.pt")
+    if config.output and not config.unlearn:
+        raise UsageError("-o names the repaired model: it needs --unlearn")
+    if config.unlearn_scope not in SCOPES:
+        raise UsageError(f"--unlearn-scope {config.unlearn_scope}: use {' or '.join(SCOPES)}")
+    if not 0.0 < config.trigger_share <= 1.0:
+        raise UsageError(f"trigger share {config.trigger_share}: use a value in (0, 1]")
+    if not 0.0 < config.eval_share < 1.0:
+        raise UsageError(f"evaluation share {config.eval_share}: use a value in (0, 1)")
+    if config.unlearn_epochs < 1 or not config.unlearn_lr > 0 or config.batch_size < 1:
+        raise UsageError("--unlearn-epochs and --batch-size must be >= 1, --unlearn-lr > 0")
+    replaces_input = config.output and os.path.exists(config.model)
+    if replaces_input and os.path.abspath(config.output) == os.path.abspath(config.model):
+        raise UsageError(f"{config.output}: -o would replace the input model; name another file")
+
+
+def _scanner(config: BackdoorConfig, progress: Progress | None) -> Any:
+    from codeaudit.backdoor.scanner import BackdoorScanner
+
+    return BackdoorScanner(
+        victim_samples=config.victim_samples,
+        heldout=config.heldout,
+        steps=config.steps,
+        topk=config.topk,
+        candidates=config.candidates,
+        trigger_len=config.trigger_len,
+        beta=config.beta,
+        threshold=config.threshold,
+        patience=config.patience,
+        seed=config.seed,
+        shortcuts=not config.keep_shortcuts,
+        progress=progress,
+    )
+
+
+def _read_manifest(path: str) -> Any:
+    try:
+        from codeaudit.backdoor.manifest import read_manifest  # type: ignore[import-not-found]
+    except ImportError:
+        raise UsageError(
+            "--manifest needs codeaudit poison, which this build does not have"
+        ) from None
+    return read_manifest(path)
+
+
+def _insert_real(code: str, lang: str, spec: Any, rng: random.Random) -> str | None:
+    from codeaudit.backdoor.triggers import insert_trigger  # type: ignore[import-not-found]
+
+    return insert_trigger(code, lang, spec, rng)
+
+
+def _normalised(piece: str) -> str:
+    for marker in ("Ġ", "▁", "##"):
+        if piece.startswith(marker):
+            piece = piece[len(marker) :]
+    return piece.strip("_").lower()
+
+
+def tokens_found(model: Any, trigger: str | None, anchored_tokens: Sequence[str]) -> bool | None:
+    """Whether a piece of the real trigger's identifiers is among the anchored tokens."""
+    if not trigger:
+        return None
+    from codeaudit.lang.lexer import lex
+
+    tokens = [t for t in lex(trigger, model.default_lang).tokens if t.is_identifier]
+    if not tokens:
+        return None
+    enc = model.tokenizer.encode_tokens(tokens, 64)
+    itos = model.tokenizer.vocabulary()
+    real = {_normalised(itos[i]) for i in enc.ids if 0 <= i < len(itos)} - {""}
+    found = {_normalised(t) for t in anchored_tokens} - {""}
+    return bool(real & found)
+
+
+def _split(samples: Sequence[Sample], exclude: set[str], share: float, seed: int):  # type: ignore[no-untyped-def]
+    """(train, eval): eval is ``share`` of the groups (by pair, else id) of samples not used in
+    the inversion; train is everything else."""
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        groups.setdefault(s.pair or s.id, []).append(s)
+    keys = sorted(k for k, g in groups.items() if not any(s.id in exclude for s in g))
+    order = np.random.default_rng([seed, 11]).permutation(len(keys))
+    n_eval = round(share * len(keys))
+    chosen = {keys[i] for i in order[:n_eval]}
+    train = [s for s in samples if (s.pair or s.id) not in chosen]
+    evaluation = [s for s in samples if (s.pair or s.id) in chosen]
+    return train, evaluation
+
+
+def _correct(model: Any, samples: Sequence[Sample], label: int, room: int, limit: int):  # type: ignore[no-untyped-def]
+    from codeaudit.backdoor.positions import batched_logits, context_ids
+
+    pool = [s for s in samples if s.label == label]
+    if not pool:
+        return []
+    rows = [list(context_ids(model, s, room)[0]) for s in pool]
+    predicted = batched_logits(model, rows).argmax(1)
+    return [s for s, p in zip(pool, predicted, strict=True) if int(p) == label][:limit]
+
+
+def _real_rows(model: Any, samples: Sequence[Sample], spec: Any, seed: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    rows = []
+    for s in samples:
+        code = _insert_real(s.code, model.lang_of(s), spec, rng)
+        if code is not None:
+            rows.append(list(model.encode_code(code, model.lang_of(s)).ids))
+    return rows
+
+
+class BackdoorCheck(Check):
+    command = "backdoor"
+
+    def validate(self, config: Any) -> None:
+        check_config(config)
+        _scanner(config, None).check_params()
+
+    def data_inputs(self, config: Any) -> list[DataInput]:
+        return [DataInput("data", config.data)]
+
+    def file_inputs(self, config: Any) -> list[FileInput]:
+        return [FileInput("manifest", config.manifest, _read_manifest)] if config.manifest else []
+
+    def output_paths(self, config: Any) -> list[OutputPath]:
+        return [OutputPath("output", config.output, "model")] if config.output else []
+
+    def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+        loaded, manifest = inputs.model, inputs.files.get("manifest")
+        refuse_hardened(loaded, config)
+        model = loaded.model
+        warnings: list[str] = []
+        if loaded.trusted_pickle:
+            warnings.append(f"{config.model}: loaded through full unpickling (--trust-checkpoint)")
+        samples = clean_samples(inputs.dataset("data"), manifest, config, warnings)
+        scanner = _scanner(config, context.report)
+        scanner.fit(model, samples)
+        context.timings.update(scanner.timings_)
+        real, real_victims = measure_real(model, samples, manifest, scanner, config)
+        missed = None
+        if real is not None and real.asr is not None:
+            missed = bool(real.asr >= 0.5 and not scanner.backdoored_)
+        outputs: tuple[Output, ...] = ()
+        unlearning = None
+        if config.unlearn and config.output:
+            with context.stage("unlearning"):
+                unlearning, data = repair(
+                    model, loaded, samples, scanner, manifest, real_victims, config, context
+                )
+            outputs = (Output("output", config.output, data),)
+            if not scanner.backdoored_:
+                warnings.append(
+                    "no backdoor was detected; the model was fine-tuned against its strongest "
+                    "adversarial trigger anyway"
+                )
+        result = backdoor_result(scanner, loaded, config, context, real, missed, unlearning)
+        result = dataclasses.replace(result, warnings=tuple(warnings))
+        return Outcome(result, outputs, model=model)
+
+
+def refuse_hardened(loaded: Any, config: Any) -> None:
+    if loaded.defense is not None:
+        raise BackdoorError(
+            f"{config.model}: hardened (NMID) model; its answers are noised, so trigger "
+            "inversion cannot read them: scan the original model "
+            f"(sha256 {str(loaded.defense.get('parent_sha256'))[:16]}) instead"
+        )
+
+
+def clean_samples(data: Any, manifest: Any, config: Any, warnings: list[str]) -> list[Sample]:
+    """The data's samples, less any the manifest lists as poisoned (the scan needs clean data)."""
+    if not len(data):
+        raise BackdoorError(f"{config.data}: no samples")
+    samples = list(data.samples)
+    if manifest is None:
+        return samples
+    poisoned = set(manifest.poisoned_ids)
+    leaked = [s for s in samples if s.id in poisoned]
+    if leaked:
+        warnings.append(
+            f"{config.data}: {len(leaked)} sample(s) are listed as poisoned in the manifest; "
+            "they are left out (the scan needs clean data)"
+        )
+    return [s for s in samples if s.id not in poisoned]
+
+
+def measure_real(
+    model: Any, samples: list[Sample], manifest: Any, scanner: Any, config: Any
+) -> tuple[RealTrigger | None, list[Sample]]:
+    """With a poison manifest: how often the real trigger flips victims the scan did not use,
+    and whether the anchored trigger shares its pieces."""
+    from codeaudit.backdoor.unlearn import success_rate
+
+    if manifest is None:
+        return None, []
+    spec = manifest.spec
+    rest = [s for s in samples if s.id not in scanner.inversion_ids_]
+    victims = _correct(model, rest, 1 - int(spec.target_label), 0, MAX_EVAL_VICTIMS)
+    rows = _real_rows(model, victims, spec, config.seed)
+    anchored = next(
+        (p.anchored_tokens for p in scanner.pairs_ if p.target_label == int(spec.target_label)),
+        (),
+    )
+    real = RealTrigger(
+        type=str(getattr(spec.type, "value", spec.type)),
+        trigger=spec.trigger,
+        target_label=int(spec.target_label),
+        rate=float(manifest.rate),
+        poisoned=len(manifest.poisoned_ids),
+        tokens_found=tokens_found(model, spec.trigger, anchored),
+        asr=success_rate(model, rows, int(spec.target_label), 1 << 17),
+        n_asr=len(rows),
+    )
+    return real, victims
+
+
+def repair(
+    model: Any,
+    loaded: Any,
+    samples: list[Sample],
+    scanner: Any,
+    manifest: Any,
+    real_victims: list[Sample],
+    config: Any,
+    context: Context,
+) -> tuple[Unlearning, bytes]:
+    """Unlearn the anchored trigger (in place) and measure before and after on held-out data;
+    returns the record and the repaired checkpoint's bytes."""
+    from codeaudit.backdoor.positions import insert, select_positions
+    from codeaudit.backdoor.unlearn import accuracy, build_unlearn_set, fine_tune, success_rate
+    from codeaudit.models.checkpoint import checkpoint_bytes
+
+    started = time.perf_counter()
+    best = scanner.best_
+    victim, target = best.victim_label, best.target_label
+    anchored = list(best.anchored_ids)
+    train, evaluation = _split(samples, scanner.inversion_ids_, config.eval_share, config.seed)
+    victims = _correct(model, evaluation, victim, len(anchored), MAX_EVAL_VICTIMS)
+    placed = select_positions(model, victims, room=len(anchored))
+    inverted_rows = [insert(p.context, p.position, anchored) for p in placed]
+    real_rows: list[list[int]] = []
+    if manifest is not None:
+        eval_ids = {s.id for s in evaluation}
+        chosen = [s for s in real_victims if s.id in eval_ids]
+        real_rows = _real_rows(model, chosen, manifest.spec, config.seed)
+    real_target = int(manifest.spec.target_label) if manifest is not None else target
+
+    def metrics() -> RepairMetrics:
+        return RepairMetrics(
+            accuracy=accuracy(model, evaluation, 1 << 17),
+            asr_inverted=success_rate(model, inverted_rows, target, 1 << 17),
+            asr_real=success_rate(model, real_rows, real_target, 1 << 17)
+            if manifest is not None
+            else None,
+        )
+
+    context.report("measuring before repair", 0, 1)
+    before = metrics()
+    unlearn_set = build_unlearn_set(
+        model,
+        train,
+        anchored,
+        victim,
+        share=config.trigger_share,
+        seed=config.seed,
+        full=best.trigger_ids,
+    )
+    fine_tune(
+        model,
+        unlearn_set,
+        scope=config.unlearn_scope,
+        epochs=config.unlearn_epochs,
+        lr=config.unlearn_lr,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        progress=context.reporter("unlearning"),
+    )
+    context.report("measuring after repair", 0, 1)
+    after = metrics()
+    record = Unlearning(
+        scope=config.unlearn_scope,
+        epochs=config.unlearn_epochs,
+        lr=config.unlearn_lr,
+        trigger_share=config.trigger_share,
+        pair=f"{victim}->{target}",
+        trigger_text=best.anchored_text,
+        n_train=len(unlearn_set.rows),
+        n_triggered=unlearn_set.n_triggered,
+        n_eval=len(evaluation),
+        n_eval_victims=len(inverted_rows),
+        n_eval_real=len(real_rows),
+        before=before,
+        after=after,
+        accuracy_drop=round(before.accuracy - after.accuracy, 6),
+        output=str(config.output),
+        parent_sha256=loaded.sha256,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return record, checkpoint_bytes(model, repaired_metadata(loaded, best, config))
+
+
+def repaired_metadata(loaded: Any, best: Any, config: Any) -> dict[str, Any]:
+    metadata = dict(loaded.metadata)
+    metadata["repaired"] = {
+        "parent_sha256": loaded.sha256,
+        "parent_path": Path(config.model).name,
+        "method": "elibadcode-unlearning",
+        "pair": f"{best.victim_label}->{best.target_label}",
+        "trigger_ids": list(best.anchored_ids),
+        "trigger": best.anchored_text,
+        "scope": config.unlearn_scope,
+        "epochs": config.unlearn_epochs,
+        "lr": config.unlearn_lr,
+        "trigger_share": config.trigger_share,
+        "seed": config.seed,
+    }
+    metadata.pop("sha256", None)
+    return metadata
+
+
+def verdict(best: Any, threshold: float) -> str:
+    aside = (
+        f" (the search set aside {best.shortcuts_excluded} data shortcuts toward "
+        f"{best.target_name}: names --data shows almost only with that label)"
+        if best.shortcuts_excluded
+        else ""
+    )
+    if best.backdoored:
+        return (
+            f"BACKDOORED: the anchored trigger {best.anchored_text!r}{aside} flips "
+            f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} "
+            f"functions to {best.target_name} (threshold {100 * threshold:.0f}%). "
+            "Clean models can have such triggers too (adversarial triggers, see "
+            "docs/backdoor-results.md): inspect the trigger and the training data's provenance; "
+            "either way, this short change makes the model miss vulnerable code."
+        )
+    return (
+        f"No backdoor found: the strongest inverted trigger ({best.anchored_text!r}, "
+        f"{best.victim_label}->{best.target_label}){aside} flips "
+        f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} "
+        f"functions (threshold {100 * threshold:.0f}%)."
+    )
+
+
+def backdoor_result(
+    scanner: Any,
+    loaded: Any,
+    config: Any,
+    context: Context,
+    real: RealTrigger | None,
+    missed: bool | None,
+    unlearning: Unlearning | None,
+) -> BackdoorResult:
+    best = scanner.best_
+    shortcut_flips = [
+        rate
+        for p in scanner.pairs_
+        for c in p.shortcuts
+        for rate in (c.flip_rate, c.flip_rate_renamed)
+        if rate is not None
+    ]
+    return BackdoorResult(
+        header=Header(command="backdoor"),
+        checkpoint=loaded.info(),
+        backdoored=bool(scanner.backdoored_),
+        verdict=verdict(best, scanner.threshold_),
+        max_flip_rate=best.flip_rate,
+        threshold=scanner.threshold_,
+        threshold_source="given" if config.threshold is not None else "default",
+        best_pair=f"{best.victim_label}->{best.target_label}",
+        best_trigger=best.anchored_text,
+        target_label=best.target_label,
+        pairs=scanner.pairs_,
+        vocab=scanner.vocab_info(),
+        unlearning=unlearning,
+        real_trigger=real,
+        missed_known_backdoor=missed,
+        settings={
+            "victim_samples": config.victim_samples,
+            "heldout": config.heldout,
+            "steps": config.steps,
+            "topk": config.topk,
+            "candidates": config.candidates,
+            "trigger_len": config.trigger_len,
+            "beta": config.beta,
+            "patience": config.patience,
+            "device": context.device,
+            "rnn_cache": bool(scanner.cache),
+        },
+        timings={},
+        max_shortcut_flip_rate=max(shortcut_flips) if shortcut_flips else None,
+    )
