@@ -40,6 +40,7 @@ import torch
 
 from codeaudit import api
 from codeaudit.config import BackdoorConfig, DataConfig, TrainConfig
+from codeaudit.data.loader import load_data
 
 KINDS = ("clean", "identifier", "postfix", "deadcode", "grammar")
 TRAIN = dict(val_split=0.0, max_len=256, embed_dim=64, hidden_dim=64, epochs=6, seed=0)
@@ -82,7 +83,7 @@ def speed(model_path: Path, detect: Path, repeats: int, candidates: int = 64) ->
 
     model = load_model(str(model_path), device="cpu").model
     model.eval()
-    samples = list(api.load_data(str(detect), DataConfig(), require_labels=True).samples)
+    samples = list(load_data(str(detect), DataConfig(), require_labels=True).samples)
     scanner = BackdoorScanner()
     correct, _ = scanner._candidates(model, samples, 1)
     placed = select_positions(model, correct[:30], room=5)
@@ -152,7 +153,7 @@ def whole_inversion(model_path: Path, detect: Path) -> dict:
     from codeaudit.models.checkpoint import load_model
 
     model = load_model(str(model_path), device="cpu").model
-    samples = list(api.load_data(str(detect), DataConfig(), require_labels=True).samples)
+    samples = list(load_data(str(detect), DataConfig(), require_labels=True).samples)
     t = time.perf_counter()
     scanner = BackdoorScanner(threshold=1.0).fit(model, samples)
     total = time.perf_counter() - t
@@ -182,12 +183,12 @@ def test_metrics(model_path: Path, data_dir: Path, kind: str) -> dict:
     model = load_model(str(model_path), device="cpu").model
     model.eval()
     clean = list(
-        api.load_data(str(data_dir / "test.clean.jsonl"), DataConfig(), require_labels=True).samples
+        load_data(str(data_dir / "test.clean.jsonl"), DataConfig(), require_labels=True).samples
     )
     out = {"acc": accuracy(model, clean, 1 << 17)}
     trig = data_dir / f"test.{kind}.triggered.jsonl"
     if kind != "clean" and trig.is_file():
-        s = list(api.load_data(str(trig), DataConfig(), require_labels=True).samples)
+        s = list(load_data(str(trig), DataConfig(), require_labels=True).samples)
         rows = [list(e.ids) for e in model.encode(s)]
         out["asr"] = success_rate(model, rows, 0, 1 << 17)
         out["n_asr"] = len(rows)

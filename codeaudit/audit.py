@@ -1,11 +1,11 @@
-"""``codeaudit audit``: the release gate. Runs every check whose inputs are given on one model and
-combines them into one result: one section per check, one findings list, one exit code.
+"""``codeaudit audit``: the release gate. The runner over several checks: every check whose inputs
+are given runs on one model, loaded and hashed once, and their results combine into one: one
+section per check, one findings list, one exit code.
 
-Checks are registered in :data:`CHECKS`. A check takes the :class:`AuditConfig` and returns its
-command's result (a frozen dataclass with ``header``, ``findings`` and ``warnings``, evaluated
-with the rules of that command). The combined :class:`AuditResult` keeps each check's result
-(with its findings moved to the combined list) so that every report format renders each section
-with the renderers registered for that result type.
+The checks an audit can run are listed in :data:`CHECKS`: each entry names the audit inputs it
+needs, the :class:`~codeaudit.check.Check` that runs it and how the audit's settings become that
+check's configuration. The combined :class:`AuditResult` keeps each check's result (with its
+findings moved to the combined list); each result describes its own report sections.
 """
 
 from __future__ import annotations
@@ -16,19 +16,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from codeaudit.config import AuditConfig, MembershipConfig
+from codeaudit.check import Check, Progress
+from codeaudit.config import AuditConfig, BackdoorConfig, MembershipConfig
 from codeaudit.errors import UsageError
 from codeaudit.report.model import Artifact, Finding, Header
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
 
 @dataclass(frozen=True)
-class Check:
+class AuditCheck:
+    """A check the audit can run: the AuditConfig fields it needs (all of them), the check, and
+    its configuration from the audit's."""
+
     name: str
     title: str
-    inputs: tuple[str, ...]  # AuditConfig fields the check needs (all of them)
-    run: Callable[[AuditConfig, Progress | None], Any]
+    inputs: tuple[str, ...]
+    check: Callable[[], Check]
+    configure: Callable[[AuditConfig], Any]
     description: str = ""
 
 
@@ -77,11 +80,15 @@ class AuditResult:
 # -- checks ---------------------------------------------------------------------------------------
 
 
-def _membership(config: AuditConfig, progress: Progress | None) -> Any:
-    from codeaudit.api import membership as run_membership
+def _membership_check() -> Check:
+    from codeaudit.membership.check import MembershipCheck
 
+    return MembershipCheck()
+
+
+def _membership_config(config: AuditConfig) -> MembershipConfig:
     assert config.members is not None and config.nonmembers is not None
-    membership_config = MembershipConfig(
+    return MembershipConfig(
         model=config.model,
         members=config.members,
         nonmembers=config.nonmembers,
@@ -100,28 +107,17 @@ def _membership(config: AuditConfig, progress: Progress | None) -> Any:
         rules=config.rules,
         data_options=config.data_options,
     )
-    return run_membership(membership_config, progress=progress)
 
 
-CHECKS: dict[str, Check] = {
-    "membership": Check(
-        name="membership",
-        title="Membership inference",
-        inputs=("members", "nonmembers"),
-        run=_membership,
-        description="can an attacker tell the model's training functions from unseen ones?",
-    ),
-}
+def _backdoor_check() -> Check:
+    from codeaudit.backdoor.check import BackdoorCheck
 
-# ---- BACKDOOR CHECK -----------------------------------------------------------------------------
+    return BackdoorCheck()
 
 
-def _backdoor(config: AuditConfig, progress: Progress | None) -> Any:
-    from codeaudit.api import backdoor as run_backdoor
-    from codeaudit.config import BackdoorConfig
-
+def _backdoor_config(config: AuditConfig) -> BackdoorConfig:
     assert config.data is not None
-    backdoor_config = BackdoorConfig(
+    return BackdoorConfig(
         model=config.model,
         data=config.data,
         seed=config.seed,
@@ -130,17 +126,27 @@ def _backdoor(config: AuditConfig, progress: Progress | None) -> Any:
         rules=config.rules,
         data_options=config.data_options,
     )
-    return run_backdoor(backdoor_config, progress=progress)[1]
 
 
-CHECKS["backdoor"] = Check(
-    name="backdoor",
-    title="Backdoor",
-    inputs=("data",),
-    run=_backdoor,
-    description="does a short trigger flip the model's verdicts (EliBadCode trigger inversion)?",
-)
-# --------------------------------------------------------------------------------------------------
+CHECKS: dict[str, AuditCheck] = {
+    "membership": AuditCheck(
+        name="membership",
+        title="Membership inference",
+        inputs=("members", "nonmembers"),
+        check=_membership_check,
+        configure=_membership_config,
+        description="can an attacker tell the model's training functions from unseen ones?",
+    ),
+    "backdoor": AuditCheck(
+        name="backdoor",
+        title="Backdoor",
+        inputs=("data",),
+        check=_backdoor_check,
+        configure=_backdoor_config,
+        description="does a short trigger flip the model's verdicts (EliBadCode trigger "
+        "inversion)?",
+    ),
+}
 
 # Which check each input flag feeds (so an input for a check this build lacks is refused).
 INPUTS: dict[str, str] = {"members": "membership", "nonmembers": "membership", "data": "backdoor"}
@@ -150,7 +156,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def plan(config: AuditConfig) -> list[Check]:
+def plan(config: AuditConfig) -> list[AuditCheck]:
     """The checks to run, or a usage error that says which flag is missing or unusable."""
     for name, check in sorted(INPUTS.items()):
         if getattr(config, name) is not None and check not in CHECKS:
@@ -196,37 +202,50 @@ def combine_findings(findings: list[Finding]) -> tuple[Finding, ...]:
 
 
 def run_audit(config: AuditConfig, *, progress: Progress | None = None) -> AuditResult:
+    """Validate every chosen check, load the model once, run each on it, combine."""
+    from codeaudit.models.checkpoint import load_with
+    from codeaudit.models.device import resolve_device
+    from codeaudit.runner import prepare, run
+
     chosen = plan(config)
+    runs = [(entry, entry.check(), entry.configure(config)) for entry in chosen]
+    for _, check, check_config in runs:  # every usage error before any loading
+        prepare(check, check_config)
+    loaded = None
+    if any(check.needs_model for _, check, _ in runs):
+        device = resolve_device(config.device)
+        loaded = load_with(config.model, config.model_options, device=device)
     sections: list[CheckSection] = []
     findings: list[Finding] = []
     artifacts: dict[tuple[str, str], Artifact] = {}
-    for check in chosen:
+    for entry, check, check_config in runs:
         started = time.perf_counter()
 
-        def report(stage: str, done: int, total: int, _name: str = check.name) -> None:
+        def report(stage: str, done: int, total: int, _name: str = entry.name) -> None:
             if progress is not None:
                 progress(f"{_name}: {stage}", done, total)
 
-        result = check.run(config, report)
+        result, _ = run(check, check_config, progress=report, loaded=loaded)
         findings += result.findings
         for artifact in result.header.artifacts:
             artifacts.setdefault((artifact.role, artifact.path), artifact)
         sections.append(
             CheckSection(
-                check=check.name,
-                title=check.title,
+                check=entry.name,
+                title=entry.title,
                 result=dataclasses.replace(result, findings=()),
                 seconds=round(time.perf_counter() - started, 3),
             )
         )
-    for name, check in CHECKS.items():
-        if check not in chosen:
+    for name, entry in CHECKS.items():
+        if entry not in chosen:
+            needs = " and ".join(_flag(i) for i in entry.inputs)
             sections.append(
                 CheckSection(
                     check=name,
-                    title=check.title,
+                    title=entry.title,
                     result=None,
-                    reason=f"not requested (needs {' and '.join(_flag(i) for i in check.inputs)})",
+                    reason=f"not requested (needs {needs})",
                 )
             )
     return AuditResult(

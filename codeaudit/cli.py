@@ -565,22 +565,7 @@ def train(
     checked = _check_reports(reports, force)
     if any(os.path.abspath(p) == os.path.abspath(output) for p, _ in checked):
         raise click.UsageError("--report and --output name the same file")
-    with _progress(not quiet) as bar:
-        callback = None
-        if bar is not None:
-            task = bar.add_task("training", total=None, extra="")
-
-            def callback(event: Any) -> None:
-                total = event.epochs * event.steps_per_epoch
-                done = (event.epoch - 1) * event.steps_per_epoch + event.step
-                bar.update(
-                    task,
-                    total=total,
-                    completed=done,
-                    description=f"epoch {event.epoch}/{event.epochs}",
-                    extra=f"loss {event.loss:.4f}" if event.stage == "train" else "evaluating",
-                )
-
+    with _stage_progress(not quiet, "training") as callback:
         _, result = api.train(config, progress=callback)
     _emit(result, fmt, checked, force)
     return EXIT_OK

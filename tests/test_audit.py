@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from codeaudit.audit import CHECKS, INPUTS, AuditResult, Check, plan, run_audit
+from codeaudit.audit import CHECKS, INPUTS, AuditCheck, AuditResult, plan, run_audit
+from codeaudit.check import Check, Context, Inputs, Outcome
 from codeaudit.cli import cli
 from codeaudit.config import AuditConfig
 from codeaudit.errors import UsageError
@@ -60,20 +61,36 @@ def test_cli_usage_errors_come_before_any_work(tmp_path: Path) -> None:
     assert code == 2 and "nothing to audit" in err and not out.exists()
 
 
+class _Crafted(Check):
+    """A check that needs no model and returns a crafted result (the rules still judge it)."""
+
+    needs_model = False
+
+    def __init__(self, command: str, make: Any) -> None:
+        self.command = command  # type: ignore[misc]
+        self.make = make
+
+    def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+        return Outcome(self.make(target=config.model, trusted_pickle=True))
+
+
 def test_combined_result_with_a_second_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shape the backdoor check plugs into: two sections, one findings list, one gate."""
+    from codeaudit.config import PredictConfig
 
-    def membership(config: AuditConfig, progress: Any) -> Any:
-        return membership_result(target=config.model, trusted_pickle=True)
-
-    def second(config: AuditConfig, progress: Any) -> Any:
-        return predict_result(target=config.model, trusted_pickle=True)
-
-    monkeypatch.setitem(
-        CHECKS, "membership", dataclasses.replace(CHECKS["membership"], run=membership)
+    membership = dataclasses.replace(
+        CHECKS["membership"], check=lambda: _Crafted("membership", membership_result)
     )
+    second = AuditCheck(
+        "second",
+        "Second check",
+        ("data",),
+        lambda: _Crafted("predict", predict_result),
+        lambda config: PredictConfig(model=config.model, data=config.data or ""),
+    )
+    monkeypatch.setitem(CHECKS, "membership", membership)
     monkeypatch.delitem(CHECKS, "backdoor")  # "second" takes its --data here
-    monkeypatch.setitem(CHECKS, "second", Check("second", "Second check", ("data",), second))
+    monkeypatch.setitem(CHECKS, "second", second)
     monkeypatch.setitem(INPUTS, "data", "second")
     result = run_audit(AuditConfig(model="models/model.pt", members="m", nonmembers="n", data="d"))
     assert isinstance(result, AuditResult)
@@ -82,7 +99,7 @@ def test_combined_result_with_a_second_check(monkeypatch: pytest.MonkeyPatch) ->
     ids = [f.rule_id for f in result.findings]
     assert ids.count("CA-C001") == 1  # both checks fired it on the same model: reported once
     assert ids == ["CA-C001", "CA-M001", "CA-M003", "CA-M004", "CA-M005"]
-    assert {a.role for a in result.header.artifacts} == {"model", "members", "nonmembers", "data"}
+    assert result.header.artifacts == ()  # crafted checks read no files (see the end-to-end test)
     for fmt in FORMATS:
         text = render(result, fmt)
         assert text.strip()

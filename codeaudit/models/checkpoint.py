@@ -62,11 +62,29 @@ class LoadedModel:
     base: str | None = None  # the base model a bare state dict was loaded onto (--base)
     base_sha256: str | None = None  # of the base files used (config and tokenizer)
 
+    @classmethod
+    def in_memory(
+        cls, model: Any, *, name: str = "<memory>", metadata: dict[str, Any] | None = None
+    ) -> LoadedModel:
+        """A model that was never written (trained or changed in this process), to run checks
+        on as it is. Its "sha256" is a digest of its weights (names, dtypes, shapes, values), so
+        that caches keyed by it never confuse two models."""
+        import hashlib
+
+        import torch
+
+        digest = hashlib.sha256()
+        for key, tensor in model.module.state_dict().items():
+            value = tensor.detach().cpu().contiguous()
+            digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}".encode())
+            digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return cls(model, name, digest.hexdigest(), "memory", metadata=dict(metadata or {}))
+
     @property
     def identity(self) -> str:
         """What fixes the model's outputs, for cache keys: the file's hash, and for a foreign
         model (whose input format and base come from the user) those too."""
-        if self.source == "codeaudit":
+        if self.source in ("codeaudit", "memory"):
             return self.sha256
         import hashlib
 

@@ -1,0 +1,278 @@
+"""``codeaudit train`` as a check: a model trained on the loaded data, its metrics, and its
+checkpoint as bytes (with ``write``)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
+from codeaudit.data.samples import Dataset
+from codeaudit.errors import TrainingError, UsageError
+from codeaudit.report.model import Header
+
+
+def skip_warnings(dataset: Dataset) -> list[str]:
+    if not dataset.skipped:
+        return []
+    first = dataset.skipped[0]
+    return [
+        f"{dataset.path}: skipped {len(dataset.skipped)} invalid record(s) "
+        f"(first at line {first.line}: {first.reason})"
+    ]
+
+
+@dataclass(frozen=True)
+class Split:
+    """The training data, the validation data (None: none) and where the latter came from."""
+
+    train: Dataset
+    val: Dataset | None
+    source: str  # "file" | "split" | "none"
+
+
+def split(inputs: Inputs, config: Any) -> Split:
+    """--val FILE, else a --val-split held out by pair, else no validation."""
+    from codeaudit.data.split import group_split
+
+    data = inputs.dataset("data")
+    if config.val:
+        found = Split(data, inputs.dataset("val"), "file")
+    elif config.val_split > 0:
+        kept, held = group_split(data, config.val_split, config.seed)
+        if not kept or not held:
+            raise TrainingError(
+                f"{config.data}: too few samples ({len(data)}) to hold out a validation split; "
+                "pass --val FILE or --val-split 0"
+            )
+        found = Split(data.subset(kept), data.subset(held), "split")
+    else:
+        found = Split(data, None, "none")
+    counts = found.train.class_counts()
+    if min(counts.values()) == 0:
+        only = 1 if counts[1] else 0
+        raise TrainingError(
+            f"{config.data}: the training data hold only label {only}; a VP model needs both"
+        )
+    if len(found.train) < 2:
+        raise TrainingError(f"{config.data}: need at least 2 training samples")
+    return found
+
+
+def ids_digest(dataset: Dataset) -> str:
+    digest = hashlib.sha256()
+    for sample_id in sorted(dataset.ids):
+        digest.update(sample_id.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+class TrainCheck(Check):
+    """Train as configured; ``write=False`` makes the model without its checkpoint file."""
+
+    command = "train"
+    needs_model = False
+
+    def __init__(self, *, write: bool = True) -> None:
+        self.write = write
+
+    def validate(self, config: Any) -> None:
+        from codeaudit.models.registry import Arch
+
+        try:
+            Arch(config.arch)
+        except ValueError:
+            raise UsageError(f"unknown architecture {config.arch!r}") from None
+
+    def data_inputs(self, config: Any) -> list[DataInput]:
+        found = [DataInput("data", config.data)]
+        if config.val:
+            found.append(DataInput("val", config.val))
+        return found
+
+    def output_paths(self, config: Any) -> list[OutputPath]:
+        return [OutputPath("model", config.output, "model")] if self.write else []
+
+    def target(self, config: Any) -> str:
+        return str(config.output)
+
+    def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+        from codeaudit.models.checkpoint import checkpoint_bytes
+        from codeaudit.train.trainer import evaluate
+
+        started = time.perf_counter()
+        sets = split(inputs, config)
+        warnings = skip_warnings(inputs.dataset("data"))
+        if config.val:
+            warnings += skip_warnings(inputs.dataset("val"))
+        with context.stage("train"):
+            model, trained = fit_model(sets, config, context, warnings)
+        batch = int(config.resolved("batch_size")) * 2
+        train_metrics = evaluate(model, trained.train_enc, sets.train.labels(), batch)
+        val_metrics = None
+        if trained.val_enc is not None and sets.val is not None:
+            val_metrics = evaluate(model, trained.val_enc, sets.val.labels(), batch)
+        if val_metrics is not None and val_metrics.unk_rate > 2 * train_metrics.unk_rate + 0.01:
+            warnings.append(
+                f"unknown-token rate is {val_metrics.unk_rate:.1%} on validation vs "
+                f"{train_metrics.unk_rate:.1%} on training data: the vocabulary marks "
+                "non-members, a membership-inference channel"
+            )
+        hyper = hyperparameters(config, model, context.device)
+        outputs: tuple[Output, ...] = ()
+        if self.write:
+            metadata = metadata_of(inputs, sets, config, hyper, trained, train_metrics, val_metrics)
+            outputs = (Output("model", config.output, checkpoint_bytes(model, metadata)),)
+        data, val = inputs.dataset("data"), inputs.data.get("val")
+        result = self._result(config, model, sets, hyper, trained, train_metrics, val_metrics)
+        result = _replace(
+            result,
+            skipped=len(data.skipped) + (len(val.skipped) if val is not None else 0),
+            seconds=round(context.timings.get("load", 0.0) + time.perf_counter() - started, 3),
+            warnings=tuple(warnings),
+        )
+        return Outcome(result, outputs, model=model)
+
+    def _result(
+        self,
+        config: Any,
+        model: Any,
+        sets: Split,
+        hyper: dict[str, Any],
+        trained: Any,
+        train_metrics: Any,
+        val_metrics: Any,
+    ) -> Any:
+        from codeaudit.train.result import TrainResult
+
+        return TrainResult(
+            header=Header(command=self.command),
+            arch=config.arch,
+            hyperparameters=hyper,
+            parameters=model.num_parameters(),
+            vocab_size=model.tokenizer.vocab_size,
+            n_train=len(sets.train),
+            n_val=len(sets.val) if sets.val is not None else 0,
+            val_source=sets.source,
+            train_metrics=train_metrics,
+            val_metrics=val_metrics,
+            history=tuple(trained.history),
+            kept_epoch=trained.kept_epoch,
+            conflicting_identical=trained.conflicts,
+            skipped=0,
+            seconds=0.0,
+        )
+
+
+@dataclass(frozen=True)
+class Trained:
+    train_enc: list[Any]
+    val_enc: list[Any] | None
+    history: list[Any]
+    kept_epoch: int
+    conflicts: int
+
+
+def fit_model(
+    sets: Split, config: Any, context: Context, warnings: list[str]
+) -> tuple[Any, Trained]:
+    """Build the model on the training code and fit it, seeded (and giving the process's random
+    state back)."""
+    from codeaudit.seed import seeded
+    from codeaudit.train.trainer import build_model, conflicting_identical, fit, lex_dataset
+
+    default_lang = config.data_options.lang or "c"
+    device = context.device
+    with seeded(config.seed, deterministic=str(device).startswith("cuda")):
+        streams = lex_dataset(sets.train, default_lang)
+        model = build_model(config, streams, default_lang)
+        model.to(device)
+        max_len = model.max_len
+        train_enc = [model.tokenizer.encode_tokens(s, max_len) for s in streams]
+        train_y = sets.train.labels()
+        val_enc = model.encode(sets.val.samples) if sets.val is not None else None
+        val_y = sets.val.labels() if sets.val is not None else None
+        conflicts = conflicting_identical(train_enc, train_y)
+        if conflicts:
+            warnings.append(
+                f"{conflicts} training samples are token-identical to one with the other label "
+                f"after truncation at {max_len} tokens; no model can separate them "
+                "(raise --max-len)"
+            )
+        truncated = sum(e.truncated for e in train_enc)
+        if truncated:
+            warnings.append(
+                f"{truncated} of {len(train_enc)} training samples truncated at {max_len}"
+            )
+        history, kept_epoch = fit(
+            model, train_enc, train_y, val_enc, val_y, config, progress=epoch_reporter(context)
+        )
+    return model, Trained(train_enc, val_enc, history, kept_epoch, conflicts)
+
+
+def epoch_reporter(context: Context) -> Any:
+    """The trainer's per-step events as the runner's (stage, done, total) progress."""
+
+    def report(event: Any) -> None:
+        total = event.epochs * event.steps_per_epoch
+        done = (event.epoch - 1) * event.steps_per_epoch + event.step
+        what = f"loss {event.loss:.4f}" if event.stage == "train" else "evaluating"
+        context.report(f"epoch {event.epoch}/{event.epochs} ({what})", done, total)
+
+    return report if context.progress is not None else None
+
+
+def hyperparameters(config: Any, model: Any, device: str) -> dict[str, Any]:
+    hyper = {
+        "epochs": int(config.resolved("epochs")),
+        "lr": float(config.resolved("lr")),
+        "batch_size": int(config.resolved("batch_size")),
+        "max_len": model.max_len,
+        "weight_decay": config.weight_decay,
+        "patience": config.patience,
+        "min_freq": config.min_freq,
+        "device": device,
+        **model.config,
+    }
+    if config.pretrained:
+        hyper["pretrained"] = config.pretrained
+    return hyper
+
+
+def metadata_of(
+    inputs: Inputs,
+    sets: Split,
+    config: Any,
+    hyper: dict[str, Any],
+    trained: Trained,
+    train_metrics: Any,
+    val_metrics: Any,
+) -> dict[str, Any]:
+    """What the checkpoint records about how it was made (its training data's hashes among it)."""
+    from codeaudit import __version__
+
+    data = inputs.dataset("data")
+    val = inputs.data.get("val")
+    return {
+        "codeaudit_version": __version__,
+        "seed": config.seed,
+        "data_sha256": data.sha256,
+        "data_file": Path(config.data).name,
+        "val_sha256": val.sha256 if val is not None else None,
+        "n_train": len(sets.train),
+        "n_val": len(sets.val) if sets.val is not None else 0,
+        "train_ids_sha256": ids_digest(sets.train),
+        "hyperparameters": {k: v for k, v in hyper.items() if k != "device"},
+        "kept_epoch": trained.kept_epoch,
+        "train_accuracy": train_metrics.accuracy,
+        "val_accuracy": val_metrics.accuracy if val_metrics else None,
+        "val_f1": val_metrics.f1 if val_metrics else None,
+    }
+
+
+def _replace(result: Any, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(result, **changes)
