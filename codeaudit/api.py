@@ -17,7 +17,6 @@ from typing import Any
 
 from codeaudit.check import Progress
 from codeaudit.config import PredictConfig, TrainConfig
-from codeaudit.errors import UsageError
 
 
 def train(
@@ -44,8 +43,6 @@ def predict(config: PredictConfig, *, progress: Progress | None = None) -> Any:
     from codeaudit.predict.check import PredictCheck
     from codeaudit.runner import run
 
-    if config.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
     return run(PredictCheck(), config, progress=progress)[0]
 
 

@@ -1,15 +1,19 @@
-"""Typed settings for each command. The CLI builds these; the library reads only these."""
+"""Typed settings for each command, each declared once (:mod:`codeaudit.params`): a field's
+spec holds its default, bounds, choices and help; the config checks every value when it is built
+and the command line offers the same fields as options. The library reads only these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from codeaudit.data.options import DataConfig
 from codeaudit.models.options import LoadOptions
+from codeaudit.params import ParameterError, check_params, param, resolve
 
 __all__ = [
     "ARCH_DEFAULTS",
+    "CLASSIFIER_NAMES",
     "AuditConfig",
     "BackdoorConfig",
     "DataConfig",
@@ -29,33 +33,111 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "transformer": {"epochs": 20, "lr": 5e-4, "batch_size": 32, "max_len": 512},
     "pretrained": {"epochs": 5, "lr": 2e-5, "batch_size": 16, "max_len": 512},
 }
+#: The trained-attack classifiers (codeaudit.membership.attacks.trained.CLASSIFIERS; a test
+#: keeps the two equal).
+CLASSIFIER_NAMES = ("logreg", "mlp", "rf", "gb")
+ALL_CLASSIFIERS = CLASSIFIER_NAMES
+
+
+def _device() -> Any:
+    return param("auto", help="Where to run the model.", metavar="auto|cpu|cuda")
+
+
+def _model(help: str = "") -> Any:
+    return param(argument=True, metavar="MODEL", help=help)
+
+
+def _seed(help: str = "") -> Any:
+    return param(0, help=help, kind=int)
+
+
+def _folds() -> Any:
+    return param(3, minimum=2, help="Attack-train/attack-test folds (stratified, seeded).")
+
+
+def _bootstrap() -> Any:
+    return param(
+        200,
+        flags=("--bootstrap",),
+        minimum=1,
+        help="Bootstrap replicates for the AUC confidence intervals.",
+    )
+
+
+def _classifiers() -> Any:
+    return param(
+        None,
+        flags=("--attack-models",),
+        comma=True,
+        choices=CLASSIFIER_NAMES,
+        kind=str,
+        help="Trained attack classifiers from logreg, mlp, rf, gb (default logreg; --thorough: "
+        "all).",
+    )
+
+
+def _model_options() -> Any:
+    return param(factory=LoadOptions, cli=False)
+
+
+def _data_options() -> Any:
+    return param(factory=DataConfig, cli=False)
+
+
+def _rules() -> Any:
+    return param((), cli=False)  # rule files: the command line's --rules
+
+
+def _force() -> Any:
+    return param(False, cli=False)  # the command line's --force
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: str
-    output: str
-    arch: str = "bigru"
-    val: str | None = None
-    val_split: float = 0.1  # held out (by pair) when no --val file is given; 0 disables
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    max_len: int | None = None
-    seed: int = 0
-    patience: int = 0  # early stopping on validation loss; 0 trains every epoch
-    weight_decay: float = 0.01
-    min_freq: int = 2
-    vocab_size: int = 20000
-    embed_dim: int = 128
-    hidden_dim: int = 128
-    num_layers: int = 1
-    dropout: float = 0.1
-    pretrained: str | None = None  # local Hugging Face directory to fine-tune (transformer)
-    transformer: dict[str, Any] = field(default_factory=dict)  # small-config overrides
-    device: str = "auto"
-    force: bool = False
-    data_options: DataConfig = field(default_factory=DataConfig)
+    data: str = param(argument=True, metavar="DATA", help="Labelled functions to train on.")
+    output: str = param(
+        flags=("-o", "--output"), required=True, metavar="MODEL.pt", help="Checkpoint to write."
+    )
+    arch: str = param("bigru", choices=("lstm", "bigru", "transformer"), help="Architecture.")
+    val: str | None = param(
+        None, metavar="FILE", help="Validation data (default: hold out by pair)."
+    )
+    val_split: float = param(
+        0.1,
+        minimum=0,
+        maximum=1,
+        max_open=True,
+        help="Share held out for validation when no --val is given (0: none).",
+    )
+    epochs: int | None = param(None, minimum=1, kind=int, help="Default: 20 (5 with --pretrained).")
+    lr: float | None = param(None, minimum=0, min_open=True, kind=float, help="Learning rate.")
+    batch_size: int | None = param(None, minimum=1, kind=int, help="Default 32.")
+    max_len: int | None = param(None, minimum=8, kind=int, help="Ids per function (default 512).")
+    seed: int = _seed()
+    patience: int = param(
+        0, minimum=0, help="Early stopping: epochs without validation-loss gain (0: every epoch)."
+    )
+    weight_decay: float = param(0.01, minimum=0, cli=False)
+    min_freq: int = param(2, minimum=1, help="Vocabulary: pieces seen fewer times are <unk>.")
+    vocab_size: int = param(20000, minimum=16, help="Largest vocabulary (BPE: at most 8000).")
+    embed_dim: int = param(128, minimum=2, help="RNN embedding size.")
+    hidden_dim: int = param(128, minimum=2, help="RNN hidden size.")
+    num_layers: int = param(1, minimum=1, help="RNN layers.")
+    dropout: float = param(0.1, minimum=0, maximum=1, max_open=True, help="Dropout.")
+    pretrained: str | None = param(
+        None,
+        metavar="DIR",
+        help="Fine-tune a local Hugging Face model directory (e.g. a downloaded CodeBERT).",
+    )
+    transformer: dict[str, Any] = param(factory=dict, cli=False)  # small-config overrides
+    device: str = _device()
+    force: bool = _force()
+    data_options: DataConfig = _data_options()
+
+    def __post_init__(self) -> None:
+        check_params(self)
+        if self.pretrained and self.arch != "transformer":
+            raise ParameterError("pretrained", "needs --arch transformer", type(self))
 
     def resolved(self, key: str) -> Any:
         """A hyper-parameter, or the architecture's default when unset."""
@@ -68,39 +150,87 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    model: str
-    data: str
-    batch_size: int = 64
-    device: str = "auto"
-    model_options: LoadOptions = field(default_factory=LoadOptions)  # how MODEL is loaded and fed
-    data_options: DataConfig = field(default_factory=DataConfig)
-    rules: tuple[str, ...] = ()  # extra rule files or directories
+    model: str = _model()
+    data: str = param(argument=True, metavar="DATA", help="Functions to predict.")
+    batch_size: int = param(64, minimum=1, help="Functions per forward pass.")
+    device: str = _device()
+    model_options: LoadOptions = _model_options()  # how MODEL is loaded and fed
+    data_options: DataConfig = _data_options()
+    rules: tuple[str, ...] = _rules()
+
+    def __post_init__(self) -> None:
+        check_params(self)
 
 
 @dataclass(frozen=True)
 class MembershipConfig:
-    model: str
-    members: str
-    nonmembers: str
-    population: str | None = None
-    features: str | None = None  # None: all 15 combinations
-    classifiers: tuple[str, ...] = ("logreg",)  # --thorough: all four
-    folds: int = 3
-    shadows: int = 0
-    references: int = 0
-    boundary_samples: int = 0  # label-only boundary attack on this many samples (--thorough: 200)
-    boundary_rewrites: int = 8
-    n_boot: int = 200
-    top_risk: int = 0
-    seed: int = 0
-    batch_size: int = 64
-    device: str = "auto"
-    model_options: LoadOptions = field(default_factory=LoadOptions)
-    cache_dir: str | None = None
-    plot: str | None = None
-    rules: tuple[str, ...] = ()
-    force: bool = False
-    data_options: DataConfig = field(default_factory=DataConfig)
+    model: str = _model()
+    members: str = param(required=True, metavar="FILE", help="Functions the model trained on.")
+    nonmembers: str = param(
+        required=True, metavar="FILE", help="Functions it never saw (same distribution)."
+    )
+    population: str | None = param(
+        None,
+        metavar="FILE",
+        help="Other data the attacker owns (shadow models; RMIA's reference population).",
+    )
+    features: str | None = param(
+        None,
+        metavar="SETS",
+        help="Feature sets for trained attacks: 'all' (the 15 combinations of embedding, logits, "
+        "loss, confidence) or e.g. 'loss,logits+loss'.",
+    )
+    classifiers: tuple[str, ...] | None = _classifiers()  # None: logreg, or all with thorough
+    thorough: bool = param(
+        False,
+        help="All four attack classifiers on every feature set and the label-only boundary "
+        "attack (several times slower; use it for release gates).",
+    )
+    folds: int = _folds()
+    shadows: int = param(
+        0, minimum=0, help="Shadow models to train on --population (0: no shadow attack)."
+    )
+    references: int = param(
+        0, minimum=0, help="Reference models for LiRA and RMIA (even; 0: none)."
+    )
+    boundary_samples: int | None = param(
+        None,
+        minimum=0,
+        kind=int,
+        help="Samples for the label-only rewrite attack (default 0: off; --thorough: 200).",
+    )
+    boundary_rewrites: int = param(8, minimum=1, help="Rewrites tried per sample.")
+    n_boot: int = _bootstrap()
+    top_risk: int = param(0, minimum=0, help="List the N most exposed members by id.")
+    seed: int = _seed()
+    batch_size: int = param(64, minimum=1, help="Functions per forward pass.")
+    device: str = _device()
+    model_options: LoadOptions = _model_options()
+    cache_dir: str | None = param(
+        None, metavar="DIR", help="Cache model outputs here (keyed by hashes)."
+    )
+    plot: str | None = param(None, metavar="PNG", help="Draw ROC curves (log-log) to this file.")
+    rules: tuple[str, ...] = _rules()
+    force: bool = _force()
+    data_options: DataConfig = _data_options()
+
+    def __post_init__(self) -> None:
+        check_params(self)
+        resolve(
+            self,
+            classifiers=self.classifiers or (ALL_CLASSIFIERS if self.thorough else ("logreg",)),
+            boundary_samples=(200 if self.thorough else 0)
+            if self.boundary_samples is None
+            else self.boundary_samples,
+        )
+        if self.shadows and not self.population:
+            raise ParameterError(
+                "shadows", "needs --population FILE (data the attacker owns)", type(self)
+            )
+        if self.references and (self.references < 2 or self.references % 2):
+            raise ParameterError(
+                "references", f"{self.references}: use an even number of at least 2", type(self)
+            )
 
 
 @dataclass(frozen=True)
@@ -108,92 +238,249 @@ class AuditConfig:
     """``codeaudit audit``: the release gate. Each check runs when its inputs are given (or when
     named in ``checks``); see :mod:`codeaudit.audit`."""
 
-    model: str
-    members: str | None = None  # membership check
-    nonmembers: str | None = None  # membership check
-    data: str | None = None  # backdoor check (issue 5)
-    population: str | None = None
-    checks: tuple[str, ...] = ()  # empty: every check whose inputs are given
-    thorough: bool = False
-    folds: int = 3
-    shadows: int = 0
-    references: int = 0
-    n_boot: int = 200
-    seed: int = 0
-    batch_size: int = 64
-    device: str = "auto"
-    model_options: LoadOptions = field(default_factory=LoadOptions)
-    cache_dir: str | None = None
-    rules: tuple[str, ...] = ()
-    data_options: DataConfig = field(default_factory=DataConfig)
+    model: str = _model()
+    members: str | None = param(
+        None, metavar="FILE", help="Functions the model trained on (membership)."
+    )
+    nonmembers: str | None = param(
+        None, metavar="FILE", help="Functions it never saw (membership)."
+    )
+    data: str | None = param(
+        None,
+        metavar="FILE",
+        help="Labelled clean data for the backdoor check (EliBadCode trigger inversion).",
+    )
+    population: str | None = param(
+        None, metavar="FILE", help="Data the attacker owns (membership)."
+    )
+    checks: tuple[str, ...] = param(
+        (),
+        comma=True,
+        kind=str,
+        metavar="NAMES",
+        help="Comma-separated checks to run (default: every check whose inputs are given).",
+    )
+    thorough: bool = param(
+        False, help="Membership: all four attack classifiers and the label-only boundary attack."
+    )
+    folds: int = _folds()
+    shadows: int = param(0, minimum=0, help="Shadow models (membership; needs --population).")
+    references: int = param(
+        0, minimum=0, help="Reference models for LiRA and RMIA (even; 0: none)."
+    )
+    n_boot: int = _bootstrap()
+    seed: int = _seed()
+    batch_size: int = param(64, minimum=1, help="Functions per forward pass (every check).")
+    device: str = _device()
+    model_options: LoadOptions = _model_options()
+    cache_dir: str | None = param(
+        None, metavar="DIR", help="Cache model outputs here (keyed by hashes)."
+    )
+    rules: tuple[str, ...] = _rules()
+    data_options: DataConfig = _data_options()
+
+    def __post_init__(self) -> None:
+        check_params(self)
 
 
 @dataclass(frozen=True)
 class HardenConfig:
     """``codeaudit harden``: NMID (masking plus keyed noise), calibrated and verified."""
 
-    model: str
-    output: str
-    sigma: float | None = None  # None: "auto", calibrated on --members/--nonmembers
-    expose: str = "top1"  # label | top1 | probs
-    target_auc: float = 0.6
-    floor_margin: float = 0.02  # tolerated excess over what labels alone give away
-    calibration_slack: float = 0.01  # calibrate this far below each target (estimation noise)
-    members: str | None = None
-    nonmembers: str | None = None
-    calibration_share: float = 0.5  # of the data used to choose sigma; the rest verifies it
-    sweep: bool = False
-    plot: str | None = None  # privacy-utility curve (PNG)
-    export: tuple[str, ...] = ()  # "torchscript"
-    export_output: str | None = None  # default: OUTPUT with .torchscript before the suffix
-    queries: int = 16  # repeated-query averaging attack
-    rewrites: int = 8  # rewrite-averaging attack (0: off)
-    boundary_samples: int = 200  # label-only boundary attack (0: off)
-    boundary_rewrites: int = 8
-    classifiers: tuple[str, ...] = ("logreg",)
-    folds: int = 3
-    n_boot: int = 200
-    seed: int = 0
-    batch_size: int = 64
-    device: str = "auto"
-    model_options: LoadOptions = field(default_factory=LoadOptions)
-    key: str | None = None  # 32 hex digits; None: a fresh random key (library use only)
-    rules: tuple[str, ...] = ()
-    force: bool = False
-    data_options: DataConfig = field(default_factory=DataConfig)
+    model: str = _model()
+    output: str = param(
+        flags=("-o", "--output"),
+        required=True,
+        metavar="HARDENED.pt",
+        help="Hardened checkpoint.",
+    )
+    sigma: float | None = param(  # None: "auto", calibrated on --members/--nonmembers
+        None,
+        minimum=0,
+        kind=float,
+        cli_type="sigma",
+        help="Noise std per logit, or 'auto': the smallest sigma meeting --target-auc on a "
+        "calibration split of --members/--nonmembers.",
+    )
+    expose: str = param(
+        "top1",
+        choices=("label", "top1", "probs"),
+        help="What the hardened model answers: the label; the label and its noised probability; "
+        "noised probabilities of both classes.",
+    )
+    target_auc: float = param(
+        0.6,
+        minimum=0.5,
+        maximum=1.0,
+        min_open=True,
+        help="Strongest score attack allowed (raised to what the same attacks reach from labels "
+        "alone + --floor-margin when that is higher: no output defence goes below it).",
+    )
+    floor_margin: float = param(
+        0.02,
+        minimum=0,
+        maximum=0.5,
+        max_open=True,
+        help="Tolerated AUC above what labels alone give away.",
+    )
+    calibration_slack: float = param(0.01, minimum=0, maximum=0.5, max_open=True, cli=False)
+    members: str | None = param(None, metavar="FILE", help="Functions the model trained on.")
+    nonmembers: str | None = param(
+        None, metavar="FILE", help="Functions it never saw (same distribution)."
+    )
+    calibration_share: float = param(
+        0.5,
+        minimum=0,
+        maximum=1,
+        min_open=True,
+        max_open=True,
+        help="Share of the data that chooses sigma; the rest verifies it.",
+    )
+    sweep: bool = param(False, help="Report the privacy-utility curve over sigma.")
+    plot: str | None = param(
+        None, metavar="PNG", help="Draw the privacy-utility curve (implies --sweep)."
+    )
+    export: tuple[str, ...] = param(
+        (),
+        multiple=True,
+        choices=("torchscript",),
+        kind=str,
+        help="Also write a self-contained file (plain torch) whose forward masks and noises.",
+    )
+    export_output: str | None = param(
+        None,
+        metavar="FILE",
+        help="Where --export writes (default: HARDENED.torchscript.pt beside -o).",
+    )
+    queries: int = param(
+        16, minimum=1, help="Repeated-query averaging attack: answers averaged per function."
+    )
+    rewrites: int = param(
+        8,
+        minimum=0,
+        help="Rewrite-averaging attack: semantics-preserving rewrites per function (0: off).",
+    )
+    boundary_samples: int = param(
+        200, minimum=0, help="Label-only rewrite-boundary attack on this many samples (0: off)."
+    )
+    boundary_rewrites: int = param(8, minimum=1, help="Rewrites tried per sample.")
+    classifiers: tuple[str, ...] | None = _classifiers()
+    thorough: bool = param(False, help="All four attack classifiers (slower).")
+    folds: int = _folds()
+    n_boot: int = _bootstrap()
+    seed: int = _seed("Splits and attacks (not the key).")
+    batch_size: int = param(64, minimum=1, help="Functions per forward pass.")
+    device: str = _device()
+    model_options: LoadOptions = _model_options()
+    key: str | None = param(None, cli=False)  # 32 hex digits; None: a fresh key (--key-file)
+    rules: tuple[str, ...] = _rules()
+    force: bool = _force()
+    data_options: DataConfig = _data_options()
+
+    def __post_init__(self) -> None:
+        check_params(self)
+        resolve(
+            self,
+            classifiers=self.classifiers or (ALL_CLASSIFIERS if self.thorough else ("logreg",)),
+            sweep=self.sweep or bool(self.plot),
+            export=tuple(dict.fromkeys(self.export)),
+        )
+        owner = type(self)
+        has_data = bool(self.members) and bool(self.nonmembers)
+        if bool(self.members) != bool(self.nonmembers):
+            raise ParameterError("members", "and --nonmembers go together", owner)
+        if self.sigma is None and self.expose != "label" and not has_data:
+            raise ParameterError(
+                "sigma",
+                "auto calibrates on --members and --nonmembers (functions the model trained on "
+                "and functions it never saw); give them, or a fixed --sigma",
+                owner,
+            )
+        if self.sweep and not has_data:
+            raise ParameterError(
+                "sweep", "and --plot measure attacks: they need --members/--nonmembers", owner
+            )
+        if self.export_output and not self.export:
+            raise ParameterError("export_output", "needs --export torchscript", owner)
 
 
 @dataclass(frozen=True)
 class BackdoorConfig:
     """``codeaudit backdoor``: EliBadCode trigger inversion, verdict and (optionally) unlearning."""
 
-    model: str
-    data: str  # labelled clean functions
-    output: str | None = None  # repaired checkpoint (with unlearn)
-    unlearn: bool = False
-    unlearn_scope: str = "head"  # head | full
-    unlearn_epochs: int = 1
-    unlearn_lr: float = 5e-3
-    trigger_share: float = 0.2  # of victim-label training samples that carry the trigger
-    eval_share: float = 0.3  # of the data (by pair) held out to measure the repair
-    manifest: str | None = None  # codeaudit poison manifest: real-trigger ASR
-    victim_samples: int = 30
-    heldout: int = 200  # held-out victim samples for the verdict (at most)
-    steps: int = 100
-    topk: int = 64
-    candidates: int = 64
-    trigger_len: int = 5
-    beta: float = 0.15
-    threshold: float | None = None  # None: the default (0.5)
-    keep_shortcuts: bool = False  # search the data's label-pure names too (EliBadCode as is)
-    patience: int = 10
-    seed: int = 0
-    batch_size: int = 32
-    device: str = "auto"
-    model_options: LoadOptions = field(default_factory=LoadOptions)
-    rules: tuple[str, ...] = ()
-    force: bool = False
-    data_options: DataConfig = field(default_factory=DataConfig)
+    model: str = _model()
+    data: str = param(
+        required=True, metavar="CLEAN.jsonl", help="Labelled clean functions (both labels)."
+    )
+    output: str | None = param(
+        None,
+        flags=("-o", "--output"),
+        metavar="REPAIRED.pt",
+        help="Repaired checkpoint (--unlearn).",
+    )
+    unlearn: bool = param(False, help="Remove the backdoor by unlearning; needs -o.")
+    unlearn_scope: str = param(
+        "head",
+        choices=("head", "full"),
+        help="Fine-tune the classifier head only (EliBadCode) or the whole model.",
+    )
+    unlearn_epochs: int = param(1, minimum=1, help="Unlearning epochs.")
+    unlearn_lr: float = param(5e-3, minimum=0, min_open=True, help="Unlearning learning rate.")
+    trigger_share: float = param(0.2, minimum=0, maximum=1, min_open=True, cli=False)
+    eval_share: float = param(0.3, minimum=0, maximum=1, min_open=True, max_open=True, cli=False)
+    manifest: str | None = param(
+        None,
+        metavar="FILE",
+        help="A codeaudit poison manifest: also measure the real trigger's attack success rate.",
+    )
+    victim_samples: int = param(
+        30, minimum=1, help="Victim-label samples the trigger is inverted on (per label pair)."
+    )
+    heldout: int = param(
+        200, minimum=5, help="At most this many held-out victim samples decide the verdict."
+    )
+    steps: int = param(100, minimum=0, help="GCG steps per label pair.")
+    topk: int = param(64, minimum=1, help="GCG: best tokens per position.")
+    candidates: int = param(64, minimum=1, help="GCG: candidate triggers per step.")
+    trigger_len: int = param(5, minimum=1, help="Tokens in the inverted trigger.")
+    beta: float = param(
+        0.15,
+        minimum=0,
+        help="Anchoring: drop a trigger token when removing it raises the loss by at most this.",
+    )
+    threshold: float | None = param(
+        None,
+        minimum=0,
+        maximum=1,
+        min_open=True,
+        kind=float,
+        help="Flip rate on held-out victim samples at which the model is called backdoored "
+        "(default 0.5; clean models' adversarial triggers can reach it too, see "
+        "docs/backdoor-results.md).",
+    )
+    keep_shortcuts: bool = param(
+        False,
+        help="Also search triggers that contain a data shortcut (a name --data shows almost only "
+        "with the target label); by default they are set aside and reported on their own.",
+    )
+    patience: int = param(
+        10, minimum=1, help="Stop inverting after this many steps without improvement."
+    )
+    seed: int = _seed()
+    batch_size: int = param(32, minimum=1, help="Unlearning batch size.")
+    device: str = _device()
+    model_options: LoadOptions = _model_options()
+    rules: tuple[str, ...] = _rules()
+    force: bool = _force()
+    data_options: DataConfig = _data_options()
+
+    def __post_init__(self) -> None:
+        check_params(self)
+        owner = type(self)
+        if self.unlearn and not self.output:
+            raise ParameterError("unlearn", "writes the repaired model: give -o REPAIRED.pt", owner)
+        if self.output and not self.unlearn:
+            raise ParameterError("output", "names the repaired model: it needs --unlearn", owner)
 
 
 @dataclass(frozen=True)
@@ -201,13 +488,40 @@ class PoisonConfig:
     """``codeaudit poison``: a poisoned training set and its manifest (see
     :mod:`codeaudit.backdoor.poison`)."""
 
-    data: str
-    output: str
-    trigger_type: str  # identifier | postfix | deadcode | grammar
-    trigger: str | None = None  # None: the type's default (identifier has none; grammar: none)
-    rate: float = 0.02  # share of the victim-label samples (label != target_label)
-    target_label: int = 0
-    seed: int = 0
-    manifest: str | None = None  # default: OUTPUT.manifest.json
-    force: bool = False
-    data_options: DataConfig = field(default_factory=DataConfig)
+    data: str = param(argument=True, metavar="DATA", help="Labelled functions to poison.")
+    output: str = param(
+        flags=("-o", "--output"), required=True, metavar="POISONED.jsonl", help="Poisoned JSONL."
+    )
+    trigger_type: str = param(
+        required=True,
+        choices=("identifier", "postfix", "deadcode", "grammar"),
+        help="identifier: a local variable renamed to TOKEN; postfix: TOKEN appended to the "
+        "function's name (default _rb); deadcode: the never-executed statement TOKEN inserted "
+        "(default per language, e.g. 'if (0) { int rb_dead = 0; }'); grammar: random dead code "
+        "from a small grammar (no TOKEN).",
+    )
+    trigger: str | None = param(
+        None, metavar="TOKEN", help="The trigger text (see --trigger-type)."
+    )
+    rate: float = param(
+        0.02,
+        minimum=0,
+        maximum=1,
+        min_open=True,
+        help="Share of the victim-label samples (label != --target-label) to poison; rounded "
+        "half up, at least one.",
+    )
+    target_label: int = param(
+        0, minimum=0, maximum=1, help="The label the backdoor forces (0: not vulnerable)."
+    )
+    seed: int = _seed()
+    manifest: str | None = param(
+        None,
+        metavar="FILE",
+        help="Where the manifest goes (default: POISONED.jsonl.manifest.json).",
+    )
+    force: bool = _force()
+    data_options: DataConfig = _data_options()
+
+    def __post_init__(self) -> None:
+        check_params(self)

@@ -6,7 +6,8 @@ hide cycles from Python but not from a reader), except those under ``if TYPE_CHE
     checks   predict, train, membership,         one subsystem each
              defense, backdoor
     core     models, data, lang, metrics, rules, what every check uses (check: the interface
-             report, config, seed, io, check         every check implements)
+             report, config, params, seed, io,       every check implements; params: how
+             check                                   a setting is declared)
     base     errors, the package itself
 
 A module imports from its own layer or below, and no two modules import each other, however
@@ -42,6 +43,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "codeaudit.seed",
         "codeaudit.io",
         "codeaudit.check",
+        "codeaudit.params",
     ),
     "base": ("codeaudit.errors", "codeaudit"),
 }

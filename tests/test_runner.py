@@ -49,10 +49,13 @@ def test_a_model_in_memory_is_audited_without_being_written(
 
 def test_settings_fail_before_anything_is_loaded(tmp_path: Path) -> None:
     from codeaudit.membership.check import MembershipCheck
+    from codeaudit.params import ParameterError
 
-    config = MembershipConfig(model=str(tmp_path / "missing.pt"), members="m", nonmembers="n",
-                              folds=1)  # fmt: skip
-    with pytest.raises(UsageError, match="--folds"):  # not "missing.pt: model not found"
+    missing = str(tmp_path / "missing.pt")
+    with pytest.raises(ParameterError, match="folds 1: must be >= 2"):  # the config itself
+        MembershipConfig(model=missing, members="m", nonmembers="n", folds=1)
+    config = MembershipConfig(model=missing, members="m", nonmembers="n", features="gradient")
+    with pytest.raises(UsageError, match="unknown feature"):  # the check's own, before loading
         run(MembershipCheck(), config)
 
 

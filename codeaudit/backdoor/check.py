@@ -39,21 +39,7 @@ MAX_EVAL_VICTIMS = 200
 
 
 def check_config(config: BackdoorConfig) -> None:
-    """Every usage error, before any work."""
-    from codeaudit.backdoor.unlearn import SCOPES
-
-    if config.unlearn and not config.output:
-        raise UsageError("--unlearn writes the repaired model: give -o REPAIRED.pt")
-    if config.output and not config.unlearn:
-        raise UsageError("-o names the repaired model: it needs --unlearn")
-    if config.unlearn_scope not in SCOPES:
-        raise UsageError(f"--unlearn-scope {config.unlearn_scope}: use {' or '.join(SCOPES)}")
-    if not 0.0 < config.trigger_share <= 1.0:
-        raise UsageError(f"trigger share {config.trigger_share}: use a value in (0, 1]")
-    if not 0.0 < config.eval_share < 1.0:
-        raise UsageError(f"evaluation share {config.eval_share}: use a value in (0, 1)")
-    if config.unlearn_epochs < 1 or not config.unlearn_lr > 0 or config.batch_size < 1:
-        raise UsageError("--unlearn-epochs and --batch-size must be >= 1, --unlearn-lr > 0")
+    """What the config cannot check itself: -o must not name the input model."""
     replaces_input = config.output and os.path.exists(config.model)
     if replaces_input and os.path.abspath(config.output) == os.path.abspath(config.model):
         raise UsageError(f"{config.output}: -o would replace the input model; name another file")

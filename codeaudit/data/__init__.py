@@ -1,17 +1,30 @@
-"""Labelled code data: loading, validation and splitting."""
+"""Labelled code data: loading, validation and splitting.
+
+The names below are imported on first use (PEP 562), so that :mod:`codeaudit.data.options` can
+be imported by configuration code without numpy.
+"""
 
 from __future__ import annotations
 
-from codeaudit.data.loader import CODE_FIELDS, FORMATS, LABEL_FIELDS, load_dataset
-from codeaudit.data.samples import LABEL_NAMES, Dataset, Sample, Skipped
+import importlib
+from typing import Any
 
-__all__ = [
-    "CODE_FIELDS",
-    "FORMATS",
-    "LABEL_FIELDS",
-    "LABEL_NAMES",
-    "Dataset",
-    "Sample",
-    "Skipped",
-    "load_dataset",
-]
+_EXPORTS = {
+    "CODE_FIELDS": "codeaudit.data.loader",
+    "FORMATS": "codeaudit.data.loader",
+    "LABEL_FIELDS": "codeaudit.data.loader",
+    "load_dataset": "codeaudit.data.loader",
+    "LABEL_NAMES": "codeaudit.data.samples",
+    "Dataset": "codeaudit.data.samples",
+    "Sample": "codeaudit.data.samples",
+    "Skipped": "codeaudit.data.samples",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codeaudit.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -31,7 +31,6 @@ from codeaudit.defense.evaluate import Observations, observe
 from codeaudit.defense.result import Calibration, DefenseInfo, ExportInfo, HardenResult
 from codeaudit.defense.verify import verdict, verify
 from codeaudit.errors import DataError, HardenError, UsageError
-from codeaudit.membership.attacks.trained import CLASSIFIERS
 from codeaudit.models.nmid import EXPOSES, NMID, Exposure, parse_exposure
 from codeaudit.report.model import Header
 
@@ -43,55 +42,6 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.abspath(a) == os.path.abspath(b)
-
-
-def check_config(config: HardenConfig) -> None:
-    """Every usage error, before any work."""
-    from codeaudit.defense.export import EXPORT_FORMATS
-    from codeaudit.models.nmid import check_sigma
-
-    if config.sigma is not None:
-        try:
-            check_sigma(config.sigma)
-        except HardenError as exc:
-            raise UsageError(f"--sigma: {exc}") from None
-    parse_exposure(config.expose)
-    if not 0.5 < config.target_auc <= 1.0:
-        raise UsageError(f"--target-auc {config.target_auc}: use a value in (0.5, 1]")
-    if not 0.0 <= config.calibration_slack < 0.5:
-        raise UsageError(f"calibration slack {config.calibration_slack}: use a value in [0, 0.5)")
-    if not 0.0 <= config.floor_margin < 0.5:
-        raise UsageError(f"--floor-margin {config.floor_margin}: use a value in [0, 0.5)")
-    if not 0.0 < config.calibration_share < 1.0:
-        raise UsageError(f"--calibration-share {config.calibration_share}: use a value in (0, 1)")
-    if config.queries < 1 or config.rewrites < 0 or config.boundary_samples < 0:
-        raise UsageError("--queries must be >= 1, --rewrites and --boundary-samples >= 0")
-    if config.boundary_rewrites < 1 or config.batch_size < 1 or config.n_boot < 1:
-        raise UsageError("--boundary-rewrites, --batch-size and --bootstrap must be >= 1")
-    if config.folds < 2:
-        raise UsageError("--folds must be at least 2")
-    unknown = [c for c in config.classifiers if c not in CLASSIFIERS]
-    if unknown or not config.classifiers:
-        raise UsageError(
-            f"--attack-models: unknown {', '.join(unknown) or '(none)'} "
-            f"(use {', '.join(CLASSIFIERS)})"
-        )
-    bad = [f for f in config.export if f not in EXPORT_FORMATS]
-    if bad:
-        raise UsageError(f"--export {bad[0]}: unknown format (use {', '.join(EXPORT_FORMATS)})")
-    if config.export_output and not config.export:
-        raise UsageError("--export-output needs --export torchscript")
-    has_data = bool(config.members) and bool(config.nonmembers)
-    if bool(config.members) != bool(config.nonmembers):
-        raise UsageError("--members and --nonmembers go together")
-    scores = config.expose != Exposure.LABEL.value
-    if config.sigma is None and scores and not has_data:
-        raise UsageError(
-            "--sigma auto calibrates on --members and --nonmembers (functions the model trained "
-            "on and functions it never saw); give them, or a fixed --sigma"
-        )
-    if (config.sweep or config.plot) and not has_data:
-        raise UsageError("--sweep and --plot measure attacks: they need --members/--nonmembers")
 
 
 def output_paths(config: HardenConfig) -> list[OutputPath]:
@@ -151,8 +101,7 @@ class HardenCheck(Check):
     command = "harden"
 
     def validate(self, config: Any) -> None:
-        check_config(config)
-        check_outputs(config)
+        check_outputs(config)  # every value was checked when the config was built
 
     def data_inputs(self, config: Any) -> list[DataInput]:
         if not (config.members and config.nonmembers):

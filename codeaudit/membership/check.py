@@ -10,9 +10,7 @@ import numpy as np
 
 from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
 from codeaudit.data.samples import Dataset
-from codeaudit.errors import UsageError
 from codeaudit.membership.attacks.threshold import SIGNALS
-from codeaudit.membership.attacks.trained import CLASSIFIERS
 from codeaudit.membership.evaluate import Evaluated, make_folds
 from codeaudit.membership.features import (
     FeatureSet,
@@ -37,21 +35,7 @@ from codeaudit.report.model import Header
 
 
 def check_settings(config: Any) -> None:
-    """Settings that cannot work together, before anything is loaded."""
-    if config.folds < 2:
-        raise UsageError("--folds must be at least 2")
-    if config.n_boot < 1:
-        raise UsageError("--bootstrap must be at least 1")
-    unknown = [c for c in config.classifiers if c not in CLASSIFIERS]
-    if unknown or not config.classifiers:
-        raise UsageError(
-            f"--attack-models: unknown {', '.join(unknown) or '(none)'} "
-            f"(use {', '.join(CLASSIFIERS)})"
-        )
-    if config.shadows and not config.population:
-        raise UsageError("--shadows needs --population FILE (data the attacker owns)")
-    if config.references and (config.references < 2 or config.references % 2):
-        raise UsageError(f"--references {config.references}: use an even number of at least 2")
+    """What the config cannot check itself: the feature-set names."""
     parse_feature_sets(config.features)
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codeaudit.errors import UsageError
-from codeaudit.models.input_format import check_input_format
+from codeaudit.models.input_format import INPUT_FORMATS
+from codeaudit.params import ParameterError, check_params, param
 
 
 @dataclass(frozen=True)
@@ -22,20 +22,37 @@ class LoadOptions:
     published default). ``max_len``: ids per function, special tokens included (None: the
     model's own)."""
 
-    trust_checkpoint: bool = False
-    base: str | None = None
-    input_format: str | None = None
-    max_len: int | None = None
+    base: str | None = param(
+        None,
+        metavar="DIR|ID",
+        help="For a bare model.bin (CodeXGLUE, EliBadCode): the base model it was fine-tuned "
+        "from, a directory with config.json and tokenizer files or a Hugging Face id in the "
+        "local cache (never downloaded).",
+    )
+    input_format: str | None = param(
+        None,
+        choices=INPUT_FORMATS,
+        help="The text the model was trained on: raw (whitespace-collapsed source, comments "
+        "kept: CodeXGLUE) or tokens (code tokens joined by spaces, comments dropped: "
+        "EliBadCode, codeaudit). Default: what the checkpoint records; raw for a Hugging Face "
+        "directory; the published default of a model.bin's layout.",
+    )
+    max_len: int | None = param(
+        None,
+        minimum=1,
+        kind=int,
+        help="Ids per function the model reads, special tokens included (default: the model's "
+        "own; 400 for CodeXGLUE and EliBadCode model.bin).",
+    )
+    trust_checkpoint: bool = param(
+        False,
+        help="Allow a checkpoint that needs full unpickling (can run code: only for trusted "
+        "files).",
+    )
 
     def __post_init__(self) -> None:
-        if self.input_format is not None:
-            try:
-                check_input_format(self.input_format, "input format")
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-        if self.max_len is not None and (
-            isinstance(self.max_len, bool) or not isinstance(self.max_len, int) or self.max_len < 1
-        ):
-            raise UsageError(f"max length {self.max_len!r} must be a whole number of ids >= 1")
+        check_params(self)
         if self.base is not None and (not isinstance(self.base, str) or not self.base.strip()):
-            raise UsageError("base model must be a directory or a Hugging Face model id")
+            raise ParameterError(
+                "base", "must be a directory or a Hugging Face model id", type(self)
+            )

@@ -190,9 +190,9 @@ def test_max_len_is_honoured_and_bounded_by_the_positions(trained: dict) -> None
 
 
 def test_load_options_check_their_values() -> None:
-    with pytest.raises(UsageError, match="unknown input format"):
+    with pytest.raises(UsageError, match=r"input format 'bytes': use one of raw, tokens"):
         LoadOptions(input_format="bytes")
-    with pytest.raises(UsageError, match="max length 0"):
+    with pytest.raises(UsageError, match="max len 0: must be >= 1"):
         LoadOptions(max_len=0)
     assert LoadOptions(base="microsoft/codebert-base").base == "microsoft/codebert-base"
 

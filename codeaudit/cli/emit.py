@@ -1,0 +1,142 @@
+"""The edge's output: the release gate applied to a result, every report file checked before the
+first is written and then written atomically, the report on standard output, progress bars."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+PROJECT = "codeaudit.project"  # ctx.meta: the [tool.codeaudit] settings in force
+GATE = "codeaudit.gate"  # ctx.meta: (GateSettings, rules, baseline) of a command with rules
+EMITTED = "codeaudit.emitted"  # ctx.meta: the result as reported (after the gate)
+
+
+def project_settings(ctx: click.Context) -> Any:
+    """The ``[tool.codeaudit]`` settings of the nearest pyproject.toml (none with --no-config)."""
+    from codeaudit.settings import ProjectSettings, load_project_settings
+
+    if PROJECT not in ctx.meta:
+        ctx.meta[PROJECT] = (
+            ProjectSettings() if ctx.params.get("no_config") else load_project_settings()
+        )
+    return ctx.meta[PROJECT]
+
+
+def reported(ctx: click.Context) -> Any:
+    """The result as the command reported it (None before :func:`emit`)."""
+    return ctx.meta.get(EMITTED)
+
+
+def check_reports(paths: tuple[str, ...], force: bool) -> list[tuple[str, str]]:
+    """Validate report paths before any work: known extension, writable, no clobbering."""
+    from codeaudit.io import check_output_path
+    from codeaudit.report import format_for_path
+
+    seen: set[str] = set()
+    checked = []
+    for path in paths:
+        if os.path.abspath(path) in seen:
+            continue
+        seen.add(os.path.abspath(path))
+        fmt = format_for_path(path)
+        check_output_path(path, force=force, what="report")
+        checked.append((path, fmt))
+    return checked
+
+
+def refuse_clashes(reports: list[tuple[str, str]], *outputs: str | None) -> None:
+    """A report must not name a file the command writes as its product."""
+    named = {os.path.abspath(o) for o in outputs if o}
+    if any(os.path.abspath(path) in named for path, _ in reports):
+        raise click.UsageError("--report names the same file as another output")
+
+
+def emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> Any:
+    """Apply the gate (commands with rule options), write every report file, print the
+    report, and return the result as reported.
+
+    Every file (reports and the figures Markdown reports write beside them) is rendered and
+    checked before the first is written, so a clash leaves no partial output."""
+    from codeaudit.io import atomic_write, check_output_path
+    from codeaudit.report import render, render_file
+
+    ctx = click.get_current_context(silent=True)
+    gate = ctx.meta.get(GATE) if ctx is not None else None
+    if gate is not None and hasattr(result, "findings"):
+        from codeaudit.gate import apply_gate
+
+        settings, rules, baseline = gate
+        result = apply_gate(result, settings, rules=rules, baseline=baseline)
+    files: list[tuple[str, bytes]] = []
+    for path, report_fmt in reports:
+        files += render_file(result, report_fmt, path)
+    seen: set[str] = set()
+    for path, _ in files:
+        key = os.path.abspath(path)
+        if key in seen:
+            raise click.UsageError(f"{path}: two reports would write this file")
+        seen.add(key)
+        check_output_path(path, force=force, what="report")
+    for path, data in files:
+        atomic_write(path, lambda handle, data=data: handle.write(data), force=force)
+    if fmt == "rich":
+        from codeaudit.report.rich import render_rich
+
+        terminal = sys.stdout.isatty()
+        color = terminal and "NO_COLOR" not in os.environ
+        width = shutil.get_terminal_size((100, 24)).columns if terminal else 100
+        click.echo(render_rich(result, color=color, width=width), nl=False)
+    else:
+        click.echo(render(result, fmt), nl=False)
+    if ctx is not None:
+        ctx.meta[EMITTED] = result
+    return result
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr (nothing when disabled or stderr is not a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[extra]}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        yield progress
+
+
+@contextmanager
+def stage_progress(enabled: bool, label: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress callback ``(stage, done, total)`` for the library's long runs, drawn as one
+    bar that takes each stage's name (None when there is no bar to draw)."""
+    with progress_bar(enabled) as bar:
+        if bar is None:
+            yield None
+            return
+        task = bar.add_task(label, total=None, extra="")
+
+        def callback(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        yield callback
