@@ -1,5 +1,6 @@
 """The Python API: one function per command, each running its check through the runner
-(:mod:`codeaudit.runner`) and writing the files the check made. They return result objects and
+(:mod:`codeaudit.runner`; ``gate``: a :class:`~codeaudit.gate.ReleaseGate` to judge the result
+by) and writing the files the check made. They return result objects and
 never print; the command line calls them too::
 
     from codeaudit import api
@@ -24,6 +25,7 @@ def train(
     *,
     progress: Progress | None = None,
     write: bool = True,
+    gate: Any = None,
 ) -> tuple[Any, Any]:
     """Train a model as configured and (with ``write``) save it to ``config.output``.
 
@@ -32,67 +34,61 @@ def train(
     from codeaudit.runner import run, write_outputs
     from codeaudit.train.check import TrainCheck
 
-    result, outcome = run(TrainCheck(write=write), config, progress=progress)
+    result, outcome = run(TrainCheck(write=write), config, progress=progress, gate=gate)
     if write:
         write_outputs(outcome.outputs, force=config.force)
     return outcome.model, result
 
 
-def predict(config: PredictConfig, *, progress: Progress | None = None) -> Any:
+def predict(config: PredictConfig, *, progress: Progress | None = None, gate: Any = None) -> Any:
     """Predictions of a model on a data file; returns a PredictResult."""
     from codeaudit.predict.check import PredictCheck
     from codeaudit.runner import run
 
-    return run(PredictCheck(), config, progress=progress)[0]
+    return run(PredictCheck(), config, progress=progress, gate=gate)[0]
 
 
-def membership(config: Any, *, progress: Progress | None = None) -> Any:
+def membership(config: Any, *, progress: Progress | None = None, gate: Any = None) -> Any:
     """A membership-inference audit (a :class:`~codeaudit.config.MembershipConfig`); writes the
     ROC plot when asked and returns the MembershipResult."""
     from codeaudit.membership.check import MembershipCheck
     from codeaudit.runner import run, write_outputs
 
-    result, outcome = run(MembershipCheck(), config, progress=progress)
+    result, outcome = run(MembershipCheck(), config, progress=progress, gate=gate)
     write_outputs(outcome.outputs, force=config.force)
     return result
 
 
-def backdoor(config: Any, *, progress: Progress | None = None) -> tuple[Any, Any]:
+def backdoor(config: Any, *, progress: Progress | None = None, gate: Any = None) -> tuple[Any, Any]:
     """Scan a model for a backdoor (a :class:`~codeaudit.config.BackdoorConfig`); with
     ``unlearn`` repair it and write the repaired checkpoint. Returns ``(model, BackdoorResult)``
     (the model repaired in place when unlearning ran)."""
     from codeaudit.backdoor.check import BackdoorCheck
     from codeaudit.runner import run, write_outputs
 
-    result, outcome = run(BackdoorCheck(), config, progress=progress)
+    result, outcome = run(BackdoorCheck(), config, progress=progress, gate=gate)
     write_outputs(outcome.outputs, force=config.force)
     return outcome.model, result
 
 
-def poison(config: Any, *, progress: Progress | None = None) -> Any:
+def poison(config: Any, *, progress: Progress | None = None, gate: Any = None) -> Any:
     """Write a poisoned copy of a data set and its manifest (a
     :class:`~codeaudit.config.PoisonConfig`), both or neither; returns the PoisonResult."""
     from codeaudit.backdoor.poison import PoisonCheck
     from codeaudit.runner import run, write_outputs
 
-    result, outcome = run(PoisonCheck(), config, progress=progress)
+    result, outcome = run(PoisonCheck(), config, progress=progress, gate=gate)
     write_outputs(outcome.outputs, force=config.force)
     return result
 
 
-def _device(name: str) -> str:
-    from codeaudit.models.device import resolve_device
-
-    return resolve_device(name)
-
-
-def harden(config: Any, *, progress: Progress | None = None) -> Any:
+def harden(config: Any, *, progress: Progress | None = None, gate: Any = None) -> Any:
     """Harden a model with NMID as configured (a :class:`~codeaudit.config.HardenConfig`) and
     write it; returns ``(HardenedModel, HardenResult)``. Load a hardened model later with
     ``codeaudit.defense.load_hardened(path)`` (or ``codeaudit.models.load_model``)."""
     from codeaudit.defense.check import HardenCheck
     from codeaudit.runner import run, write_outputs
 
-    result, outcome = run(HardenCheck(), config, progress=progress)
+    result, outcome = run(HardenCheck(), config, progress=progress, gate=gate)
     write_outputs(outcome.outputs, force=config.force)
     return outcome.model, result

@@ -201,8 +201,11 @@ def combine_findings(findings: list[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(seen.values(), key=lambda f: (-f.severity.rank, f.rule_id)))
 
 
-def run_audit(config: AuditConfig, *, progress: Progress | None = None) -> AuditResult:
-    """Validate every chosen check, load the model once, run each on it, combine."""
+def run_audit(
+    config: AuditConfig, *, progress: Progress | None = None, gate: Any = None
+) -> AuditResult:
+    """Validate every chosen check, load the model once, run each on it, combine, and judge the
+    combined result by ``gate`` (a :class:`~codeaudit.gate.ReleaseGate`) when given."""
     from codeaudit.models.checkpoint import load_with
     from codeaudit.models.device import resolve_device
     from codeaudit.runner import prepare, run
@@ -248,8 +251,9 @@ def run_audit(config: AuditConfig, *, progress: Progress | None = None) -> Audit
                     reason=f"not requested (needs {needs})",
                 )
             )
-    return AuditResult(
+    result = AuditResult(
         header=Header(command="audit", seed=config.seed, artifacts=tuple(artifacts.values())),
         sections=tuple(sections),
         findings=combine_findings(findings),
     )
+    return gate.apply(result) if gate is not None else result

@@ -36,6 +36,19 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class ReleaseGate:
+    """The gate a run is judged by: its settings, the rules (loaded once, before any work) and
+    the baseline report (read once). :mod:`codeaudit.runner` applies it to the result."""
+
+    settings: GateSettings = GateSettings()
+    rules: tuple[Rule, ...] | None = None
+    baseline: Baseline | None = None
+
+    def apply(self, result: Any) -> Any:
+        return apply_gate(result, self.settings, rules=self.rules, baseline=self.baseline)
+
+
+@dataclass(frozen=True)
 class Baseline:
     path: str
     sha256: str

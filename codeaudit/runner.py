@@ -1,5 +1,5 @@
 """The one runner: the only code that loads a check's inputs, times the run, stamps the report
-header, evaluates the rules and hands over the files a check made.
+header, evaluates the rules, applies the release gate and hands over the files a check made.
 
     result, outcome = run(MembershipCheck(), config, progress=callback)
     write_outputs(outcome.outputs, force=config.force)
@@ -66,10 +66,12 @@ def run(
     *,
     progress: Progress | None = None,
     loaded: Any = None,
+    gate: Any = None,
 ) -> tuple[Any, Outcome]:
-    """Run one check: returns its result (header, timings and findings filled in) and its
-    outcome (the files to write, the model it made). ``loaded``: a model already loaded (the
-    audit loads once for every check; a Python caller may pass one from memory)."""
+    """Run one check: returns its result (header, timings and findings filled in, judged by
+    ``gate`` when given: a :class:`~codeaudit.gate.ReleaseGate`) and its outcome (the files to
+    write, the model it made). ``loaded``: a model already loaded (the audit loads once for every
+    check; a Python caller may pass one from memory)."""
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate
 
@@ -90,6 +92,8 @@ def run(
         result = dataclasses.replace(result, timings={k: round(v, 3) for k, v in timings.items()})
     findings = evaluate(rules, result, command=check.command, target=check.target(config))
     result = dataclasses.replace(result, findings=findings)
+    if gate is not None:
+        result = gate.apply(result)
     return result, dataclasses.replace(outcome, result=result)
 
 

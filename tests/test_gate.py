@@ -181,11 +181,12 @@ def fake_membership(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     knobs: dict[str, Any] = {}
 
-    def fake(config: Any, progress: Any = None) -> Any:
+    def fake(config: Any, progress: Any = None, gate: Any = None) -> Any:
         knobs["config"] = config
-        return membership_result(
+        result = membership_result(
             target=config.model, rules=load_rules(config.rules), **knobs.get("numbers", {})
         )
+        return gate.apply(result) if gate is not None else result  # as the runner does
 
     monkeypatch.setattr(api, "membership", fake)
     return knobs

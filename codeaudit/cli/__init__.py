@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from codeaudit import __version__
-from codeaudit.cli.emit import check_reports, emit, refuse_clashes, stage_progress
+from codeaudit.cli.emit import check_reports, emit, gate_of, refuse_clashes, stage_progress
 from codeaudit.cli.options import (
     build,
     config_options,
@@ -161,7 +161,7 @@ def predict(report_output: str | None, model_options: Any, data_options: Any,
         PredictConfig, values, model_options=model_options, data_options=data_options, rules=rules
     )
     with stage_progress(not quiet, "predicting") as callback:
-        result = api.predict(config, progress=callback)
+        result = api.predict(config, progress=callback, gate=gate_of())
     result = emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
 
@@ -192,7 +192,7 @@ def membership(report_output: str | None, model_options: Any, data_options: Any,
     )
     refuse_clashes(checked, config.plot)
     with stage_progress(not quiet, "auditing") as callback:
-        result = api.membership(config, progress=callback)
+        result = api.membership(config, progress=callback, gate=gate_of())
     result = emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
 
@@ -248,7 +248,7 @@ def audit(report_dir: str | None, report_output: str | None, model_options: Any,
     checked = check_reports(_report_paths(report_output, reports), force)
     in_dir, make_dir = _report_dir(report_dir, force)
     with stage_progress(not quiet, "auditing") as callback:
-        result = run_audit(config, progress=callback)
+        result = run_audit(config, progress=callback, gate=gate_of())
     if make_dir and report_dir:
         os.makedirs(report_dir, exist_ok=True)
     result = emit(result, fmt, checked + in_dir, force)
@@ -307,7 +307,7 @@ def harden(key_file: str | None, model_options: Any, data_options: Any, rules: t
     )
     refuse_clashes(checked, config.output, config.export_output, config.plot)
     with stage_progress(not quiet, "hardening") as callback:
-        _, result = api.harden(config, progress=callback)
+        _, result = api.harden(config, progress=callback, gate=gate_of())
     emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
 
@@ -367,7 +367,7 @@ def backdoor(model_options: Any, data_options: Any, rules: tuple[str, ...], fail
     )
     refuse_clashes(checked, config.output)
     with stage_progress(not quiet, "scanning") as callback:
-        _, result = api.backdoor(config, progress=callback)
+        _, result = api.backdoor(config, progress=callback, gate=gate_of())
     emit(result, fmt, checked, force)
     return exit_code(result.findings, fail_on)
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 PROJECT = "codeaudit.project"  # ctx.meta: the [tool.codeaudit] settings in force
-GATE = "codeaudit.gate"  # ctx.meta: (GateSettings, rules, baseline) of a command with rules
+GATE = "codeaudit.gate"  # ctx.meta: the ReleaseGate of a command with rule options
 EMITTED = "codeaudit.emitted"  # ctx.meta: the result as reported (after the gate)
 
 
@@ -57,9 +57,15 @@ def refuse_clashes(reports: list[tuple[str, str]], *outputs: str | None) -> None
         raise click.UsageError("--report names the same file as another output")
 
 
+def gate_of(ctx: click.Context | None = None) -> Any:
+    """The release gate the command's rule options set up (None for a command without rules)."""
+    ctx = ctx or click.get_current_context(silent=True)
+    return ctx.meta.get(GATE) if ctx is not None else None
+
+
 def emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> Any:
-    """Apply the gate (commands with rule options), write every report file, print the
-    report, and return the result as reported.
+    """Write every report file of a result (judged by the runner), print the report, and return
+    the result as reported.
 
     Every file (reports and the figures Markdown reports write beside them) is rendered and
     checked before the first is written, so a clash leaves no partial output."""
@@ -67,12 +73,6 @@ def emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> 
     from codeaudit.report import render, render_file
 
     ctx = click.get_current_context(silent=True)
-    gate = ctx.meta.get(GATE) if ctx is not None else None
-    if gate is not None and hasattr(result, "findings"):
-        from codeaudit.gate import apply_gate
-
-        settings, rules, baseline = gate
-        result = apply_gate(result, settings, rules=rules, baseline=baseline)
     files: list[tuple[str, bytes]] = []
     for path, report_fmt in reports:
         files += render_file(result, report_fmt, path)

@@ -197,8 +197,8 @@ def rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     The command receives ``rules`` and ``fail_on`` only, both resolved (flags win over
     [tool.codeaudit], then the defaults). The rule files and selectors are validated here, before
-    the command does any work (exit 2). The gate is applied to the result the command reports,
-    and the command's exit code is the gate's."""
+    the command does any work (exit 2). The command hands the gate to the runner, which judges
+    the result by it; the command's exit code is the gate's."""
     from codeaudit.cli.emit import GATE, project_settings, reported
 
     @functools.wraps(fn)
@@ -209,7 +209,7 @@ def rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         baseline: str | None,
         **kwargs: Any,
     ) -> Any:
-        from codeaudit.gate import GateSettings, load_baseline
+        from codeaudit.gate import GateSettings, ReleaseGate, load_baseline
         from codeaudit.report.model import utc_now
         from codeaudit.rules import check_selectors, load_rules
 
@@ -237,7 +237,9 @@ def rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             config_file=project.path,
             started=utc_now(),
         )
-        ctx.meta[GATE] = (settings, loaded, load_baseline(baseline) if baseline else None)
+        ctx.meta[GATE] = ReleaseGate(
+            settings, tuple(loaded), load_baseline(baseline) if baseline else None
+        )
         kwargs["rules"], kwargs["fail_on"] = rules, fail_on
         code = fn(*args, **kwargs)
         gate = getattr(getattr(reported(ctx), "header", None), "gate", None)
