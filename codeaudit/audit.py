@@ -93,11 +93,10 @@ def _membership_config(config: AuditConfig) -> MembershipConfig:
         members=config.members,
         nonmembers=config.nonmembers,
         population=config.population,
-        classifiers=("logreg", "mlp", "rf", "gb") if config.thorough else ("logreg",),
+        thorough=config.thorough,  # expanded by MembershipConfig, the one place
         folds=config.folds,
         shadows=config.shadows,
         references=config.references,
-        boundary_samples=200 if config.thorough else 0,
         n_boot=config.n_boot,
         seed=config.seed,
         batch_size=config.batch_size,

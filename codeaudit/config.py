@@ -216,13 +216,6 @@ class MembershipConfig:
 
     def __post_init__(self) -> None:
         check_params(self)
-        resolve(
-            self,
-            classifiers=self.classifiers or (ALL_CLASSIFIERS if self.thorough else ("logreg",)),
-            boundary_samples=(200 if self.thorough else 0)
-            if self.boundary_samples is None
-            else self.boundary_samples,
-        )
         if self.shadows and not self.population:
             raise ParameterError(
                 "shadows", "needs --population FILE (data the attacker owns)", type(self)
@@ -231,6 +224,18 @@ class MembershipConfig:
             raise ParameterError(
                 "references", f"{self.references}: use an even number of at least 2", type(self)
             )
+
+    @property
+    def attack_classifiers(self) -> tuple[str, ...]:
+        """The trained-attack classifiers: as given, else all with --thorough, else logreg."""
+        return self.classifiers or (ALL_CLASSIFIERS if self.thorough else ("logreg",))
+
+    @property
+    def boundary_count(self) -> int:
+        """Samples for the boundary attack: as given, else 200 with --thorough, else none."""
+        if self.boundary_samples is not None:
+            return self.boundary_samples
+        return 200 if self.thorough else 0
 
 
 @dataclass(frozen=True)
@@ -379,12 +384,7 @@ class HardenConfig:
 
     def __post_init__(self) -> None:
         check_params(self)
-        resolve(
-            self,
-            classifiers=self.classifiers or (ALL_CLASSIFIERS if self.thorough else ("logreg",)),
-            sweep=self.sweep or bool(self.plot),
-            export=tuple(dict.fromkeys(self.export)),
-        )
+        resolve(self, export=tuple(dict.fromkeys(self.export)))
         owner = type(self)
         has_data = bool(self.members) and bool(self.nonmembers)
         if bool(self.members) != bool(self.nonmembers):
@@ -396,12 +396,17 @@ class HardenConfig:
                 "and functions it never saw); give them, or a fixed --sigma",
                 owner,
             )
-        if self.sweep and not has_data:
+        if (self.sweep or self.plot) and not has_data:
             raise ParameterError(
                 "sweep", "and --plot measure attacks: they need --members/--nonmembers", owner
             )
         if self.export_output and not self.export:
             raise ParameterError("export_output", "needs --export torchscript", owner)
+
+    @property
+    def attack_classifiers(self) -> tuple[str, ...]:
+        """The trained-attack classifiers: as given, else all with --thorough, else logreg."""
+        return self.classifiers or (ALL_CLASSIFIERS if self.thorough else ("logreg",))
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ class HardenCheck(Check):
                     CurveEvaluator(
                         plan.ver_obs,
                         plan.defense.expose_.value,
-                        classifiers=config.classifiers,
+                        classifiers=config.attack_classifiers,
                         folds=config.folds,
                         seed=config.seed,
                     ),
@@ -301,7 +301,7 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
     evaluator = CurveEvaluator(
         obs.subset(cal_index),
         plan.defense.expose_.value,
-        classifiers=config.classifiers,
+        classifiers=config.attack_classifiers,
         folds=config.folds,
         seed=config.seed,
     )
@@ -400,7 +400,7 @@ def settings_of(config: Any, plan: Plan, context: Context) -> dict[str, object]:
         "rewrites": config.rewrites,
         "boundary_samples": config.boundary_samples,
         "boundary_rewrites": config.boundary_rewrites,
-        "attack_models": list(config.classifiers),
+        "attack_models": list(config.attack_classifiers),
         "folds": config.folds,
         "bootstrap": config.n_boot,
         "device": context.device,

@@ -178,12 +178,12 @@ def verify(
     }
 
     def labels_only(logits: np.ndarray) -> list[Evaluated]:
-        single, averaged = labels_only_suites(obs, logits, folds, config.classifiers, **kw)
+        single, averaged = labels_only_suites(obs, logits, folds, config.attack_classifiers, **kw)
         return single + averaged
 
     report("auditing the original model", 0, 1)
     before = score_suite(
-        obs.clean, membership, folds, usable_features(base), config.classifiers, **kw
+        obs.clean, membership, folds, usable_features(base), config.attack_classifiers, **kw
     )
     before += label_only_suite(base, obs, obs.clean, folds, **label_kw)
     before += labels_only(obs.clean.logits)
@@ -193,7 +193,7 @@ def verify(
     labels_changed = int((after_features.predicted != obs.clean.predicted).sum())
     usable_after = usable_features(hardened)
     scores_after = score_suite(
-        after_features, membership, folds, usable_after, config.classifiers, **kw
+        after_features, membership, folds, usable_after, config.attack_classifiers, **kw
     )
     after = scores_after + label_only_suite(hardened, obs, after_features, folds, **label_kw)
     labels_after = labels_only(after_features.logits)
@@ -213,7 +213,7 @@ def verify(
                 membership,
                 folds,
                 usable_after,
-                config.classifiers,
+                config.attack_classifiers,
                 **kw,
             ),
             f"repeat{config.queries}",
@@ -227,7 +227,7 @@ def verify(
                 variant,
                 defense.expose_.value,
                 folds,
-                config.classifiers,
+                config.attack_classifiers,
                 rewrites_label=f"rewrites{config.rewrites}",
                 **kw,
             )

@@ -270,11 +270,11 @@ def top_risk(
 def settings_of(config: Any, session: Session) -> dict[str, object]:
     return {
         "folds": config.folds,
-        "attack_models": list(config.classifiers),
+        "attack_models": list(config.attack_classifiers),
         "feature_sets": len(session.feature_sets),
         "shadows": config.shadows,
         "references": config.references,
-        "boundary_samples": config.boundary_samples,
+        "boundary_samples": config.boundary_count,
         "boundary_rewrites": config.boundary_rewrites,
         "exposed": sorted(session.usable),
         "bootstrap": config.n_boot,

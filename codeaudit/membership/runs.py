@@ -85,7 +85,7 @@ def _correctness(s: Session) -> list[Evaluated]:
 def _trained(s: Session) -> list[Evaluated]:
     s.context.report("trained attacks", 0, 1)
     found = evaluate_trained(
-        s.config.classifiers, s.feature_sets, s.features, s.membership, s.folds, **s.kw
+        s.config.attack_classifiers, s.feature_sets, s.features, s.membership, s.folds, **s.kw
     )
     s.context.report("trained attacks", 1, 1)
     return found
@@ -96,7 +96,7 @@ def _boundary(s: Session) -> list[Evaluated]:
     config = s.config
     n_members = int(s.membership.sum())
     rng = np.random.default_rng(config.seed)
-    half = config.boundary_samples // 2
+    half = config.boundary_count // 2
     pick = np.r_[
         rng.permutation(n_members)[: min(half, n_members)],
         n_members
@@ -175,7 +175,7 @@ def _references(s: Session) -> list[Evaluated]:
         )
     ]
     found += evaluate_trained(
-        config.classifiers,
+        config.attack_classifiers,
         [(*(f for f in FEATURES if f in s.usable), "lira-online")],
         s.features,
         s.membership,
@@ -204,7 +204,7 @@ ATTACK_RUNS: tuple[AttackRun, ...] = (
         "label-only-boundary",
         (BoundaryAttack,),
         "boundary_attack",
-        lambda s: s.config.boundary_samples > 0 and s.model is not None,
+        lambda s: s.config.boundary_count > 0 and s.model is not None,
         _boundary,
     ),
     AttackRun(
