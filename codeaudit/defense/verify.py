@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -150,6 +152,49 @@ def _utility(
     return rows
 
 
+@dataclasses.dataclass
+class _Suite:
+    """The attacks of one verification, run on the same folds."""
+
+    obs: Observations
+    config: HardenConfig
+    folds: list[tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def kw(self) -> dict[str, int]:
+        return {"n_boot": self.config.n_boot, "seed": self.config.seed}
+
+    def labels_only(self, logits: np.ndarray) -> list[Evaluated]:
+        single, averaged = labels_only_suites(
+            self.obs, logits, self.folds, self.config.attack_classifiers, **self.kw
+        )
+        return single + averaged
+
+    def scores(self, features: Any, usable: frozenset[str]) -> list[Evaluated]:
+        return score_suite(
+            features,
+            self.obs.membership,
+            self.folds,
+            usable,
+            self.config.attack_classifiers,
+            **self.kw,
+        )
+
+    def label_only(self, model: Any, features: Any) -> list[Evaluated]:
+        config = self.config
+        return label_only_suite(
+            model,
+            self.obs,
+            features,
+            self.folds,
+            boundary_samples=config.boundary_samples,
+            boundary_rewrites=config.boundary_rewrites,
+            n_folds=config.folds,
+            batch_size=config.batch_size,
+            **self.kw,
+        )
+
+
 def verify(
     base,  # type: ignore[no-untyped-def]
     hardened: HardenedModel,
@@ -166,74 +211,76 @@ def verify(
         if progress is not None:
             progress(stage, done, total)
 
-    kw = {"n_boot": config.n_boot, "seed": config.seed}
-    membership = obs.membership
-    folds = make_folds(membership, config.folds, config.seed)
-    label_kw = {
-        "boundary_samples": config.boundary_samples,
-        "boundary_rewrites": config.boundary_rewrites,
-        "n_folds": config.folds,
-        "batch_size": config.batch_size,
-        **kw,
-    }
-
-    def labels_only(logits: np.ndarray) -> list[Evaluated]:
-        single, averaged = labels_only_suites(obs, logits, folds, config.attack_classifiers, **kw)
-        return single + averaged
-
+    suite = _Suite(obs, config, make_folds(obs.membership, config.folds, config.seed))
     report("auditing the original model", 0, 1)
-    before = score_suite(
-        obs.clean, membership, folds, usable_features(base), config.attack_classifiers, **kw
-    )
-    before += label_only_suite(base, obs, obs.clean, folds, **label_kw)
-    before += labels_only(obs.clean.logits)
+    before = suite.scores(obs.clean, usable_features(base))
+    before += suite.label_only(base, obs.clean)
+    before += suite.labels_only(obs.clean.logits)
 
     report("auditing the hardened model", 0, 1)
     after_features = extract_features(hardened, obs.dataset, batch_size=config.batch_size)
-    labels_changed = int((after_features.predicted != obs.clean.predicted).sum())
     usable_after = usable_features(hardened)
-    scores_after = score_suite(
-        after_features, membership, folds, usable_after, config.attack_classifiers, **kw
+    scores_after = suite.scores(after_features, usable_after)
+    labels_after = suite.labels_only(after_features.logits)
+    after = scores_after + suite.label_only(hardened, after_features) + labels_after
+    repeat, rewrites = _adaptive(suite, defense, base, usable_after, report)
+    return _verification(
+        suite,
+        data_label,
+        before=before,
+        after=after,
+        scores_after=scores_after,
+        labels_after=labels_after,
+        repeat=repeat,
+        rewrites=rewrites,
+        after_features=after_features,
+        usable_after=usable_after,
     )
-    after = scores_after + label_only_suite(hardened, obs, after_features, folds, **label_kw)
-    labels_after = labels_only(after_features.logits)
-    after += labels_after
 
-    repeat: list[Evaluated] = []
+
+def _adaptive(
+    suite: _Suite,
+    defense: NMID,
+    base: Any,
+    usable_after: frozenset[str],
+    report: Progress,
+) -> tuple[list[Evaluated], list[Evaluated]]:
+    """The attacks that query repeatedly: averaging answers to the same function, and over
+    semantics-preserving rewrites of it (none when only labels are released)."""
+    obs, config = suite.obs, suite.config
+    if defense.expose_ is Exposure.LABEL:
+        return [], []
+    report("adaptive attacks", 0, 2)
+    answers = [
+        query_margins(defense, base, obs.clean.logits, obs.encodings) for _ in range(config.queries)
+    ]
+    averaged = released_features(obs.clean, np.mean(answers, axis=0), defense.expose_.value)
+    repeat = relabel(suite.scores(averaged, usable_after), f"repeat{config.queries}")
+    report("adaptive attacks", 1, 2)
     rewrites: list[Evaluated] = []
-    if defense.expose_ is not Exposure.LABEL:
-        report("adaptive attacks", 0, 2)
-        answers = [
-            query_margins(defense, base, obs.clean.logits, obs.encodings)
-            for _ in range(config.queries)
-        ]
-        repeat = relabel(
-            score_suite(
-                released_features(obs.clean, np.mean(answers, axis=0), defense.expose_.value),
-                membership,
-                folds,
-                usable_after,
-                config.attack_classifiers,
-                **kw,
-            ),
-            f"repeat{config.queries}",
+    if len(obs.variant_logits):
+        variant = query_margins(defense, base, obs.variant_logits, obs.variant_encodings)
+        _, rewrites = released_suite(
+            obs,
+            answers[0],
+            variant,
+            defense.expose_.value,
+            suite.folds,
+            config.attack_classifiers,
+            rewrites_label=f"rewrites{config.rewrites}",
+            **suite.kw,
         )
-        report("adaptive attacks", 1, 2)
-        if len(obs.variant_logits):
-            variant = query_margins(defense, base, obs.variant_logits, obs.variant_encodings)
-            _, rewrites = released_suite(
-                obs,
-                answers[0],
-                variant,
-                defense.expose_.value,
-                folds,
-                config.attack_classifiers,
-                rewrites_label=f"rewrites{config.rewrites}",
-                **kw,
-            )
-        report("adaptive attacks", 2, 2)
+    report("adaptive attacks", 2, 2)
+    return repeat, rewrites
 
-    floor = label_only_floor(obs.clean.predicted, obs.clean.labels, membership)
+
+def _targets(
+    suite: _Suite, labels_after: list[Evaluated]
+) -> tuple[float, float, float | None, float, float | None]:
+    """(label-only floor, what labels alone reach, the same over rewrites, the target, the
+    target for rewrite averaging): no output defence goes below what labels give away."""
+    obs, config = suite.obs, suite.config
+    floor = label_only_floor(obs.clean.predicted, obs.clean.labels, obs.membership)
     single_labels = strongest([e for e in labels_after if "/rewrites" not in e.attack])
     rewrite_labels = strongest([e for e in labels_after if "/rewrites" in e.attack])
     labels_only_auc = max(floor, single_labels.score.auc if single_labels else 0.0)
@@ -244,14 +291,35 @@ def verify(
         if rewrite_labels_auc is None
         else max(config.target_auc, rewrite_labels_auc + config.floor_margin)
     )
+    return floor, labels_only_auc, rewrite_labels_auc, target, rewrite_target
+
+
+def _auc(ev: Evaluated | None) -> float | None:
+    return None if ev is None else ev.score.auc
+
+
+def _verification(
+    suite: _Suite,
+    data_label: str,
+    *,
+    before: list[Evaluated],
+    after: list[Evaluated],
+    scores_after: list[Evaluated],
+    labels_after: list[Evaluated],
+    repeat: list[Evaluated],
+    rewrites: list[Evaluated],
+    after_features: Any,
+    usable_after: frozenset[str],
+) -> Verification:
+    obs, config, membership = suite.obs, suite.config, suite.obs.membership
+    floor, labels_only_auc, rewrite_labels_auc, target, rewrite_target = _targets(
+        suite, labels_after
+    )
     best_before = strongest(before)
-    assert best_before is not None
-    single = strongest(scores_after)
-    repeat_best = strongest(repeat)
-    rewrite_best = strongest(rewrites)
-    best_score = strongest(scores_after + repeat)
     label_best = strongest([e for e in after if e.family == "label-only"])
-    assert label_best is not None
+    assert best_before is not None and label_best is not None
+    single, best_score = strongest(scores_after), strongest(scores_after + repeat)
+    repeat_best, rewrite_best = strongest(repeat), strongest(rewrites)
     met = best_score is None or best_score.score.auc <= target + 1e-12
     if rewrite_best is not None and rewrite_target is not None:
         met = met and rewrite_best.score.auc <= rewrite_target + 1e-12
@@ -278,20 +346,20 @@ def verify(
         rewrite_target=rewrite_target,
         best_auc_before=best_before.score.auc,
         best_attack_before=_name(best_before),
-        best_score_auc_after=None if best_score is None else best_score.score.auc,
+        best_score_auc_after=_auc(best_score),
         best_score_attack_after=None if best_score is None else _name(best_score),
         excess_over_floor=None if best_score is None else best_score.score.auc - labels_only_auc,
-        rewrite_averaging_auc=None if rewrite_best is None else rewrite_best.score.auc,
+        rewrite_averaging_auc=_auc(rewrite_best),
         rewrite_excess=None
         if rewrite_best is None or rewrite_labels_auc is None
         else rewrite_best.score.auc - rewrite_labels_auc,
         target_met=met,
         label_only_auc=label_best.score.auc,
-        single_query_auc=None if single is None else single.score.auc,
-        repeat_averaging_auc=None if repeat_best is None else repeat_best.score.auc,
+        single_query_auc=_auc(single),
+        repeat_averaging_auc=_auc(repeat_best),
         averaging_gain=gain(repeat_best),
         rewrite_averaging_gain=gain(rewrite_best),
-        labels_changed=labels_changed,
+        labels_changed=int((after_features.predicted != obs.clean.predicted).sum()),
         roc_auc_drop=drop,
         rows=tuple(
             _comparison(

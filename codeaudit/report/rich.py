@@ -38,7 +38,8 @@ def _table(table: Table, console: Console) -> None:
     view = RichTable(title=escape(table.title) if table.title else None, show_edge=False)
     numeric = table.numeric or (False,) * len(table.columns)
     for column, right in zip(table.columns, numeric, strict=True):
-        view.add_column(escape(column), justify="right" if right else "left")
+        # a terminal too narrow for a table wraps its cells rather than cutting them
+        view.add_column(escape(column), justify="right" if right else "left", overflow="fold")
     for row in shown:
         view.add_row(*(escape(cell) for cell in row))
     console.print(view)
