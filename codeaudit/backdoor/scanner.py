@@ -133,6 +133,57 @@ class BackdoorScanner:
         self, model: Any, samples: Sequence[Sample], victim: int, target: int, threshold: float
     ) -> tuple[PairResult, Inversion, Anchored, list[Placed], list[Placed]]:
         started = time.perf_counter()
+        placed = self._placed(model, samples, victim, target)
+        n_inv = self.victim_samples
+        inv_placed, held_placed = placed[:n_inv], placed[n_inv:]
+        vocab_ids, allowed = self._search_space(target)
+        objective = TriggerObjective(
+            model, inv_placed, target, vocab_ids, batch_tokens=self.batch_tokens, cache=self.cache
+        )
+        inversion, anchored = self._invert(objective, victim, target, allowed)
+        held = TriggerObjective(
+            model,
+            held_placed,
+            target,
+            self.vocab_.ids,
+            batch_tokens=self.batch_tokens,
+            cache=self.cache,
+        )
+        flip_rate = float(held.flips(anchored.trigger).mean())
+        itos = model.tokenizer.vocabulary()
+        kind = self.vocab_.tokenizer
+        index = self.shortcut_index_
+        result = PairResult(
+            victim_label=victim,
+            target_label=target,
+            victim_name=_label_name(model, victim),
+            target_name=_label_name(model, target),
+            trigger_tokens=tuple(itos[t] for t in inversion.trigger),
+            trigger_ids=inversion.trigger,
+            anchored_tokens=tuple(itos[t] for t in anchored.trigger),
+            anchored_ids=anchored.trigger,
+            anchored_text=render_trigger((itos[t] for t in anchored.trigger), kind),
+            loss=round(inversion.loss, 6),
+            anchored_loss=round(anchored.loss, 6),
+            inversion_flip_rate=float(objective.flips(anchored.trigger).mean()),
+            flip_rate=flip_rate,
+            n_inversion=len(inv_placed),
+            n_heldout=len(held_placed),
+            threshold=threshold,
+            backdoored=flip_rate >= threshold,
+            steps=inversion.steps,
+            stop=inversion.stop,
+            positions_fallback=sum(p.name is None for p in placed),
+            seconds=round(time.perf_counter() - started, 3),
+            shortcuts_excluded=index.count(target) if index is not None else None,
+            shortcuts=self._shortcuts(model, held, held_placed, target),
+        )
+        return result, inversion, anchored, inv_placed, held_placed
+
+    def _placed(
+        self, model: Any, samples: Sequence[Sample], victim: int, target: int
+    ) -> list[Placed]:
+        """The inversion and held-out victims (correctly classified), each at its position."""
         correct, available = self._candidates(model, samples, victim)
         n_inv = self.victim_samples
         if len(correct) < n_inv + MIN_HELDOUT:
@@ -142,40 +193,45 @@ class BackdoorScanner:
                 f"{n_inv} for inversion and at least {MIN_HELDOUT} held out: give more data or "
                 f"lower --victim-samples"
             )
-        chosen = correct[: n_inv + self.heldout]
         pair = f"{victim}->{target}"
-        placed = select_positions(
+        return select_positions(
             model,
-            chosen,
+            correct[: n_inv + self.heldout],
             room=self.trigger_len,
             batch_tokens=self.batch_tokens,
             progress=lambda d, t: self._report(f"positions {pair}", d, t),
         )
-        inv_placed, held_placed = placed[:n_inv], placed[n_inv:]
+
+    def _search_space(
+        self, target: int
+    ) -> tuple[np.ndarray, Callable[[Sequence[int]], bool] | None]:
+        """The vocabulary GCG searches toward ``target``, and which triggers it may take: none
+        that contains a data shortcut toward it (unless they are kept)."""
         index = self.shortcut_index_
-        vocab_ids = self.vocab_.ids
-        allowed = None
-        if index is not None:
-            drop = index.single_pieces(target)
-            kept = np.asarray([t for t in vocab_ids if int(t) not in drop], dtype=np.int64)
-            if not len(kept):
-                raise BackdoorError(
-                    f"no identifier piece is left once the data's shortcuts toward label "
-                    f"{target} are set aside: rerun with --keep-shortcuts"
-                )
-            vocab_ids = kept
+        if index is None:
+            return self.vocab_.ids, None
+        drop = index.single_pieces(target)
+        kept = np.asarray([t for t in self.vocab_.ids if int(t) not in drop], dtype=np.int64)
+        if not len(kept):
+            raise BackdoorError(
+                f"no identifier piece is left once the data's shortcuts toward label "
+                f"{target} are set aside: rerun with --keep-shortcuts"
+            )
 
-            def allowed(trigger: Sequence[int]) -> bool:
-                return not index.contains_shortcut(trigger, target)
+        def allowed(trigger: Sequence[int]) -> bool:
+            return not index.contains_shortcut(trigger, target)
 
-        objective = TriggerObjective(
-            model,
-            inv_placed,
-            target,
-            vocab_ids,
-            batch_tokens=self.batch_tokens,
-            cache=self.cache,
-        )
+        return kept, allowed
+
+    def _invert(
+        self,
+        objective: TriggerObjective,
+        victim: int,
+        target: int,
+        allowed: Callable[[Sequence[int]], bool] | None,
+    ) -> tuple[Inversion, Anchored]:
+        """GCG, then anchoring (a shorter trigger that is a data shortcut cannot be anchored)."""
+        pair = f"{victim}->{target}"
         inversion = gcg(
             objective,
             length=self.trigger_len,
@@ -191,67 +247,37 @@ class BackdoorScanner:
         )
 
         def losses(triggers: np.ndarray) -> np.ndarray:
-            # a shorter trigger that is a data shortcut cannot be the anchored one
             out = objective.losses(triggers)
             if allowed is not None:
                 bad = [not allowed(t) for t in np.atleast_2d(triggers).tolist()]
                 out = np.where(bad, np.inf, out)
             return out
 
-        anchored = anchor(inversion.trigger, losses, beta=self.beta)
-        inversion_flips = float(objective.flips(anchored.trigger).mean())
-        held = TriggerObjective(
-            model,
-            held_placed,
-            target,
-            self.vocab_.ids,
-            batch_tokens=self.batch_tokens,
-            cache=self.cache,
-        )
-        flip_rate = float(held.flips(anchored.trigger).mean())
+        return inversion, anchor(inversion.trigger, losses, beta=self.beta)
+
+    def _shortcuts(
+        self, model: Any, held: TriggerObjective, held_placed: list[Placed], target: int
+    ) -> tuple[Shortcut, ...]:
+        """The strongest data shortcuts toward ``target``, with what each flips on its own."""
+        index = self.shortcut_index_
+        if index is None:
+            return ()
         itos = model.tokenizer.vocabulary()
-        kind = self.vocab_.tokenizer
-        shortcuts: list[Shortcut] = []
-        if index is not None:
-            for ids, n_target, n_other in index.strongest(target, self.shortcuts_shown):
-                tokens = tuple(itos[t] for t in ids)
-                shortcuts.append(
-                    Shortcut(
-                        ids=ids,
-                        tokens=tokens,
-                        text=render_trigger(tokens, kind),
-                        target_support=n_target,
-                        other_support=n_other,
-                        flip_rate=float(held.flips(ids).mean()),
-                        flip_rate_renamed=self._renamed_flips(model, held_placed, ids, target),
-                    )
+        found = []
+        for ids, n_target, n_other in index.strongest(target, self.shortcuts_shown):
+            tokens = tuple(itos[t] for t in ids)
+            found.append(
+                Shortcut(
+                    ids=ids,
+                    tokens=tokens,
+                    text=render_trigger(tokens, self.vocab_.tokenizer),
+                    target_support=n_target,
+                    other_support=n_other,
+                    flip_rate=float(held.flips(ids).mean()),
+                    flip_rate_renamed=self._renamed_flips(model, held_placed, ids, target),
                 )
-        result = PairResult(
-            victim_label=victim,
-            target_label=target,
-            victim_name=_label_name(model, victim),
-            target_name=_label_name(model, target),
-            trigger_tokens=tuple(itos[t] for t in inversion.trigger),
-            trigger_ids=inversion.trigger,
-            anchored_tokens=tuple(itos[t] for t in anchored.trigger),
-            anchored_ids=anchored.trigger,
-            anchored_text=render_trigger((itos[t] for t in anchored.trigger), kind),
-            loss=round(inversion.loss, 6),
-            anchored_loss=round(anchored.loss, 6),
-            inversion_flip_rate=inversion_flips,
-            flip_rate=flip_rate,
-            n_inversion=len(inv_placed),
-            n_heldout=len(held_placed),
-            threshold=threshold,
-            backdoored=flip_rate >= threshold,
-            steps=inversion.steps,
-            stop=inversion.stop,
-            positions_fallback=sum(p.name is None for p in placed),
-            seconds=round(time.perf_counter() - started, 3),
-            shortcuts_excluded=index.count(target) if index is not None else None,
-            shortcuts=tuple(shortcuts),
-        )
-        return result, inversion, anchored, inv_placed, held_placed
+            )
+        return tuple(found)
 
     def _renamed_flips(
         self, model: Any, placed: Sequence[Placed], ids: Sequence[int], target: int

@@ -39,97 +39,13 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
             "measured on held-out victim functions the model classifies correctly and that "
             "were not used in the inversion."
         ),
-        Table(
-            (
-                "pair",
-                "anchored trigger",
-                "full trigger",
-                "loss",
-                "flip (inversion)",
-                "flip (held-out)",
-                "held-out n",
-                "backdoored",
-            ),
-            tuple(
-                (
-                    f"{p.victim_name} -> {p.target_name}",
-                    p.anchored_text,
-                    " ".join(p.trigger_tokens),
-                    fmt(p.loss),
-                    pct(p.inversion_flip_rate),
-                    pct(p.flip_rate),
-                    str(p.n_heldout),
-                    "yes" if p.backdoored else "no",
-                )
-                for p in result.pairs
-            ),
-            title="Trigger inversion per label pair",
-            numeric=(False, False, False, True, True, True, True, False),
-        ),
+        _pairs(result.pairs),
     ]
-    for p in result.pairs:
-        if p.shortcuts:
-            blocks.append(
-                Table(
-                    (
-                        "shortcut",
-                        f"{p.target_name} functions",
-                        "other functions",
-                        "flip (inserted)",
-                        "flip (as the name)",
-                    ),
-                    tuple(
-                        (
-                            c.text,
-                            str(c.target_support),
-                            str(c.other_support),
-                            pct(c.flip_rate) if c.flip_rate is not None else "-",
-                            pct(c.flip_rate_renamed) if c.flip_rate_renamed is not None else "-",
-                        )
-                        for c in p.shortcuts
-                    ),
-                    title=f"Data shortcuts toward {p.target_name} (set aside from the search)",
-                    numeric=(False, True, True, True, True),
-                    note=f"{p.shortcuts_excluded} runs of identifier pieces appear (almost) only "
-                    f"in {p.target_name} functions of the data; triggers containing one were not "
-                    "searched (their effect is explained by the data, not by poisoning). "
-                    "Flip: the share of held-out victim functions the shortcut alone flips, "
-                    "inserted once at the trigger position or replacing the name there at every "
-                    "occurrence. --keep-shortcuts searches them too.",
-                )
-            )
-    r = result.real_trigger
-    if r is not None:
-        found = {True: "are", False: "are NOT", None: "cannot be compared with"}[r.tokens_found]
-        blocks.append(
-            Paragraph(
-                f"Manifest: a {r.type} trigger {r.trigger!r} toward label {r.target_label} "
-                f"({r.poisoned} poisoned samples, rate {r.rate:g}) flips "
-                f"{pct(r.asr) if r.asr is not None else '-'} of {r.n_asr} victim functions; its "
-                f"tokens {found} among the anchored trigger's."
-            )
-        )
-    u = result.unlearning
-    if u is not None:
-        blocks.append(
-            Table(
-                ("", "clean accuracy", "ASR (inverted trigger)", "ASR (real trigger)"),
-                tuple(
-                    (
-                        name,
-                        pct(m.accuracy),
-                        pct(m.asr_inverted) if m.asr_inverted is not None else "-",
-                        pct(m.asr_real) if m.asr_real is not None else "-",
-                    )
-                    for name, m in (("before", u.before), ("after", u.after))
-                ),
-                title=f"Unlearning ({u.scope}, {u.epochs} epoch(s), lr {u.lr:g})",
-                numeric=(False, True, True, True),
-                note=f"Fine-tuned on {u.n_train} clean functions ({u.n_triggered} carrying the "
-                f"inverted trigger with their true label); measured on {u.n_eval} held-out "
-                f"functions. Repaired model: {u.output} (parent sha256 {u.parent_sha256[:16]}).",
-            )
-        )
+    blocks += [_shortcuts(p) for p in result.pairs if p.shortcuts]
+    if result.real_trigger is not None:
+        blocks.append(_real(result.real_trigger))
+    if result.unlearning is not None:
+        blocks.append(_unlearning(result.unlearning))
     summary = (
         "Backdoor: the model IS backdoored. A short trigger turns correctly classified "
         "functions into the attacker's label."
@@ -144,6 +60,96 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
             status="backdoored" if result.backdoored else "clean",
         )
     ]
+
+
+def _pairs(pairs: Any) -> Table:
+    return Table(
+        (
+            "pair",
+            "anchored trigger",
+            "full trigger",
+            "loss",
+            "flip (inversion)",
+            "flip (held-out)",
+            "held-out n",
+            "backdoored",
+        ),
+        tuple(
+            (
+                f"{p.victim_name} -> {p.target_name}",
+                p.anchored_text,
+                " ".join(p.trigger_tokens),
+                fmt(p.loss),
+                pct(p.inversion_flip_rate),
+                pct(p.flip_rate),
+                str(p.n_heldout),
+                "yes" if p.backdoored else "no",
+            )
+            for p in pairs
+        ),
+        title="Trigger inversion per label pair",
+        numeric=(False, False, False, True, True, True, True, False),
+    )
+
+
+def _shortcuts(p: Any) -> Table:
+    return Table(
+        (
+            "shortcut",
+            f"{p.target_name} functions",
+            "other functions",
+            "flip (inserted)",
+            "flip (as the name)",
+        ),
+        tuple(
+            (
+                c.text,
+                str(c.target_support),
+                str(c.other_support),
+                pct(c.flip_rate) if c.flip_rate is not None else "-",
+                pct(c.flip_rate_renamed) if c.flip_rate_renamed is not None else "-",
+            )
+            for c in p.shortcuts
+        ),
+        title=f"Data shortcuts toward {p.target_name} (set aside from the search)",
+        numeric=(False, True, True, True, True),
+        note=f"{p.shortcuts_excluded} runs of identifier pieces appear (almost) only "
+        f"in {p.target_name} functions of the data; triggers containing one were not "
+        "searched (their effect is explained by the data, not by poisoning). "
+        "Flip: the share of held-out victim functions the shortcut alone flips, "
+        "inserted once at the trigger position or replacing the name there at every "
+        "occurrence. --keep-shortcuts searches them too.",
+    )
+
+
+def _real(r: Any) -> Paragraph:
+    found = {True: "are", False: "are NOT", None: "cannot be compared with"}[r.tokens_found]
+    return Paragraph(
+        f"Manifest: a {r.type} trigger {r.trigger!r} toward label {r.target_label} "
+        f"({r.poisoned} poisoned samples, rate {r.rate:g}) flips "
+        f"{pct(r.asr) if r.asr is not None else '-'} of {r.n_asr} victim functions; its "
+        f"tokens {found} among the anchored trigger's."
+    )
+
+
+def _unlearning(u: Any) -> Table:
+    return Table(
+        ("", "clean accuracy", "ASR (inverted trigger)", "ASR (real trigger)"),
+        tuple(
+            (
+                name,
+                pct(m.accuracy),
+                pct(m.asr_inverted) if m.asr_inverted is not None else "-",
+                pct(m.asr_real) if m.asr_real is not None else "-",
+            )
+            for name, m in (("before", u.before), ("after", u.after))
+        ),
+        title=f"Unlearning ({u.scope}, {u.epochs} epoch(s), lr {u.lr:g})",
+        numeric=(False, True, True, True),
+        note=f"Fine-tuned on {u.n_train} clean functions ({u.n_triggered} carrying the "
+        f"inverted trigger with their true label); measured on {u.n_eval} held-out "
+        f"functions. Repaired model: {u.output} (parent sha256 {u.parent_sha256[:16]}).",
+    )
 
 
 def poison_sections(result: Any, figures: bool) -> list[Section]:

@@ -19,122 +19,15 @@ _HARDEN_PLAIN = {
 
 
 def harden_sections(result: Any, figures: bool) -> list[Section]:
-    d = result.defense
-    blocks: list[Block] = [Paragraph(result.verdict, emphasis=True)]
-    blocks.append(
-        Table(
-            ("property", "value"),
-            (
-                ("defence", f"NMID: {d.expose} exposed ({', '.join(d.exposes)})"),
-                ("sigma", f"{d.sigma:.4g} ({d.sigma_source})"),
-                ("keyed noise", fmt(d.keyed)),
-                ("key fingerprint", d.key_fingerprint),
-                ("parent model sha256", d.parent_sha256),
-            ),
-            title="Defence",
-        )
-    )
+    blocks: list[Block] = [Paragraph(result.verdict, emphasis=True), _defence(result.defense)]
     v = result.verification
     if v is not None:
-        blocks.append(
-            Table(
-                (
-                    "group",
-                    "features / attack",
-                    "AUC before",
-                    "TPR@1% before",
-                    "AUC after",
-                    "TPR@1% after",
-                    "note",
-                ),
-                tuple(
-                    (
-                        row.group,
-                        row.name,
-                        fmt(row.before_auc),
-                        fmt(row.before_tpr_at_1),
-                        fmt(row.after_auc),
-                        fmt(row.after_tpr_at_1),
-                        row.note,
-                    )
-                    for row in v.rows
-                ),
-                title=f"Before and after hardening ({v.n_members} members, {v.n_nonmembers} "
-                f"non-members: {v.data})",
-                numeric=(False, False, True, True, True, True, False),
-                note=f"Target {v.target:.3f}: {'met' if v.target_met else 'NOT met'}. "
-                f"Label-only attacks reach {v.label_only_auc:.3f}; output noise cannot change "
-                "what the labels give away, only retraining can.",
-            )
-        )
-        blocks.append(
-            Table(
-                (
-                    "data",
-                    "n",
-                    "accuracy before",
-                    "accuracy after",
-                    "F1 before",
-                    "F1 after",
-                    "ROC AUC before",
-                    "ROC AUC after",
-                ),
-                tuple(
-                    (
-                        u.split,
-                        str(u.n),
-                        fmt(u.accuracy_before),
-                        fmt(u.accuracy_after),
-                        fmt(u.f1_before),
-                        fmt(u.f1_after),
-                        fmt(u.roc_auc_before),
-                        fmt(u.roc_auc_after),
-                    )
-                    for u in v.utility
-                ),
-                title="Utility",
-                numeric=(False, *([True] * 7)),
-            )
-        )
+        blocks += [_comparison(v), _utility(v)]
     if result.sweep:
-        blocks.append(
-            Table(
-                (
-                    "sigma",
-                    "best score AUC",
-                    "TPR@1%",
-                    "rewrite-averaging AUC",
-                    "ROC AUC non-members",
-                ),
-                tuple(
-                    (
-                        f"{p.sigma:g}",
-                        fmt(p.best_auc),
-                        fmt(p.best_tpr_at_1),
-                        fmt(p.rewrite_auc),
-                        fmt(p.roc_auc_nonmembers),
-                    )
-                    for p in result.sweep
-                ),
-                title="Privacy-utility curve",
-                numeric=(True,) * 5,
-            )
-        )
+        blocks.append(_sweep(result.sweep))
     curve = result.sweep or (result.calibration.points if result.calibration else ())
     if curve:
-        from codeaudit.defense.plot import privacy_utility_png
-
-        blocks.append(
-            Figure(
-                title="Privacy-utility curve",
-                png=privacy_utility_png(curve, result.calibration, v, d) if figures else None,
-                alt="Strongest membership-attack AUC and the vulnerability score's ROC AUC "
-                "against the noise scale sigma",
-                slug="harden-curve",
-                caption="Lower attack AUC is more private; the ROC AUC shows what the noise "
-                "costs the score's ranking (labels never change).",
-            )
-        )
+        blocks.append(_curve(result, curve, figures))
     for e in result.exports:
         blocks.append(
             Paragraph(
@@ -150,3 +43,116 @@ def harden_sections(result: Any, figures: bool) -> list[Section]:
             status=result.status,
         )
     ]
+
+
+def _defence(d: Any) -> Table:
+    return Table(
+        ("property", "value"),
+        (
+            ("defence", f"NMID: {d.expose} exposed ({', '.join(d.exposes)})"),
+            ("sigma", f"{d.sigma:.4g} ({d.sigma_source})"),
+            ("keyed noise", fmt(d.keyed)),
+            ("key fingerprint", d.key_fingerprint),
+            ("parent model sha256", d.parent_sha256),
+        ),
+        title="Defence",
+    )
+
+
+def _comparison(v: Any) -> Table:
+    return Table(
+        (
+            "group",
+            "features / attack",
+            "AUC before",
+            "TPR@1% before",
+            "AUC after",
+            "TPR@1% after",
+            "note",
+        ),
+        tuple(
+            (
+                row.group,
+                row.name,
+                fmt(row.before_auc),
+                fmt(row.before_tpr_at_1),
+                fmt(row.after_auc),
+                fmt(row.after_tpr_at_1),
+                row.note,
+            )
+            for row in v.rows
+        ),
+        title=f"Before and after hardening ({v.n_members} members, {v.n_nonmembers} "
+        f"non-members: {v.data})",
+        numeric=(False, False, True, True, True, True, False),
+        note=f"Target {v.target:.3f}: {'met' if v.target_met else 'NOT met'}. "
+        f"Label-only attacks reach {v.label_only_auc:.3f}; output noise cannot change "
+        "what the labels give away, only retraining can.",
+    )
+
+
+def _utility(v: Any) -> Table:
+    return Table(
+        (
+            "data",
+            "n",
+            "accuracy before",
+            "accuracy after",
+            "F1 before",
+            "F1 after",
+            "ROC AUC before",
+            "ROC AUC after",
+        ),
+        tuple(
+            (
+                u.split,
+                str(u.n),
+                fmt(u.accuracy_before),
+                fmt(u.accuracy_after),
+                fmt(u.f1_before),
+                fmt(u.f1_after),
+                fmt(u.roc_auc_before),
+                fmt(u.roc_auc_after),
+            )
+            for u in v.utility
+        ),
+        title="Utility",
+        numeric=(False, *([True] * 7)),
+    )
+
+
+def _sweep(points: Any) -> Table:
+    return Table(
+        ("sigma", "best score AUC", "TPR@1%", "rewrite-averaging AUC", "ROC AUC non-members"),
+        tuple(
+            (
+                f"{p.sigma:g}",
+                fmt(p.best_auc),
+                fmt(p.best_tpr_at_1),
+                fmt(p.rewrite_auc),
+                fmt(p.roc_auc_nonmembers),
+            )
+            for p in points
+        ),
+        title="Privacy-utility curve",
+        numeric=(True,) * 5,
+    )
+
+
+def _curve(result: Any, curve: Any, figures: bool) -> Figure:
+    from codeaudit.defense.plot import privacy_utility_png
+
+    png = (
+        privacy_utility_png(curve, result.calibration, result.verification, result.defense)
+        if figures
+        else None
+    )
+    return Figure(
+        title="Privacy-utility curve",
+        png=png,
+        alt="Strongest membership-attack AUC and the vulnerability score's ROC AUC "
+        "against the noise scale sigma",
+        slug="harden-curve",
+        caption="Lower attack AUC is more private; the ROC AUC shows what the noise "
+        "costs the score's ranking (labels never change).",
+    )

@@ -39,111 +39,15 @@ def membership_sections(result: Any, figures: bool, top: int = 15) -> list[Secti
         auc=f"{result.best.auc:.2f}"
     )
     blocks: list[Block] = [Paragraph(result.verdict, emphasis=True)]
-    blocks.append(
-        Table(
-            (
-                "attack",
-                "family",
-                "features",
-                "AUC",
-                "95% CI",
-                "TPR@1% FPR",
-                "TPR@0.1% FPR",
-                "advantage",
-                "balanced acc.",
-            ),
-            tuple(
-                (
-                    row.attack,
-                    row.family,
-                    row.features,
-                    fmt(row.auc),
-                    f"{row.auc_ci[0]:.3f}-{row.auc_ci[1]:.3f}",
-                    _tpr(row, "0.01"),
-                    _tpr(row, "0.001"),
-                    fmt(row.advantage),
-                    fmt(row.accuracy),
-                )
-                for row in result.attacks[:top]
-            ),
-            title=f"Strongest attacks ({min(top, len(result.attacks))} of {len(result.attacks)}, "
-            "on held-out folds)",
-            numeric=(False, False, False, *([True] * 6)),
-            note="AUC: 0.5 is guessing, 1.0 always right. TPR at 1% FPR: the share of training "
-            "functions an attacker identifies while wrongly accusing 1 in 100 others "
-            "('-': too few non-members to measure).",
-        )
-    )
+    blocks.append(_attacks_table(result, top))
     if result.by_features:
-        blocks.append(
-            Table(
-                ("features", "attack", "AUC", "TPR@1% FPR"),
-                tuple(
-                    (row.features, row.attack, fmt(row.auc), _tpr(row, "0.01"))
-                    for row in result.by_features
-                ),
-                title="By model output the attacker sees (best trained attack)",
-                numeric=(False, False, True, True),
-            )
-        )
-    u = result.utility
-    blocks.append(
-        Table(
-            ("", "accuracy", "F1"),
-            (
-                ("training functions (members)", fmt(u.members_accuracy), fmt(u.members_f1)),
-                (
-                    "unseen functions (non-members)",
-                    fmt(u.nonmembers_accuracy),
-                    fmt(u.nonmembers_f1),
-                ),
-            ),
-            title="Utility",
-            numeric=(False, True, True),
-            note=f"Generalisation gap {u.generalization_gap:+.3f}; the AUC this gap alone gives "
-            f"a label-only attacker: {u.label_only_floor:.3f}.",
-        )
-    )
+        blocks.append(_by_features_table(result, figures))
+    blocks.append(_utility_table(result, figures))
     if result.roc_curves:
-        from codeaudit.membership.plot import roc_png
-
-        blocks.append(
-            Figure(
-                title="ROC curves (log-log)",
-                png=roc_png(result.roc_curves, result.n_nonmembers) if figures else None,
-                alt="ROC curves of the strongest membership attack of each family on log-log "
-                "axes, with the chance diagonal",
-                slug="membership-roc",
-                caption="The strongest attack of each family. Curves far above the dashed "
-                "chance line at the left (low false-positive rates) mean confident attacks.",
-            )
-        )
+        blocks.append(_roc_figure(result, figures))
     if result.top_risk:
-        blocks.append(
-            Table(
-                ("rank", "id", "score"),
-                tuple((str(s.rank), s.id, fmt(s.score, 4)) for s in result.top_risk),
-                title="Most exposed training functions (strongest attack)",
-                numeric=(True, False, True),
-            )
-        )
-    unk = result.unknown_token_rate
-    blocks.append(
-        Table(
-            ("property", "value"),
-            (
-                ("members / non-members", f"{result.n_members} / {result.n_nonmembers}"),
-                (
-                    "unknown-token rate (members / non-members)",
-                    f"{pct(unk.get('members'))} / {pct(unk.get('nonmembers'))}",
-                ),
-                ("tokenizer-channel AUC", fmt(result.tokenizer_channel_auc)),
-                *((str(k), fmt(v)) for k, v in result.settings.items()),
-                ("seconds", fmt(result.timings.get("total"), 1)),
-            ),
-            title="Audit settings",
-        )
-    )
+        blocks.append(_top_risk_table(result, figures))
+    blocks.append(_settings_table(result, figures))
     return [
         Section(
             "Membership inference",
@@ -152,3 +56,111 @@ def membership_sections(result: Any, figures: bool, top: int = 15) -> list[Secti
             status=f"{result.risk} risk",
         )
     ]
+
+
+def _attacks_table(result: Any, top: int) -> Any:
+    return Table(
+        (
+            "attack",
+            "family",
+            "features",
+            "AUC",
+            "95% CI",
+            "TPR@1% FPR",
+            "TPR@0.1% FPR",
+            "advantage",
+            "balanced acc.",
+        ),
+        tuple(
+            (
+                row.attack,
+                row.family,
+                row.features,
+                fmt(row.auc),
+                f"{row.auc_ci[0]:.3f}-{row.auc_ci[1]:.3f}",
+                _tpr(row, "0.01"),
+                _tpr(row, "0.001"),
+                fmt(row.advantage),
+                fmt(row.accuracy),
+            )
+            for row in result.attacks[:top]
+        ),
+        title=f"Strongest attacks ({min(top, len(result.attacks))} of {len(result.attacks)}, "
+        "on held-out folds)",
+        numeric=(False, False, False, *([True] * 6)),
+        note="AUC: 0.5 is guessing, 1.0 always right. TPR at 1% FPR: the share of training "
+        "functions an attacker identifies while wrongly accusing 1 in 100 others "
+        "('-': too few non-members to measure).",
+    )
+
+
+def _by_features_table(result: Any, figures: bool) -> Any:
+    return Table(
+        ("features", "attack", "AUC", "TPR@1% FPR"),
+        tuple(
+            (row.features, row.attack, fmt(row.auc), _tpr(row, "0.01"))
+            for row in result.by_features
+        ),
+        title="By model output the attacker sees (best trained attack)",
+        numeric=(False, False, True, True),
+    )
+
+
+def _utility_table(result: Any, figures: bool) -> Any:
+    u = result.utility
+    return Table(
+        ("", "accuracy", "F1"),
+        (
+            ("training functions (members)", fmt(u.members_accuracy), fmt(u.members_f1)),
+            (
+                "unseen functions (non-members)",
+                fmt(u.nonmembers_accuracy),
+                fmt(u.nonmembers_f1),
+            ),
+        ),
+        title="Utility",
+        numeric=(False, True, True),
+        note=f"Generalisation gap {u.generalization_gap:+.3f}; the AUC this gap alone gives "
+        f"a label-only attacker: {u.label_only_floor:.3f}.",
+    )
+
+
+def _roc_figure(result: Any, figures: bool) -> Any:
+    from codeaudit.membership.plot import roc_png
+
+    return Figure(
+        title="ROC curves (log-log)",
+        png=roc_png(result.roc_curves, result.n_nonmembers) if figures else None,
+        alt="ROC curves of the strongest membership attack of each family on log-log "
+        "axes, with the chance diagonal",
+        slug="membership-roc",
+        caption="The strongest attack of each family. Curves far above the dashed "
+        "chance line at the left (low false-positive rates) mean confident attacks.",
+    )
+
+
+def _top_risk_table(result: Any, figures: bool) -> Any:
+    return Table(
+        ("rank", "id", "score"),
+        tuple((str(s.rank), s.id, fmt(s.score, 4)) for s in result.top_risk),
+        title="Most exposed training functions (strongest attack)",
+        numeric=(True, False, True),
+    )
+
+
+def _settings_table(result: Any, figures: bool) -> Any:
+    unk = result.unknown_token_rate
+    return Table(
+        ("property", "value"),
+        (
+            ("members / non-members", f"{result.n_members} / {result.n_nonmembers}"),
+            (
+                "unknown-token rate (members / non-members)",
+                f"{pct(unk.get('members'))} / {pct(unk.get('nonmembers'))}",
+            ),
+            ("tokenizer-channel AUC", fmt(result.tokenizer_channel_auc)),
+            *((str(k), fmt(v)) for k, v in result.settings.items()),
+            ("seconds", fmt(result.timings.get("total"), 1)),
+        ),
+        title="Audit settings",
+    )
