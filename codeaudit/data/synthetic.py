@@ -1,7 +1,11 @@
-"""Deterministic generator of labelled C functions for vulnerability prediction.
+"""Deterministic generator of labelled C functions for vulnerability prediction (public API).
 
-The examples, the quickstart, the tests and the benchmarks need labelled code without depending
-on an external data set. :func:`generate` builds complete C function definitions from a fixed set
+A deliberate part of the package, not test support: the quickstart, the CI example
+(``examples/make_dataset.py``), the tests and the benchmarks need labelled code without depending
+on an external data set, and so does a team that wants to check its audit pipeline end to end
+(train, audit, harden, plant and find a canary backdoor) before pointing it at real models. The
+functions are synthetic weakness patterns, not real vulnerabilities: never judge a real model's
+quality on them. :func:`generate` builds complete C function definitions from a fixed set
 of weakness patterns (:data:`CWE_TEMPLATES`). Each pattern has a vulnerable rendering
 (``target`` 1) and a safe rendering (``target`` 0) of the same skeleton; the two differ only in
 the code that makes the weakness real (a missing bounds check, a ``<=`` that should be ``<``, a
