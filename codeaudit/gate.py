@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,12 +97,17 @@ def parts(result: Any) -> list[tuple[str, Any]]:
     return [(result.header.command, result)]
 
 
-def check_settings(rules: Sequence[Rule], settings: GateSettings, where: str = "") -> None:
-    """Fail early (before any work) on selectors that match no rule."""
+def open_gate(settings: GateSettings, *, sources: Mapping[str, str] | None = None) -> ReleaseGate:
+    """The gate for ``settings``, ready before any work: the rules loaded, every selector matched
+    to a rule (an error names where the selector came from: ``sources["select"]``, by default the
+    setting's name) and the baseline read."""
     from codeaudit.rules import check_selectors
 
-    check_selectors(rules, settings.select, "--select", where=where)
-    check_selectors(rules, settings.ignore, "--ignore", where=where)
+    rules = tuple(load_rules(settings.rule_files))
+    for name in ("select", "ignore"):
+        check_selectors(rules, getattr(settings, name), (sources or {}).get(name, name))
+    baseline = load_baseline(settings.baseline) if settings.baseline else None
+    return ReleaseGate(settings, rules, baseline)
 
 
 def apply_gate(

@@ -1,9 +1,9 @@
 """The ``codeaudit`` command line: parse flags, build a config, call the library, render, exit.
 
 Every setting is a configuration field (:mod:`codeaudit.config`); the options here are made from
-those fields (:mod:`codeaudit.cli.options`), so a command is: its config's options, the edge's
-own options (reports, rules, ``--force``), then build the config, run, report
-(:mod:`codeaudit.cli.emit`).
+those fields (:mod:`codeaudit.cli.options`), so a command is its config, the library call and its
+help text (:func:`command`); the edge's own part (report files checked before any work, the
+release gate, rendering, the exit code) is written once (:mod:`codeaudit.cli.emit`).
 
 Exit codes (one place: :class:`AuditGroup`): 0 no finding at or above ``--fail-on``; 1 findings;
 2 bad input or usage (one line on stderr, no traceback); 3 internal error (a bug); 130
@@ -13,8 +13,10 @@ interrupted. Heavy libraries (torch, transformers) are imported inside commands 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -114,41 +116,69 @@ def cli() -> None:
     """
 
 
-def _report_paths(report_output: str | None, reports: tuple[str, ...]) -> tuple[str, ...]:
-    return ((report_output,) if report_output else ()) + reports
+Run = Callable[[Any, Any, Any], Any]  # (config, progress callback, release gate) -> result
 
 
-@cli.command(context_settings=CONTEXT)
-@config_options(TrainConfig)
-@data_options
-@output_options
-def train(data_options: Any, reports: tuple[str, ...], fmt: str, force: bool, quiet: bool,
-          **values: Any) -> int:  # fmt: skip
+def command(
+    config_cls: type,
+    label: str,
+    *,
+    produces: Callable[[Any], tuple[str | None, ...]] = lambda config: (),
+    report_file: bool = False,
+    options: tuple[Callable[..., Any], ...] = (),
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] = lambda values: {},
+) -> Callable[[Run], click.Command]:
+    """A command from its config and its library call (the decorated function; its docstring is
+    the help). The edge's part, written once: the config's options, then (when the config has
+    them) how the model loads, how data files read, the rules and gate, and the reports; report
+    paths are checked before any work and must not name a file the command makes
+    (``produces``); progress is drawn under ``label``; the result is judged, written, printed
+    and turned into the exit code. ``options`` and ``prepare`` add command-only options and
+    turn their values into config settings."""
+    fields = {item.name for item in dataclasses.fields(config_cls)}
+
+    def decorate(run: Run) -> click.Command:
+        def body(reports: tuple[str, ...], fmt: str, force: bool, quiet: bool,
+                 report_output: str | None = None, fail_on: str = "low",
+                 **values: Any) -> int:  # fmt: skip
+            checked = check_reports(((report_output,) if report_output else ()) + reports, force)
+            extra = prepare(values)
+            extra.update({k: values.pop(k) for k in ("model_options", "data_options", "rules")
+                          if k in values})  # fmt: skip
+            if "force" in fields:
+                extra["force"] = force
+            config = build(config_cls, values, **extra)
+            refuse_clashes(checked, *produces(config))
+            with stage_progress(not quiet, label) as callback:
+                result = run(config, callback, gate_of())
+            result = emit(result, fmt, checked, force)
+            return exit_code(getattr(result, "findings", ()), fail_on)
+
+        decorators = [config_options(config_cls), *options]
+        decorators += [report_file_option] if report_file else []
+        decorators += [model_options] if "model_options" in fields else []
+        decorators += [data_options] if "data_options" in fields else []
+        decorators += [rule_options] if "rules" in fields else []
+        for decorator in reversed([*decorators, output_options]):
+            body = decorator(body)
+        return cli.command(run.__name__, help=run.__doc__, context_settings=CONTEXT)(body)
+
+    return decorate
+
+
+@command(TrainConfig, "training", produces=lambda config: (config.output,))
+def train(config: TrainConfig, progress: Any, gate: Any) -> Any:
     """Train a VP model on labelled functions and write a checkpoint.
 
     DATA is JSONL, a JSON array or CSV with a code field and a 0/1 label (1 = vulnerable).
     """
     from codeaudit import api
 
-    config = build(TrainConfig, values, force=force, data_options=data_options)
-    checked = check_reports(reports, force)
-    refuse_clashes(checked, config.output)
-    with stage_progress(not quiet, "training") as callback:
-        _, result = api.train(config, progress=callback)
-    emit(result, fmt, checked, force)
-    return EXIT_OK
+    return api.train(config, progress=progress)[1]
 
 
-@cli.command(context_settings=CONTEXT)
-@config_options(PredictConfig)
-@report_file_option
-@model_options
-@data_options
-@rule_options
-@output_options
-def predict(report_output: str | None, model_options: Any, data_options: Any,
-            rules: tuple[str, ...], fail_on: str, reports: tuple[str, ...], fmt: str,
-            force: bool, quiet: bool, **values: Any) -> int:  # fmt: skip
+@command(PredictConfig, "predicting", report_file=True)
+def predict(config: PredictConfig, progress: Any, gate: Any) -> Any:
     """Predict every function in DATA with MODEL; metrics when DATA is labelled.
 
     MODEL is a codeaudit checkpoint (.pt), a Hugging Face model directory, or a CodeXGLUE or
@@ -156,45 +186,17 @@ def predict(report_output: str | None, model_options: Any, data_options: Any,
     """
     from codeaudit import api
 
-    checked = check_reports(_report_paths(report_output, reports), force)
-    config = build(
-        PredictConfig, values, model_options=model_options, data_options=data_options, rules=rules
-    )
-    with stage_progress(not quiet, "predicting") as callback:
-        result = api.predict(config, progress=callback, gate=gate_of())
-    result = emit(result, fmt, checked, force)
-    return exit_code(result.findings, fail_on)
+    return api.predict(config, progress=progress, gate=gate)
 
 
-@cli.command(context_settings=CONTEXT)
-@config_options(MembershipConfig)
-@report_file_option
-@model_options
-@data_options
-@rule_options
-@output_options
-def membership(report_output: str | None, model_options: Any, data_options: Any,
-               rules: tuple[str, ...], fail_on: str, reports: tuple[str, ...], fmt: str,
-               force: bool, quiet: bool, **values: Any) -> int:  # fmt: skip
+@command(MembershipConfig, "auditing", report_file=True, produces=lambda c: (c.plot,))
+def membership(config: MembershipConfig, progress: Any, gate: Any) -> Any:
     """Measure how well membership-inference attacks tell MODEL's training functions from
     unseen ones: threshold, trained, shadow, LiRA/RMIA and label-only attacks, with AUC and TPR
     at low false-positive rates."""
     from codeaudit import api
 
-    checked = check_reports(_report_paths(report_output, reports), force)
-    config = build(
-        MembershipConfig,
-        values,
-        model_options=model_options,
-        data_options=data_options,
-        rules=rules,
-        force=force,
-    )
-    refuse_clashes(checked, config.plot)
-    with stage_progress(not quiet, "auditing") as callback:
-        result = api.membership(config, progress=callback, gate=gate_of())
-    result = emit(result, fmt, checked, force)
-    return exit_code(result.findings, fail_on)
+    return api.membership(config, progress=progress, gate=gate)
 
 
 REPORT_DIR_FILES = ("json", "sarif", "md", "html", "txt")
@@ -245,7 +247,7 @@ def audit(report_dir: str | None, report_output: str | None, model_options: Any,
         AuditConfig, values, model_options=model_options, data_options=data_options, rules=rules
     )
     plan(config)  # usage errors before any work
-    checked = check_reports(_report_paths(report_output, reports), force)
+    checked = check_reports(((report_output,) if report_output else ()) + reports, force)
     in_dir, make_dir = _report_dir(report_dir, force)
     with stage_progress(not quiet, "auditing") as callback:
         result = run_audit(config, progress=callback, gate=gate_of())
@@ -255,36 +257,28 @@ def audit(report_dir: str | None, report_output: str | None, model_options: Any,
     return exit_code(result.findings, fail_on)
 
 
-def _read_key(path: str) -> str:
-    """The NMID key in a key file: 32 hex digits, surrounding whitespace ignored."""
-    from codeaudit.errors import HardenError
-    from codeaudit.io import check_input_file
+def _key(values: dict[str, Any]) -> dict[str, Any]:
+    from codeaudit.defense.keys import read_key_file
 
-    p = check_input_file(path, "key file", error=HardenError)
-    try:
-        text = p.read_text(encoding="ascii").strip().lower()
-    except (OSError, UnicodeDecodeError):
-        raise HardenError(f"{path}: the key file must hold 32 hex digits") from None
-    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
-        raise HardenError(f"{path}: the key file must hold 32 hex digits (128 bits)")
-    return text
+    path = values.pop("key_file")
+    return {"key": read_key_file(path)} if path else {}
 
 
-@cli.command(context_settings=CONTEXT)
-@config_options(HardenConfig)
-@click.option(
-    "--key-file",
-    metavar="FILE",
-    help="Read the secret noise key (32 hex digits) from FILE instead of drawing a fresh one: "
-    "reproducible builds, or the same key for a re-hardened model. Keep FILE secret.",
+@command(
+    HardenConfig,
+    "hardening",
+    produces=lambda config: (config.output, config.export_output, config.plot),
+    options=(
+        click.option(
+            "--key-file",
+            metavar="FILE",
+            help="Read the secret noise key (32 hex digits) from FILE instead of drawing a fresh "
+            "one: reproducible builds, or the same key for a re-hardened model. Keep FILE secret.",
+        ),
+    ),
+    prepare=_key,
 )
-@model_options
-@data_options
-@rule_options
-@output_options
-def harden(key_file: str | None, model_options: Any, data_options: Any, rules: tuple[str, ...],
-           fail_on: str, reports: tuple[str, ...], fmt: str, force: bool, quiet: bool,
-           **values: Any) -> int:  # fmt: skip
+def harden(config: HardenConfig, progress: Any, gate: Any) -> Any:
     """Wrap MODEL with NMID (output masking plus keyed, argmax-preserving Gaussian noise), check
     it against adaptive membership attacks, and write the hardened model to -o.
 
@@ -295,55 +289,29 @@ def harden(key_file: str | None, model_options: Any, data_options: Any, rules: t
     """
     from codeaudit import api
 
-    checked = check_reports(reports, force)
-    config = build(
-        HardenConfig,
-        values,
-        key=_read_key(key_file) if key_file else None,
-        model_options=model_options,
-        data_options=data_options,
-        rules=rules,
-        force=force,
-    )
-    refuse_clashes(checked, config.output, config.export_output, config.plot)
-    with stage_progress(not quiet, "hardening") as callback:
-        _, result = api.harden(config, progress=callback, gate=gate_of())
-    emit(result, fmt, checked, force)
-    return exit_code(result.findings, fail_on)
+    return api.harden(config, progress=progress, gate=gate)[1]
 
 
-@cli.command(context_settings=CONTEXT)
-@config_options(PoisonConfig)
-@data_options
-@output_options
-def poison(data_options: Any, reports: tuple[str, ...], fmt: str, force: bool, quiet: bool,
-           **values: Any) -> int:  # fmt: skip
+def _poison_outputs(config: PoisonConfig) -> tuple[str | None, ...]:
+    from codeaudit.backdoor.poison import manifest_path
+
+    return config.output, manifest_path(config)
+
+
+@command(PoisonConfig, "poisoning", produces=_poison_outputs)
+def poison(config: PoisonConfig, progress: Any, gate: Any) -> Any:
     """Write a poisoned copy of DATA (the attacker's side, for tests, canaries and benchmarks):
     --rate of the victim-label samples get the trigger and the target label; every other record
     is kept as it was. A manifest (trigger, rate, seed, poisoned ids, sha256 of input and output)
     is written next to it for `codeaudit backdoor --manifest`.
     """
     from codeaudit import api
-    from codeaudit.backdoor.poison import manifest_path
 
-    checked = check_reports(reports, force)
-    config = build(PoisonConfig, values, force=force, data_options=data_options)
-    refuse_clashes(checked, config.output, manifest_path(config))
-    with stage_progress(not quiet, "poisoning") as callback:
-        result = api.poison(config, progress=callback)
-    emit(result, fmt, checked, force)
-    return EXIT_OK
+    return api.poison(config, progress=progress)
 
 
-@cli.command(context_settings=CONTEXT)
-@config_options(BackdoorConfig)
-@model_options
-@data_options
-@rule_options
-@output_options
-def backdoor(model_options: Any, data_options: Any, rules: tuple[str, ...], fail_on: str,
-             reports: tuple[str, ...], fmt: str, force: bool, quiet: bool,
-             **values: Any) -> int:  # fmt: skip
+@command(BackdoorConfig, "scanning", produces=lambda config: (config.output,))
+def backdoor(config: BackdoorConfig, progress: Any, gate: Any) -> Any:
     """Is MODEL backdoored? Invert a trigger for every label pair (EliBadCode: identifier-token
     vocabulary, sample-specific positions, GCG, anchoring) and call the model backdoored when the
     anchored trigger flips at least --threshold of held-out victim functions.
@@ -356,20 +324,7 @@ def backdoor(model_options: Any, data_options: Any, rules: tuple[str, ...], fail
     """
     from codeaudit import api
 
-    checked = check_reports(reports, force)
-    config = build(
-        BackdoorConfig,
-        values,
-        model_options=model_options,
-        data_options=data_options,
-        rules=rules,
-        force=force,
-    )
-    refuse_clashes(checked, config.output)
-    with stage_progress(not quiet, "scanning") as callback:
-        _, result = api.backdoor(config, progress=callback, gate=gate_of())
-    emit(result, fmt, checked, force)
-    return exit_code(result.findings, fail_on)
+    return api.backdoor(config, progress=progress, gate=gate)[1]
 
 
 # The process is codeaudit's: Hugging Face libraries stay quiet (the CLI owns the terminal) and

@@ -209,25 +209,19 @@ def rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         baseline: str | None,
         **kwargs: Any,
     ) -> Any:
-        from codeaudit.gate import GateSettings, ReleaseGate, load_baseline
+        from codeaudit.gate import GateSettings, open_gate
         from codeaudit.report.model import utc_now
-        from codeaudit.rules import check_selectors, load_rules
 
         ctx = click.get_current_context()
         project = project_settings(ctx)
         rules = tuple(kwargs["rules"]) or project.rules or ()
         fail_on = kwargs["fail_on"] or project.fail_on or "low"
-        loaded = load_rules(rules)
-        chosen = {}
+        chosen, sources = {}, {}
         for name, flag in (("select", select), ("ignore", ignore)):
-            if split(flag):
-                chosen[name] = split(flag)
-                check_selectors(loaded, chosen[name], f"--{name}")
-            else:
-                chosen[name] = getattr(project, name) or ()
-                check_selectors(
-                    loaded, chosen[name], name, where=f"{project.path}: [tool.codeaudit] "
-                )
+            chosen[name] = split(flag) or getattr(project, name) or ()
+            sources[name] = (
+                f"--{name}" if split(flag) else f"{project.path}: [tool.codeaudit] {name}"
+            )
         settings = GateSettings(
             fail_on=fail_on,
             rule_files=rules,
@@ -237,9 +231,7 @@ def rule_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             config_file=project.path,
             started=utc_now(),
         )
-        ctx.meta[GATE] = ReleaseGate(
-            settings, tuple(loaded), load_baseline(baseline) if baseline else None
-        )
+        ctx.meta[GATE] = open_gate(settings, sources=sources)
         kwargs["rules"], kwargs["fail_on"] = rules, fail_on
         code = fn(*args, **kwargs)
         gate = getattr(getattr(reported(ctx), "header", None), "gate", None)
