@@ -51,6 +51,7 @@ def load_inputs(check: Check, config: Any, device: str, loaded: Any = None) -> I
 def artifacts(check: Check, config: Any, inputs: Inputs, outputs: Sequence[Output]) -> tuple:
     from codeaudit.io import sha256_bytes, sha256_file
 
+    # What was read (the model, then the data), then what was written, for every command alike.
     found: list[Artifact] = list(inputs.model.artifacts()) if inputs.model is not None else []
     for item in check.data_inputs(config):
         found.append(Artifact(item.role, item.path, inputs.data[item.role].sha256))

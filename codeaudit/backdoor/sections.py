@@ -125,7 +125,7 @@ def _shortcuts(p: Any) -> Table:
 def _real(r: Any) -> Paragraph:
     found = {True: "are", False: "are NOT", None: "cannot be compared with"}[r.tokens_found]
     return Paragraph(
-        f"Manifest: a {r.type} trigger {r.trigger!r} toward label {r.target_label} "
+        f"Manifest: the {r.type} trigger {r.trigger!r} toward label {r.target_label} "
         f"({r.poisoned} poisoned samples, rate {r.rate:g}) flips "
         f"{pct(r.asr) if r.asr is not None else '-'} of {r.n_asr} victim functions; its "
         f"tokens {found} among the anchored trigger's."
