@@ -269,6 +269,54 @@ class Inversion:
     seconds_candidates: float = 0.0
 
 
+def _start(
+    rng: np.random.Generator,
+    vocab: np.ndarray,
+    length: int,
+    allowed: Callable[[Sequence[int]], bool] | None,
+) -> np.ndarray:
+    """A random first trigger that ``allowed`` accepts (BackdoorError after 1000 tries)."""
+    current = rng.choice(vocab, size=length).astype(np.int64)
+    for _ in range(1000):
+        if allowed is None or allowed(current.tolist()):
+            return current
+        current = rng.choice(vocab, size=length).astype(np.int64)
+    raise BackdoorError(
+        "every trigger tried contains a data shortcut: too few identifier pieces are left to "
+        "search (rerun with --keep-shortcuts)"
+    )
+
+
+def _neighbours(
+    rng: np.random.Generator,
+    current: np.ndarray,
+    vocab: np.ndarray,
+    top: np.ndarray,
+    candidates: int,
+    visited: set[tuple[int, ...]],
+    allowed: Callable[[Sequence[int]], bool] | None,
+) -> list[np.ndarray]:
+    """Up to ``candidates`` triggers one token away from ``current`` (a random position, one of
+    its top-k tokens by gradient), none seen before and all allowed; ``visited`` grows."""
+    length, topk = top.shape
+    batch: list[np.ndarray] = []
+    tries = 0
+    while len(batch) < candidates and tries < candidates * 50:
+        tries += 1
+        pos = int(rng.integers(length))
+        token = int(vocab[top[pos, int(rng.integers(topk))]])
+        cand = current.copy()
+        cand[pos] = token
+        key = tuple(cand.tolist())
+        if key in visited:
+            continue
+        visited.add(key)
+        if allowed is not None and not allowed(key):
+            continue
+        batch.append(cand)
+    return batch
+
+
 def gcg(
     objective: TriggerObjective,
     *,
@@ -290,16 +338,7 @@ def gcg(
     rng = np.random.default_rng(seed)
     vocab = objective.vocab_ids
     topk = max(1, min(topk, len(vocab)))
-    current = rng.choice(vocab, size=length).astype(np.int64)
-    for _ in range(1000):
-        if allowed is None or allowed(current.tolist()):
-            break
-        current = rng.choice(vocab, size=length).astype(np.int64)
-    else:
-        raise BackdoorError(
-            "every trigger tried contains a data shortcut: too few identifier pieces are left to "
-            "search (rerun with --keep-shortcuts)"
-        )
+    current = _start(rng, vocab, length, allowed)
     visited: set[tuple[int, ...]] = {tuple(current.tolist())}
     best_loss = float(objective.losses(current[None])[0])
     history = [best_loss]
@@ -318,21 +357,7 @@ def gcg(
         top = (-grad).topk(topk, dim=1).indices.cpu().numpy()  # [L, k] columns of vocab
         t_grad += time.perf_counter() - started
         started = time.perf_counter()
-        batch: list[np.ndarray] = []
-        tries = 0
-        while len(batch) < candidates and tries < candidates * 50:
-            tries += 1
-            pos = int(rng.integers(length))
-            token = int(vocab[top[pos, int(rng.integers(topk))]])
-            cand = current.copy()
-            cand[pos] = token
-            key = tuple(cand.tolist())
-            if key in visited:
-                continue
-            visited.add(key)
-            if allowed is not None and not allowed(key):
-                continue
-            batch.append(cand)
+        batch = _neighbours(rng, current, vocab, top, candidates, visited, allowed)
         done = step
         if not batch:  # every neighbour evaluated: nothing left to try
             stop = "plateau"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from codeaudit.defense.result import Calibration, CurvePoint, DefenseInfo, Verification
@@ -24,48 +24,67 @@ def privacy_utility_png(
     fig = Figure(figsize=(7, 4.5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    values = _curves(ax, curve, calibration)
+    _levels(ax, verification, defense)
     positive = [p.sigma for p in curve if p.sigma > 0] or [0.25]
     linthresh = min(positive)
+    ax.set_xscale("symlog", linthresh=linthresh)
+    largest = max([p.sigma for p in curve] + [defense.sigma, linthresh])
+    ax.set_xlim(0, largest * 1.5)
+    ax.set_xlabel("sigma (noise std per logit; linear below the first grid step)")
+    ax.set_ylabel("AUC")
+    ax.set_ylim(min([0.45, *(v - 0.03 for v in values)]), 1.02)
+    ax.set_title(f"NMID privacy-utility curve (expose {defense.expose})")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
-    def xs(points: Sequence[CurvePoint]) -> list[float]:
-        return [p.sigma for p in points]
 
-    shown = [p for p in curve if p.best_auc is not None]
-    if shown:
-        ax.plot(
-            xs(shown),
-            [p.best_auc for p in shown],
-            "o-",
-            color="tab:red",
-            label="strongest score attack AUC (verification)",
-        )
-    rewrites = [p for p in curve if p.rewrite_auc is not None]
-    if rewrites:
-        ax.plot(
-            xs(rewrites),
-            [p.rewrite_auc for p in rewrites],
-            "^-",
-            color="tab:purple",
-            label="averaged over rewrites (verification)",
-        )
+def _series(
+    ax: Any,
+    points: Sequence[CurvePoint],
+    field: str,
+    style: str,
+    color: str,
+    label: str,
+    *,
+    always: bool = False,
+) -> list[float]:
+    """One measured series against sigma (points without the value left out; an empty series
+    drawn, with its legend entry, only when ``always``); its values."""
+    shown = [p for p in points if getattr(p, field) is not None]
+    if shown or always:
+        values = [getattr(p, field) for p in shown]
+        ax.plot([p.sigma for p in shown], values, style, color=color, label=label)
+    return [getattr(p, field) for p in shown]
+
+
+def _curves(ax: Any, curve: Sequence[CurvePoint], calibration: Calibration | None) -> list[float]:
+    """The measured curves; the values that set the y range (calibration's excluded)."""
+    values = _series(
+        ax, curve, "best_auc", "o-", "tab:red", "strongest score attack AUC (verification)"
+    )
+    values += _series(
+        ax, curve, "rewrite_auc", "^-", "tab:purple", "averaged over rewrites (verification)"
+    )
     if calibration is not None:
-        cal = [p for p in calibration.points if p.best_auc is not None]
-        ax.plot(
-            xs(cal),
-            [p.best_auc for p in cal],
-            "x",
-            color="tab:orange",
-            label="same, calibration split",
-        )
-    utility = [p for p in curve if p.roc_auc_nonmembers is not None]
-    if utility:
-        ax.plot(
-            xs(utility),
-            [p.roc_auc_nonmembers for p in utility],
-            "s--",
-            color="tab:blue",
-            label="vulnerability ROC AUC, non-members (utility)",
-        )
+        label = "same, calibration split"
+        _series(ax, calibration.points, "best_auc", "x", "tab:orange", label, always=True)
+    values += _series(
+        ax,
+        curve,
+        "roc_auc_nonmembers",
+        "s--",
+        "tab:blue",
+        "vulnerability ROC AUC, non-members (utility)",
+    )
+    return values
+
+
+def _levels(ax: Any, verification: Verification | None, defense: DefenseInfo) -> None:
+    """The horizontal references (label-only floors, the target, chance) and the chosen sigma."""
     if verification is not None:
         ax.axhline(
             verification.labels_only_auc,
@@ -96,20 +115,3 @@ def privacy_utility_png(
         label=f"sigma {defense.sigma:.3g} ({defense.sigma_source})",
     )
     ax.axhline(0.5, color="lightgray", linewidth=0.8)
-    ax.set_xscale("symlog", linthresh=linthresh)
-    largest = max([p.sigma for p in curve] + [defense.sigma, linthresh])
-    ax.set_xlim(0, largest * 1.5)
-    ax.set_xlabel("sigma (noise std per logit; linear below the first grid step)")
-    ax.set_ylabel("AUC")
-    values = (
-        [p.best_auc for p in shown]
-        + [p.rewrite_auc for p in rewrites]
-        + [p.roc_auc_nonmembers for p in utility]
-    )
-    ax.set_ylim(min([0.45, *(v - 0.03 for v in values if v is not None)]), 1.02)
-    ax.set_title(f"NMID privacy-utility curve (expose {defense.expose})")
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
