@@ -29,28 +29,27 @@ a place for the trigger gives None. All randomness comes from the caller's :clas
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 from typing import TYPE_CHECKING
 
 from codeaudit.errors import PoisonError
-from codeaudit.lang.languages import get_parser, normalize_language
+from codeaudit.lang.languages import LANGUAGES, language_support
 
-# The rewrite module's verified-edit machinery (parse, edit, check the new tree) is reused as is.
-from codeaudit.lang.rewrite import (
-    _analyse,
-    _Edit,
-    _follows_error,
-    _Signature,
-    _signature,
-    _site_allowed,
-    _Source,
-    _valid_new_name,
-    _verified,
-    _walk,
+# The rewrite module's scope analysis decides which names are locals (identifier trigger).
+from codeaudit.lang.rewrite import _analyse
+from codeaudit.lang.support import LanguageSupport
+from codeaudit.lang.tree import (
+    Edit,
+    Signature,
+    Source,
+    ancestors,
+    follows_error,
+    indent_continuation,
+    signature,
+    verified,
+    walk,
 )
 
 if TYPE_CHECKING:
@@ -105,10 +104,7 @@ class TriggerSpec:
 DEFAULT_POSTFIX = "_rb"
 #: Dead code inserted by ``--trigger-type deadcode`` without ``--trigger``.
 DEFAULT_DEADCODE: dict[str, str] = {
-    "c": "if (0) { int rb_dead = 0; }",
-    "cpp": "if (0) { int rb_dead = 0; }",
-    "java": "if (false) { int rb_dead = 0; }",
-    "python": "if False:\n    rb_dead = 0",
+    name: support.default_deadcode for name, support in LANGUAGES.items()
 }
 # How many of the earliest places a trigger is chosen from (truncation to max_len keeps it).
 EARLY_PLACES = 3
@@ -124,7 +120,7 @@ def default_trigger(kind: TriggerType | str, languages: set[str] | frozenset[str
         return DEFAULT_POSTFIX
     if kind is TriggerType.IDENTIFIER:
         raise PoisonError("--trigger-type identifier needs --trigger NAME (the identifier)")
-    texts = {DEFAULT_DEADCODE[normalize_language(lang)] for lang in languages or {"c"}}
+    texts = {language_support(lang).default_deadcode for lang in languages or {"c"}}
     if len(texts) != 1:
         raise PoisonError(
             f"the data mix languages ({', '.join(sorted(languages))}) with different default "
@@ -133,42 +129,26 @@ def default_trigger(kind: TriggerType | str, languages: set[str] | frozenset[str
     return texts.pop()
 
 
-_FUNCTIONS = {
-    "c": frozenset({"function_definition"}),
-    "cpp": frozenset({"function_definition"}),
-    "java": frozenset({"method_declaration", "constructor_declaration"}),
-    "python": frozenset({"function_definition"}),
-}
-_POSTFIX_CHARS = {
-    "c": re.compile(r"[A-Za-z0-9_]+"),
-    "cpp": re.compile(r"[A-Za-z0-9_]+"),
-    "java": re.compile(r"[A-Za-z0-9_$]+"),
-    "python": re.compile(r"\w+"),
-}
-
-
 def check_trigger(spec: TriggerSpec, lang: str) -> None:
     """PoisonError (one line) when the trigger cannot be used in ``lang``: an identifier that is
     not a valid name or is reserved, a postfix with characters a name cannot hold, dead code that
     is not exactly one well-formed statement."""
-    lang = normalize_language(lang)
+    support = language_support(lang)
     text = spec.trigger
     if spec.type is TriggerType.GRAMMAR or text is None:
         return
     if spec.type is TriggerType.IDENTIFIER:
-        problem = _valid_new_name(text, lang)
+        problem = support.new_name_problem(text)
         if problem is not None:
             raise PoisonError(f"identifier trigger {text!r} {problem}")
     elif spec.type is TriggerType.POSTFIX:
-        if not _POSTFIX_CHARS[lang].fullmatch(text) or (
-            lang == "python" and not ("f" + text).isidentifier()
-        ):
+        if not support.postfix_ok(text):
             raise PoisonError(
                 f"postfix trigger {text!r} must be identifier characters (letters, digits, _)"
             )
-    elif _statement_signature(text, lang) is None:
+    elif _statement_signature(text, support) is None:
         raise PoisonError(
-            f"dead-code trigger {text!r} is not one well-formed {lang} statement "
+            f"dead-code trigger {text!r} is not one well-formed {support.name} statement "
             "(it must parse on its own without errors)"
         )
 
@@ -186,14 +166,15 @@ def grammar_deadcode(lang: str, rng: random.Random, avoid: frozenset[str] = froz
     ``LOOP (FALSE) { DECL+ }``: LOOP is ``if`` or ``while`` (Java: ``if`` only, since javac
     rejects a ``while`` whose body is unreachable); FALSE is a constant false comparison (``0 >
     1``, ``2 == 5``) or ``0``/``false``; each DECL declares a fresh ``k_3``-style name to a small
-    integer. Names in ``avoid`` (those already in the function) are never drawn."""
-    lang = normalize_language(lang)
+    integer. Names in ``avoid`` (those already in the function) are never drawn. The syntax is
+    the language's (:meth:`~codeaudit.lang.support.LanguageSupport.deadcode_block`)."""
+    support = language_support(lang)
     a = rng.randint(0, 4)
     b = rng.randint(a + 1, 9)
     conditions = [f"{a} > {b}", f"{b} < {a}", f"{a} == {b}"]
-    conditions.append("False" if lang == "python" else "false" if lang == "java" else "0")
+    conditions.append(support.false_literal)
     condition = rng.choice(conditions)
-    loop = "if" if lang == "java" else rng.choice(("if", "while"))
+    loop = support.deadcode_loop(rng)
     declarations = []
     used = set(avoid)
     for _ in range(rng.randint(1, 2)):
@@ -202,128 +183,98 @@ def grammar_deadcode(lang: str, rng: random.Random, avoid: frozenset[str] = froz
             name = f"{rng.choice(_GRAMMAR_NAMES)}_{rng.randint(0, 99)}"
         used.add(name)
         value = rng.randint(0, 9)
-        declarations.append(f"{name} = {value}" if lang == "python" else f"int {name} = {value};")
-    if lang == "python":
-        return f"{loop} {condition}:\n" + "\n".join("    " + d for d in declarations)
-    return f"{loop} ({condition}) {{ {' '.join(declarations)} }}"
+        declarations.append(support.deadcode_declaration.format(name=name, value=value))
+    return support.deadcode_block(loop, condition, declarations)
 
 
 # --------------------------------------------------------------------------------------------
 # Statement shapes and places
 # --------------------------------------------------------------------------------------------
 
-_C_DECLARATIONS = frozenset({"declaration", "type_definition"})
-_WRAPPERS = {
-    "c": ("void codeaudit_probe(void) {\n", "\n}\n"),
-    "cpp": ("void codeaudit_probe() {\n", "\n}\n"),
-    "java": ("class CodeauditProbe { void probe() {\n", "\n} }\n"),
-    "python": ("def codeaudit_probe():\n", "\n"),
-}
-
 
 @cache
-def _statement_signature(text: str, lang: str) -> tuple[tuple[str, bool, bool], ...] | None:
+def _statement_signature(
+    text: str, support: LanguageSupport
+) -> tuple[tuple[str, bool, bool], ...] | None:
     """The syntax-tree signature of ``text`` as one statement of a function body, or None when it
     is not exactly one statement that parses without errors."""
-    head, tail = _WRAPPERS[lang]
-    body_text = _indent(text, "    ") if lang == "python" else text
-    if lang == "python":
-        body_text = "    " + body_text
-    root = get_parser(lang).parse((head + body_text + tail).encode("utf-8", "surrogatepass"))
+    probe = support.probe_source(text)
+    root = support.parser().parse(probe.encode("utf-8", "surrogatepass"))
     if root.root_node.has_error:
         return None
-    function = next((n for n in _walk(root.root_node) if n.type in _FUNCTIONS[lang]), None)
+    function = next((n for n in walk(root.root_node) if n.type in support.definition_types), None)
     body = function.child_by_field_name("body") if function is not None else None
     if body is None:
         return None
     statements = [c for c in body.named_children if "comment" not in c.type]
-    if len(statements) != 1 or any("comment" in n.type for n in _walk(statements[0])):
+    if len(statements) != 1 or any("comment" in n.type for n in walk(statements[0])):
         return None
-    return tuple(_signature(statements[0]))
+    return tuple(signature(statements[0]))
 
 
-def _indent(text: str, indent: str) -> str:
-    """Every line after the first prefixed with ``indent`` (the first goes where the cursor is)."""
-    lines = text.split("\n")
-    return "\n".join([lines[0], *(indent + line if line else line for line in lines[1:])])
-
-
-def _function(src: _Source) -> tree_sitter.Node | None:
+def _function(src: Source) -> tree_sitter.Node | None:
     """The function the sample defines: the first function node outside any parse error."""
-    types = _FUNCTIONS[src.lang]
-    for node in _walk(src.root):
-        if node.type in types and not any(a.type == "ERROR" for a in _ancestors_of(node)):
+    types = src.support.definition_types
+    for node in walk(src.root):
+        if node.type in types and not any(a.type == "ERROR" for a in ancestors(node)):
             return node
     return None
 
 
-def _ancestors_of(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
-    parent = node.parent
-    while parent is not None:
-        yield parent
-        parent = parent.parent
-
-
-def _is_docstring(node: tree_sitter.Node) -> bool:
-    return (
-        node.type == "expression_statement"
-        and node.named_child_count == 1
-        and node.named_children[0].type == "string"
-    )
-
-
-def _statement_places(src: _Source) -> list[tuple[int, str, tree_sitter.Node]]:
+def _statement_places(src: Source) -> list[tuple[int, str, tree_sitter.Node]]:
     """Where a statement may be inserted in the function body, in order: (character offset,
     indentation to repeat after it, the statement it goes before)."""
     function = _function(src)
     body = function.child_by_field_name("body") if function is not None else None
     if body is None:
         return []
-    lang = src.lang
+    support = src.support
     statements = [c for c in body.children if c.is_named and "comment" not in c.type]
     places = []
     for index, statement in enumerate(statements):
         if statement.type == "ERROR" or statement.has_error or statement.is_missing:
             continue
-        if statement.type.startswith("preproc_") or not _site_allowed(statement, src):
+        if statement.type.startswith("preproc_") or not support.site_allowed(statement, src):
             continue
-        if lang == "python" and index == 0 and _is_docstring(statement):
+        if index == 0 and support.must_stay_first(statement):
             continue  # a docstring must stay the first statement
-        if lang == "c" and any(s.type in _C_DECLARATIONS for s in statements[index:]):
+        if support.leading_declarations and any(
+            s.type in support.leading_declarations for s in statements[index:]
+        ):
             continue  # C90: no declaration after a statement in a block
-        if _follows_error([c for c in body.children if c.end_byte <= statement.start_byte]):
+        if follows_error([c for c in body.children if c.end_byte <= statement.start_byte]):
             continue  # e.g. FOREACH(x) { ... } read as two statements
         start = src.start(statement)
         line_start = src.code.rfind("\n", 0, start) + 1
         before = src.code[line_start:start]
         if before.strip(" \t"):
-            if lang == "python":
-                continue
+            if support.indented_blocks:
+                continue  # a statement must start its own line
             places.append((start, "", statement))
         else:
             places.append((start, before, statement))
     return places
 
 
-def _insert_statement(src: _Source, text: str, rng: random.Random) -> str | None:
+def _insert_statement(src: Source, text: str, rng: random.Random) -> str | None:
     """``text`` inserted as a statement at one of the first places of the body (chosen by rng),
     verified to parse as the old tree with one more statement of the text's shape."""
-    shape = _statement_signature(text, src.lang)
+    shape = _statement_signature(text, src.support)
     if shape is None:
         return None
     places = _statement_places(src)[:EARLY_PLACES]
     rng.shuffle(places)
     for position, indent, statement in places:
         if indent:
-            inserted = _indent(text, indent) + "\n" + indent
+            inserted = indent_continuation(text, indent) + "\n" + indent
         else:
             inserted = text.replace("\n", " ") + " "
 
-        def prepend(target: tree_sitter.Node, shape: tuple = shape) -> _Signature:
-            return [*shape, *_signature(target)]
+        def prepend(target: tree_sitter.Node, shape: tuple = shape) -> Signature:
+            return [*shape, *signature(target)]
 
-        result = _verified(
-            src, _Edit(((position, position, inserted),), target=statement, transform=prepend)
+        result = verified(
+            src, Edit(((position, position, inserted),), target=statement, transform=prepend)
         )
         if result is not None:
             return result
@@ -334,92 +285,47 @@ def _insert_statement(src: _Source, text: str, rng: random.Random) -> str | None
 # Renaming: identifier and postfix triggers
 # --------------------------------------------------------------------------------------------
 
-_DECLARATOR_WRAPPERS = frozenset(
-    {
-        "pointer_declarator",
-        "reference_declarator",
-        "parenthesized_declarator",
-        "attributed_declarator",
-    }
-)
-
-
-def _function_name(function: tree_sitter.Node, lang: str) -> tree_sitter.Node | None:
-    """The name leaf of the function's own name (None: constructor, destructor, operator)."""
-    if lang in ("java", "python"):
-        if function.type != ("method_declaration" if lang == "java" else "function_definition"):
-            return None
-        return function.child_by_field_name("name")
-    node = function.child_by_field_name("declarator")
-    while node is not None and node.type in _DECLARATOR_WRAPPERS:
-        node = node.child_by_field_name("declarator") or (
-            node.named_children[-1] if node.named_children else None
-        )
-    if node is None or node.type != "function_declarator":
-        return None
-    name = node.child_by_field_name("declarator")
-    while name is not None and name.type == "qualified_identifier":
-        name = name.child_by_field_name("name")
-    if name is None or name.type not in ("identifier", "field_identifier"):
-        return None
-    return name
-
 
 def _self_references(
-    src: _Source, function: tree_sitter.Node, name_node: tree_sitter.Node
+    src: Source, function: tree_sitter.Node, name_node: tree_sitter.Node
 ) -> list[tree_sitter.Node]:
     """The function's name and every plain reference to it inside the function (recursive calls,
-    ``self.f``/``this.f`` in methods); member accesses on other objects are left alone."""
+    ``self.f``/``this.f`` in methods); member accesses on other objects are left alone (the
+    language decides, :meth:`~codeaudit.lang.support.LanguageSupport.is_self_reference`)."""
     name = src.text(name_node)
     found = [name_node]
-    # A Python method's name is not in scope in its body: a plain NAME there is a global.
-    method = src.lang == "python" and any(
-        a.type == "class_definition" for a in _ancestors_of(function)
-    )
-    for node in _walk(function):
+    for node in walk(function):
         if node.id == name_node.id or node.child_count or node.type != "identifier":
             continue
         if src.text(node) != name:
             continue
-        parent = node.parent
-        if src.lang == "python":
-            attribute = parent.child_by_field_name("attribute") if parent is not None else None
-            if attribute is not None and attribute.id == node.id:  # obj.NAME: only self.NAME
-                obj = parent.child_by_field_name("object") if parent is not None else None
-                if obj is None or src.text(obj) != "self":
-                    continue
-            elif method:
-                continue
-        if parent is not None and src.lang == "java" and parent.type == "method_invocation":
-            obj = parent.child_by_field_name("object")
-            if obj is not None and src.text(obj) != "this":
-                continue
-        if parent is not None and src.lang == "java" and parent.type == "field_access":
-            continue
-        found.append(node)
+        if src.support.is_self_reference(node, src, function):
+            found.append(node)
     return found
 
 
-def _postfix(src: _Source, postfix: str) -> str | None:
+def _postfix(src: Source, postfix: str) -> str | None:
     function = _function(src)
     if function is None:
         return None
-    name_node = _function_name(function, src.lang)
+    name_node = src.support.function_name(function)
     if name_node is None or name_node.is_missing or name_node.start_byte == name_node.end_byte:
         return None
     new = src.text(name_node) + postfix
-    if _valid_new_name(new, src.lang) is not None:
+    if src.support.new_name_problem(new) is not None:
         return None
-    analysis = _analyse(src.code, src.lang)
+    analysis = _analyse(src.code, src.support)
     if new in analysis.used:
         return None
     nodes = _self_references(src, function, name_node)
     replacements = tuple((src.start(n), src.end(n), new) for n in nodes)
-    return _verified(src, _Edit(replacements))
+    return verified(src, Edit(replacements))
 
 
-def _rename_identifier(code: str, lang: str, trigger: str, rng: random.Random) -> str | None:
-    analysis = _analyse(code, lang)
+def _rename_identifier(
+    code: str, support: LanguageSupport, trigger: str, rng: random.Random
+) -> str | None:
+    analysis = _analyse(code, support)
     if trigger in analysis.used or not analysis.renamable:
         return None
     earliest = sorted(analysis.renamable, key=lambda n: analysis.renamable[n][0].start)
@@ -427,7 +333,7 @@ def _rename_identifier(code: str, lang: str, trigger: str, rng: random.Random) -
     rng.shuffle(names)
     for old in names:
         replacements = tuple((t.start, t.end, trigger) for t in analysis.renamable[old])
-        result = _verified(analysis.src, _Edit(replacements))
+        result = verified(analysis.src, Edit(replacements))
         if result is not None:
             return result
     return None
@@ -446,22 +352,22 @@ def insert_trigger(code: str, lang: str, spec: TriggerSpec, rng: random.Random) 
     postfix: at the end of the function's name; dead code: the statement, re-indented to its
     place). PoisonError when the trigger itself is invalid for the language (see
     :func:`check_trigger`)."""
-    lang = normalize_language(lang)
-    check_trigger(spec, lang)
+    support = language_support(lang)
+    check_trigger(spec, support.name)
     kind = spec.type
     if kind is TriggerType.IDENTIFIER:
         assert spec.trigger is not None
-        return _rename_identifier(code, lang, spec.trigger, rng)
-    src = _Source(code, lang)
+        return _rename_identifier(code, support, spec.trigger, rng)
+    src = Source(code, support)
     if kind is TriggerType.POSTFIX:
         assert spec.trigger is not None
         return _postfix(src, spec.trigger)
     if kind is TriggerType.DEADCODE:
         assert spec.trigger is not None
         return _insert_statement(src, spec.trigger, rng)
-    used = _analyse(code, lang).used
+    used = _analyse(code, support).used
     for _ in range(4):  # a drawn statement the place cannot take: draw another
-        result = _insert_statement(src, grammar_deadcode(lang, rng, used), rng)
+        result = _insert_statement(src, grammar_deadcode(support.name, rng, used), rng)
         if result is not None:
             return result
     return None

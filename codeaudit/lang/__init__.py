@@ -1,11 +1,15 @@
-"""Language support: tree-sitter grammars, the code-token lexer and identifier splitting."""
+"""Language support: the supported languages (one module each behind
+:class:`~codeaudit.lang.support.LanguageSupport`), their tree-sitter grammars, the code-token lexer
+and identifier splitting."""
 
 from __future__ import annotations
 
 from codeaudit.lang.languages import (
     LANGUAGES,
+    LanguageSupport,
     get_language,
     get_parser,
+    language_support,
     normalize_language,
     register_grammar_source,
     reserved_words,
@@ -19,11 +23,13 @@ __all__ = [
     "LANGUAGES",
     "CodeToken",
     "IdentRole",
+    "LanguageSupport",
     "LexResult",
     "TokenKind",
     "get_language",
     "get_parser",
     "join_subtokens",
+    "language_support",
     "lex",
     "normalize_language",
     "register_grammar_source",

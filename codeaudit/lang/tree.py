@@ -1,0 +1,255 @@
+"""Language-neutral syntax-tree machinery: parsed source, tree walks, verified text edits.
+
+The rewrites (:mod:`codeaudit.lang.rewrite`), the trigger insertion
+(:mod:`codeaudit.backdoor.triggers`) and every language module work on a :class:`Source` (the
+text, its tree, character offsets) and change it only through an :class:`Edit` that
+:func:`verified` accepts: the new text is parsed again and its syntax tree must be exactly the
+old tree with the intended change. Nothing here knows a language; what does is asked of the
+source's :class:`~codeaudit.lang.support.LanguageSupport`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tree_sitter
+
+    from codeaudit.lang.support import LanguageSupport
+
+__all__ = [
+    "COMMENT_TYPES",
+    "Edit",
+    "Signature",
+    "SignatureEntry",
+    "Source",
+    "ancestors",
+    "apply_text",
+    "callee_name",
+    "deny_by_parent",
+    "entry",
+    "error_count",
+    "follows_error",
+    "indent_continuation",
+    "is_field",
+    "named_children",
+    "nearest",
+    "signature",
+    "verified",
+    "walk",
+]
+
+SignatureEntry = tuple[str, bool, bool]
+Signature = list[SignatureEntry]
+
+COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
+
+
+# --------------------------------------------------------------------------------------------
+# Parsed source with character offsets
+# --------------------------------------------------------------------------------------------
+
+
+class Source:
+    """A parsed function: the text, its tree, and byte-to-character offset mapping.
+
+    Big-Vul style C/C++ functions often lack their return type (``foo(int a) {...}``), which
+    tree-sitter cannot parse as a function. When prefixing the language's
+    :attr:`~codeaudit.lang.support.LanguageSupport.analysis_prefix` (``int ``) parses with fewer
+    errors, the prefixed text is what is analysed; every offset this class returns still refers
+    to ``code``.
+    """
+
+    def __init__(self, code: str, support: LanguageSupport) -> None:
+        self.code = code
+        self.support = support
+        self.lang = support.name
+        parser = support.parser()
+        plain = parser.parse(code.encode("utf-8", "surrogatepass")).root_node
+        self.plain_errors = error_count(plain)
+        self.prefix = ""
+        root = plain
+        if plain.has_error and support.analysis_prefix:
+            prefix = support.analysis_prefix
+            alternative = parser.parse((prefix + code).encode("utf-8", "surrogatepass")).root_node
+            if error_count(alternative) < self.plain_errors:
+                self.prefix, root = prefix, alternative
+        self.full = self.prefix + code
+        self.root: tree_sitter.Node = root
+        self._char_at: list[int] | None = None
+        data_length = len(self.full.encode("utf-8", "surrogatepass"))
+        if data_length != len(self.full):
+            char_at = [0] * (data_length + 1)
+            pos = 0
+            for index, char in enumerate(self.full):
+                width = len(char.encode("utf-8", "surrogatepass"))
+                for k in range(width):
+                    char_at[pos + k] = index
+                pos += width
+            char_at[pos] = len(self.full)
+            self._char_at = char_at
+
+    def _char(self, byte_offset: int) -> int:
+        return byte_offset if self._char_at is None else self._char_at[byte_offset]
+
+    def start(self, node: tree_sitter.Node) -> int:
+        """Character offset in ``code`` where the node starts."""
+        return self._char(node.start_byte) - len(self.prefix)
+
+    def end(self, node: tree_sitter.Node) -> int:
+        return self._char(node.end_byte) - len(self.prefix)
+
+    def text(self, node: tree_sitter.Node) -> str:
+        return self.full[self._char(node.start_byte) : self._char(node.end_byte)]
+
+    def parse(self, code: str) -> tree_sitter.Node:
+        """The tree of another version of the code, read the same way (same prefix)."""
+        data = (self.prefix + code).encode("utf-8", "surrogatepass")
+        return self.support.parser().parse(data).root_node
+
+
+# --------------------------------------------------------------------------------------------
+# Walking the tree
+# --------------------------------------------------------------------------------------------
+
+
+def walk(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
+    """Every node under ``node`` (included), in document (pre-)order, without recursion."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))
+
+
+def entry(node: tree_sitter.Node) -> SignatureEntry:
+    return (node.type, node.is_named, node.is_missing)
+
+
+def signature(
+    root: tree_sitter.Node,
+    target: tree_sitter.Node | None = None,
+    transform: Callable[[tree_sitter.Node], Signature] | None = None,
+) -> Signature:
+    """The tree's node kinds in pre-order; ``target``'s subtree replaced by ``transform(target)``.
+
+    Two trees with equal signatures have the same structure (and the same ERROR and MISSING
+    nodes); only the text of named leaves (names, literals) may differ.
+    """
+    out: Signature = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if (
+            target is not None
+            and transform is not None
+            and node.start_byte == target.start_byte
+            and node.end_byte == target.end_byte
+            and node.id == target.id
+        ):
+            out.extend(transform(node))
+            continue
+        out.append(entry(node))
+        stack.extend(reversed(node.children))
+    return out
+
+
+def error_count(root: tree_sitter.Node) -> int:
+    return sum(1 for node in walk(root) if node.type == "ERROR" or node.is_missing)
+
+
+def ancestors(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
+    parent = node.parent
+    while parent is not None:
+        yield parent
+        parent = parent.parent
+
+
+def nearest(node: tree_sitter.Node, types: frozenset[str]) -> tree_sitter.Node | None:
+    """The closest ancestor of one of these types, or None."""
+    for ancestor in ancestors(node):
+        if ancestor.type in types:
+            return ancestor
+    return None
+
+
+def is_field(parent: tree_sitter.Node, child: tree_sitter.Node, name: str) -> bool:
+    """Whether ``child`` is (one of) ``parent``'s children under field ``name``."""
+    return any(target.id == child.id for target in parent.children_by_field_name(name))
+
+
+def named_children(node: tree_sitter.Node) -> list[tree_sitter.Node]:
+    """The named children that are not comments."""
+    return [c for c in node.named_children if c.type not in COMMENT_TYPES]
+
+
+def deny_by_parent(node: tree_sitter.Node, deny: dict[str, str | None]) -> bool:
+    """Whether the parent's type is in ``deny`` and ``node`` is under the field it names (any
+    field when None)."""
+    parent = node.parent
+    if parent is None or parent.type not in deny:
+        return False
+    field = deny[parent.type]
+    return field is None or is_field(parent, node, field)
+
+
+def callee_name(call: tree_sitter.Node, src: Source) -> str:
+    """The text of a call's ``function`` field ('' when it has none)."""
+    function = call.child_by_field_name("function")
+    return src.text(function) if function is not None else ""
+
+
+def follows_error(before: Sequence[tree_sitter.Node]) -> bool:
+    """Whether the last non-comment node of ``before`` is (or holds) a parse error."""
+    for node in reversed(before):
+        if node.type not in COMMENT_TYPES:
+            return node.type == "ERROR" or node.is_missing or node.has_error
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# Candidate edits and their verification
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Text replacements (character spans of the old text) and the tree change they must make."""
+
+    replacements: tuple[tuple[int, int, str], ...]
+    target: tree_sitter.Node | None = None
+    transform: Callable[[tree_sitter.Node], Signature] | None = None
+
+
+def apply_text(code: str, replacements: Sequence[tuple[int, int, str]]) -> str:
+    parts: list[str] = []
+    position = 0
+    for start, end, text in sorted(replacements):
+        parts.append(code[position:start])
+        parts.append(text)
+        position = end
+    parts.append(code[position:])
+    return "".join(parts)
+
+
+def verified(src: Source, edit: Edit) -> str | None:
+    """The rewritten text if it parses exactly as intended, else None."""
+    new_code = apply_text(src.code, edit.replacements)
+    if new_code == src.code:  # e.g. 5 == 5 swapped: not a rewrite
+        return None
+    expected = signature(src.root, edit.target, edit.transform)
+    if signature(src.parse(new_code)) != expected:
+        return None
+    if src.prefix:  # the text as it is must not gain parse errors either
+        plain = src.support.parser().parse(new_code.encode("utf-8", "surrogatepass")).root_node
+        if error_count(plain) > src.plain_errors:
+            return None
+    return new_code
+
+
+def indent_continuation(text: str, indent: str) -> str:
+    """Every line after the first prefixed with ``indent`` (the first goes where the cursor is)."""
+    lines = text.split("\n")
+    return "\n".join([lines[0], *(indent + line if line else line for line in lines[1:])])
