@@ -73,7 +73,7 @@ class Output:
     """A file a check made, to be written by the edge (atomically, never over a file without
     ``--force``)."""
 
-    role: str  # "output" (the command's -o), "export-torchscript", "plot", "manifest", ...
+    role: str  # "output" (the command's -o), "export-torchscript", "roc-plot", "manifest", ...
     path: str
     data: bytes
 

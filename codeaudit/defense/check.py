@@ -53,7 +53,7 @@ def output_paths(config: HardenConfig) -> list[OutputPath]:
         path = config.export_output or default_export_path(config.output, fmt)
         outputs.append(OutputPath(f"export-{fmt}", path, "model"))
     if config.plot:
-        outputs.append(OutputPath("plot", config.plot, "plot"))
+        outputs.append(OutputPath("curve-plot", config.plot, "plot"))
     return outputs
 
 
@@ -256,7 +256,7 @@ class HardenCheck(Check):
             from codeaudit.defense.plot import privacy_utility_png
 
             png = privacy_utility_png(plan.curve, plan.calibration, plan.verification, info)
-            outputs.append(Output("plot", config.plot, png))
+            outputs.append(Output("curve-plot", config.plot, png))
         return tuple(outputs), tuple(exports)
 
 

@@ -79,7 +79,7 @@ class MembershipCheck(Check):
         return found
 
     def output_paths(self, config: Any) -> list[OutputPath]:
-        return [OutputPath("plot", config.plot, "plot")] if config.plot else []
+        return [OutputPath("roc-plot", config.plot, "plot")] if config.plot else []
 
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         from codeaudit.io import check_output_dir
@@ -116,7 +116,7 @@ class MembershipCheck(Check):
             from codeaudit.membership.plot import roc_png
 
             png = roc_png(result.roc_curves, len(nonmembers))
-            outputs = (Output("plot", config.plot, png),)
+            outputs = (Output("roc-plot", config.plot, png),)
         return Outcome(result, outputs)
 
     def _input_warnings(self, inputs: Inputs, config: Any, usable: frozenset[str]) -> list[str]:

@@ -47,7 +47,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     code, stdout, err = run(
         "harden", str(model), "-o", str(out), "--members", str(members),
         "--nonmembers", str(nonmembers), "--export", "torchscript", "--format", "json",
-        "--report", str(root / "harden.txt"), *FAST,
+        "--report", str(root / "harden.txt"), "--plot", str(root / "curve.png"), *FAST,
     )  # fmt: skip
     assert code in (0, 1), err
     (root / "harden.json").write_text(stdout)
@@ -62,6 +62,9 @@ def test_harden_report(setup: dict[str, Path]) -> None:
     assert report["model"]["sha256"] == sha256_file(setup["model"])
     assert report["output"]["sha256"] == sha256_file(setup["hardened"])
     assert Path(report["export-torchscript"]["path"]).is_file()
+    # the plot is hashed like every file the command writes (and its path kept where it was)
+    assert report["plot"] == str(setup["root"] / "curve.png")
+    assert report["curve-plot"]["sha256"] == sha256_file(setup["root"] / "curve.png")
     d = report["defense"]
     assert d["sigma_source"] == "calibrated" and d["expose"] == "top1" and d["keyed"]
     assert d["parent_sha256"] == report["model"]["sha256"]

@@ -15,6 +15,7 @@ from codeaudit.api import membership as run_membership
 from codeaudit.cli import cli
 from codeaudit.config import MembershipConfig
 from codeaudit.data.synthetic import generate
+from codeaudit.io import sha256_file
 from tests.conftest import planted_records, write_jsonl
 
 TINY = ["--embed-dim", "16", "--hidden-dim", "16", "--max-len", "96"]
@@ -140,6 +141,7 @@ def test_overfit_model_leaks_and_the_report_says_so(overfit: dict[str, Path], tm
     assert {a["attack"] for a in data["attacks"]} >= {"label-only-boundary", "threshold-loss"}
     assert len(data["top_risk"]) == 5
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["roc-plot"] == {"path": str(plot), "sha256": sha256_file(plot)}
     member_ids = {json.loads(line)["id"] for line in overfit["members"].read_text().splitlines()}
     assert {item["id"] for item in data["top_risk"]} <= member_ids
 
