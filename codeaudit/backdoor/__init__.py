@@ -8,8 +8,7 @@ Kept light: the submodules are imported when first used, so importing the packag
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from codeaudit.lazy import lazy_exports
 
 _EXPORTS = {
     "TriggerType": "codeaudit.backdoor.triggers",
@@ -22,9 +21,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'codeaudit.backdoor' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,8 +6,7 @@ be imported by configuration code without numpy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from codeaudit.lazy import lazy_exports
 
 _EXPORTS = {
     "CODE_FIELDS": "codeaudit.data.loader",
@@ -21,10 +20,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'codeaudit.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,7 @@ by configuration code without importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from codeaudit.lazy import lazy_exports
 
 _EXPORTS = {
     "Batch": "codeaudit.models.base",
@@ -35,10 +34,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'codeaudit.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
