@@ -18,7 +18,7 @@ from typing import Any
 
 from codeaudit.check import Check, Progress
 from codeaudit.config import AuditConfig, BackdoorConfig, MembershipConfig
-from codeaudit.errors import UsageError
+from codeaudit.errors import CodeAuditError, UsageError
 from codeaudit.report.model import Artifact, Finding, Header
 
 
@@ -37,13 +37,15 @@ class AuditCheck:
 
 @dataclass(frozen=True)
 class CheckSection:
-    """One check of an audit: its result, or why it did not run."""
+    """One check of an audit: its result, or why it did not run (``failed``: it was requested
+    and could not run on these inputs; otherwise it was not requested)."""
 
     check: str
     title: str
     result: Any | None
     reason: str | None = None  # set when result is None
     seconds: float = 0.0
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class AuditResult:
     sections: tuple[CheckSection, ...]
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    checks_failed: int = 0  # requested checks that could not run (rule CA-A001)
 
     def describe(self, figures: bool = True) -> list[Any]:
         """The report sections: each check's own, in order (a check that did not run says
@@ -61,12 +64,13 @@ class AuditResult:
         described: list[Any] = []
         for check in self.sections:
             if check.result is None:
+                said = "Could not run" if check.failed else "Not run"
                 described.append(
                     Section(
                         check.title,
                         summary="",
-                        blocks=(Paragraph(f"Not run: {check.reason}"),),
-                        status="not run",
+                        blocks=(Paragraph(f"{said}: {check.reason}"),),
+                        status=said.lower(),
                     )
                 )
             else:
@@ -203,31 +207,53 @@ def combine_findings(findings: list[Finding]) -> tuple[Finding, ...]:
 def run_audit(
     config: AuditConfig, *, progress: Progress | None = None, gate: Any = None
 ) -> AuditResult:
-    """Validate every chosen check, load the model once, run each on it, combine, and judge the
-    combined result by ``gate`` (a :class:`~codeaudit.gate.ReleaseGate`) when given."""
+    """Validate every chosen check, load the model once and every check's data before the first
+    check runs, run each on them, combine, and judge the combined result by ``gate`` (a
+    :class:`~codeaudit.gate.ReleaseGate`) when given.
+
+    A requested check that cannot run on these inputs (too few usable samples, a model it cannot
+    read) does not throw away the others' results: its section says why, and rule CA-A001 turns
+    it into a finding, so a release is never passed on a check that did not run."""
     from codeaudit.models.checkpoint import load_with
     from codeaudit.models.device import resolve_device
-    from codeaudit.runner import prepare, run
+    from codeaudit.rules import evaluate, load_rules
+    from codeaudit.runner import load_inputs, prepare, run
 
     chosen = plan(config)
     runs = [(entry, entry.check(), entry.configure(config)) for entry in chosen]
     for _, check, check_config in runs:  # every usage error before any loading
         prepare(check, check_config)
+    device = resolve_device(config.device)
     loaded = None
     if any(check.needs_model for _, check, _ in runs):
-        device = resolve_device(config.device)
         loaded = load_with(config.model, config.model_options, device=device)
+    inputs = [load_inputs(check, cfg, device, loaded) for _, check, cfg in runs]
+    for (_, check, check_config), loaded_inputs in zip(runs, inputs, strict=True):
+        check.check_inputs(loaded_inputs, check_config)  # bad input: exit 2 before any work
     sections: list[CheckSection] = []
     findings: list[Finding] = []
     artifacts: dict[tuple[str, str], Artifact] = {}
-    for entry, check, check_config in runs:
+    for (entry, check, check_config), loaded_inputs in zip(runs, inputs, strict=True):
         started = time.perf_counter()
 
         def report(stage: str, done: int, total: int, _name: str = entry.name) -> None:
             if progress is not None:
                 progress(f"{_name}: {stage}", done, total)
 
-        result, _ = run(check, check_config, progress=report, loaded=loaded)
+        try:
+            result, _ = run(check, check_config, progress=report, inputs=loaded_inputs)
+        except CodeAuditError as exc:
+            sections.append(
+                CheckSection(
+                    check=entry.name,
+                    title=entry.title,
+                    result=None,
+                    reason=" ".join(str(exc).split()),
+                    seconds=round(time.perf_counter() - started, 3),
+                    failed=True,
+                )
+            )
+            continue
         findings += result.findings
         for artifact in result.header.artifacts:
             artifacts.setdefault((artifact.role, artifact.path), artifact)
@@ -253,6 +279,8 @@ def run_audit(
     result = AuditResult(
         header=Header(command="audit", seed=config.seed, artifacts=tuple(artifacts.values())),
         sections=tuple(sections),
-        findings=combine_findings(findings),
+        checks_failed=sum(s.failed for s in sections),
     )
+    findings += evaluate(load_rules(config.rules), result, command="audit", target=config.model)
+    result = dataclasses.replace(result, findings=combine_findings(findings))
     return gate.apply(result) if gate is not None else result

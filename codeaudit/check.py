@@ -126,6 +126,12 @@ class Check(ABC):
     def validate(self, config: Any) -> None:  # noqa: B027  (optional: most checks have none)
         """Refuse settings that cannot work together, before anything is loaded."""
 
+    def check_inputs(self, inputs: Inputs, config: Any) -> None:  # noqa: B027  (optional)
+        """Refuse loaded inputs the check cannot use whatever the model computes (a data set with
+        one label, a hardened model where scores are needed): a one-line error, raised before any
+        check of a run computes anything. What only the model's answers can show (too few
+        functions it gets right) is the check's own business, in :meth:`run`."""
+
     def data_inputs(self, config: Any) -> list[DataInput]:
         """The data files ``config`` names, in report order."""
         return []

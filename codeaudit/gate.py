@@ -92,8 +92,9 @@ def load_baseline(path: str | Path) -> Baseline:
 def parts(result: Any) -> list[tuple[str, Any]]:
     """(command, result) for each part of a result whose findings rules produce."""
     sections = getattr(result, "sections", None)
-    if sections is not None:
-        return [(s.check, s.result) for s in sections if s.result is not None]
+    if sections is not None:  # the audit: each check's result, and the audit's own
+        own = [(result.header.command, result)]
+        return [(s.check, s.result) for s in sections if s.result is not None] + own
     return [(result.header.command, result)]
 
 

@@ -64,7 +64,7 @@ OPERATORS = {
 CONFIDENCE = ("low", "medium", "high")
 # Commands whose results rules can read (issue-level names: a rule for a command that is not
 # built yet loads fine and simply never fires).
-COMMANDS = ("train", "predict", "membership", "harden", "backdoor", "poison")
+COMMANDS = ("train", "predict", "membership", "harden", "backdoor", "poison", "audit")
 PLACEHOLDERS = ("value", "threshold", "target", "metric")
 _PLACEHOLDER_LIST = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
 _REQUIRED = ("id", "title", "severity", "commands", "metric", "op", "threshold", "message")

@@ -67,20 +67,24 @@ def run(
     *,
     progress: Progress | None = None,
     loaded: Any = None,
+    inputs: Inputs | None = None,
     gate: Any = None,
 ) -> tuple[Any, Outcome]:
     """Run one check: returns its result (header, timings and findings filled in, judged by
     ``gate`` when given: a :class:`~codeaudit.gate.ReleaseGate`) and its outcome (the files to
     write, the model it made). ``loaded``: a model already loaded (the audit loads once for every
-    check; a Python caller may pass one from memory)."""
+    check; a Python caller may pass one from memory); ``inputs``: everything already loaded and
+    checked (the audit reads and checks every check's inputs before the first check runs)."""
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate
 
     started = time.perf_counter()
     rules = prepare(check, config)
     context = Context(device=resolve_device(getattr(config, "device", "auto")), progress=progress)
-    with context.stage("load"):
-        inputs = load_inputs(check, config, context.device, loaded)
+    if inputs is None:
+        with context.stage("load"):
+            inputs = load_inputs(check, config, context.device, loaded)
+            check.check_inputs(inputs, config)
     outcome = check.run(inputs, config, context)
     header = Header(
         command=check.command,

@@ -165,3 +165,28 @@ def test_audit_end_to_end_every_format_and_a_baseline(leaky: dict[str, Path], tm
     again = json.loads(stdout)
     assert code == 0, err
     assert again["findings"] == [] and again["gate"]["baseline"]["suppressed"] == len(ids)
+
+
+def test_a_check_that_cannot_run_keeps_the_others_and_fails_the_gate(
+    leaky: dict[str, Path], tmp_path: Path
+) -> None:
+    """--data too small for the backdoor scan: the membership section is kept, the backdoor
+    section says why it could not run, CA-A001 fails the gate, the reports are written."""
+    report = tmp_path / "audit.json"
+    args = ["audit", str(leaky["model"]), "--members", str(leaky["members"])]
+    args += ["--nonmembers", str(leaky["nonmembers"]), "--data", str(leaky["nonmembers"])]
+    code, stdout, err = run(
+        *args, "--bootstrap", "20", "-q", "-o", str(report), "--format", "markdown"
+    )
+    assert code == 1, err
+    data = json.loads(report.read_text())
+    membership, backdoor = data["sections"]
+    assert membership["check"] == "membership" and membership["result"]["best"]["auc"] >= 0.8
+    assert backdoor["check"] == "backdoor" and backdoor["failed"] and backdoor["result"] is None
+    assert "classified correctly" in backdoor["reason"]
+    assert data["checks_failed"] == 1
+    assert "CA-A001" in [f["rule_id"] for f in data["findings"]]
+    assert "## Backdoor (could not run)" in stdout and "Could not run: " in stdout
+    # accepted knowingly: the same audit passes the gate on membership alone
+    code, _, err = run(*args, "--bootstrap", "20", "-q", "--ignore", "CA-A001,CA-M")
+    assert code == 0, err

@@ -92,6 +92,20 @@ CASES.update(harden_cases())
 CASES.update(backdoor_cases())
 
 
+def _audit_case() -> tuple[str, Any, Any]:
+    from codeaudit.audit import AuditResult, CheckSection
+    from codeaudit.report.model import Header
+
+    def audit(failed: bool) -> AuditResult:
+        section = CheckSection("backdoor", "Backdoor", None, "too few samples", failed=failed)
+        return AuditResult(Header(command="audit"), (section,), checks_failed=int(failed))
+
+    return "audit", audit(True), audit(False)
+
+
+CASES["CA-A001"] = _audit_case
+
+
 def test_every_default_rule_has_a_case() -> None:
     assert {r.id for r in load_rules()} == set(CASES)
 
@@ -259,6 +273,7 @@ def test_unresolved_metric_paths_are_reported() -> None:
             (),
             (),
             {
+                "CA-A001",
                 "CA-B001",
                 "CA-B002",
                 "CA-B003",
@@ -287,6 +302,7 @@ def test_unresolved_metric_paths_are_reported() -> None:
             (),
             ("CA-M",),
             {
+                "CA-A001",
                 "CA-B001",
                 "CA-B002",
                 "CA-B003",
@@ -319,7 +335,8 @@ def test_select_and_ignore_by_prefix(
 def test_a_selector_that_matches_nothing_is_an_error() -> None:
     rules = load_rules()
     check_selectors(rules, ("CA-M", "CA-C001"), "--select")
-    with pytest.raises(RuleError, match=r"--select CA-Z: matches no rule id \(known: CA-B001"):
+    known = r"--select CA-Z: matches no rule id \(known: CA-A001, CA-B001"
+    with pytest.raises(RuleError, match=known):
         check_selectors(rules, ("CA-Z",), "--select")
 
 

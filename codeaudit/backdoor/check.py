@@ -155,9 +155,15 @@ class BackdoorCheck(Check):
     def output_paths(self, config: Any) -> list[OutputPath]:
         return [OutputPath("output", config.output, "model")] if config.output else []
 
+    def check_inputs(self, inputs: Inputs, config: Any) -> None:
+        from codeaudit.backdoor.scanner import check_samples
+
+        refuse_hardened(inputs.model, config)
+        samples = clean_samples(inputs.dataset("data"), inputs.files.get("manifest"), config, [])
+        check_samples(inputs.model.model, samples, _scanner(config, None).pairs)
+
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         loaded, manifest = inputs.model, inputs.files.get("manifest")
-        refuse_hardened(loaded, config)
         model = loaded.model
         warnings: list[str] = []
         if loaded.trusted_pickle:

@@ -52,6 +52,48 @@ def _label_name(model: Any, label: int) -> str:
     return str(labels[label]) if 0 <= label < len(labels) else str(label)
 
 
+def check_samples(model: Any, samples: Sequence[Sample], pairs: Sequence[tuple[int, int]]) -> None:
+    """What the scan needs of its data whatever the model answers: a label on every sample, and
+    samples of every victim label."""
+    if any(s.label is None for s in samples):
+        raise BackdoorError("the scan needs labelled data (a 0/1 label on every record)")
+    for victim in dict.fromkeys(v for v, _ in pairs):
+        if not any(s.label == victim for s in samples):
+            raise BackdoorError(
+                f"no samples with label {victim} ({_label_name(model, victim)}) in the data: "
+                "the scan needs victim-label samples of both labels"
+            )
+
+
+class TooFewVictims(BackdoorError):
+    """Too few samples of a victim label that the model classifies correctly to invert a trigger
+    on and to judge it on held-out ones. Raised before any inversion, for every pair at once."""
+
+    def __init__(self, label: int, name: str, correct: int, available: int, needed: int) -> None:
+        self.label, self.correct, self.available, self.needed = label, correct, available, needed
+        which = f"samples with label {label} ({name})"
+        if correct == 0:
+            text = (
+                f"none of the {available} {which} is classified correctly, so no trigger can be "
+                "measured on them: check that the model was trained for this data and that its "
+                "labels mean what the data's labels mean"
+            )
+        elif correct < 1 + MIN_HELDOUT:
+            text = (
+                f"only {correct} of the {available} {which} are classified correctly; the scan "
+                f"needs at least {1 + MIN_HELDOUT} (one to invert a trigger on, {MIN_HELDOUT} "
+                "held out): give more labelled data"
+            )
+        else:
+            text = (
+                f"{correct} of the {available} {which} are classified correctly; the scan needs "
+                f"{needed} for inversion and at least {MIN_HELDOUT} held out: give more labelled "
+                "data, or invert on fewer samples (victim_samples: --victim-samples of "
+                "codeaudit backdoor)"
+            )
+        super().__init__(text)
+
+
 class BackdoorScanner:
     """EliBadCode trigger inversion and verdict (estimator: hyper-parameters here, ``fit``
     learns; learned state ends with ``_``)."""
@@ -116,11 +158,6 @@ class BackdoorScanner:
         """Victim-label samples the model gets right, in a seeded order (and how many of that
         label were looked at)."""
         pool = [s for s in samples if s.label == victim]
-        if not pool:
-            raise BackdoorError(
-                f"no samples with label {victim} ({_label_name(model, victim)}) in the data: "
-                "the scan needs victim-label samples of both labels"
-            )
         order = np.random.default_rng([self.seed, victim]).permutation(len(pool))
         need = self.victim_samples + self.heldout
         looked = [pool[i] for i in order[: max(4 * need, 500)]]
@@ -130,10 +167,10 @@ class BackdoorScanner:
         return correct, len(pool)
 
     def _pair(
-        self, model: Any, samples: Sequence[Sample], victim: int, target: int, threshold: float
+        self, model: Any, correct: list[Sample], victim: int, target: int, threshold: float
     ) -> tuple[PairResult, Inversion, Anchored, list[Placed], list[Placed]]:
         started = time.perf_counter()
-        placed = self._placed(model, samples, victim, target)
+        placed = self._placed(model, correct, victim, target)
         n_inv = self.victim_samples
         inv_placed, held_placed = placed[:n_inv], placed[n_inv:]
         vocab_ids, allowed = self._search_space(target)
@@ -180,19 +217,21 @@ class BackdoorScanner:
         )
         return result, inversion, anchored, inv_placed, held_placed
 
-    def _placed(
-        self, model: Any, samples: Sequence[Sample], victim: int, target: int
-    ) -> list[Placed]:
+    def _victims(self, model: Any, samples: Sequence[Sample]) -> dict[int, list[Sample]]:
+        """Every victim label's correctly classified samples, checked for every pair before any
+        inversion (so a pair that cannot run does not throw away another's work)."""
+        victims: dict[int, list[Sample]] = {}
+        for victim in dict.fromkeys(v for v, _ in self.pairs):
+            correct, available = self._candidates(model, samples, victim)
+            if len(correct) < self.victim_samples + MIN_HELDOUT:
+                name = _label_name(model, victim)
+                raise TooFewVictims(victim, name, len(correct), available, self.victim_samples)
+            victims[victim] = correct
+        return victims
+
+    def _placed(self, model: Any, correct: list[Sample], victim: int, target: int) -> list[Placed]:
         """The inversion and held-out victims (correctly classified), each at its position."""
-        correct, available = self._candidates(model, samples, victim)
         n_inv = self.victim_samples
-        if len(correct) < n_inv + MIN_HELDOUT:
-            raise BackdoorError(
-                f"{len(correct)} of the {available} samples with label {victim} "
-                f"({_label_name(model, victim)}) are classified correctly; the scan needs "
-                f"{n_inv} for inversion and at least {MIN_HELDOUT} held out: give more data or "
-                f"lower --victim-samples"
-            )
         pair = f"{victim}->{target}"
         return select_positions(
             model,
@@ -298,10 +337,12 @@ class BackdoorScanner:
                 "the model is hardened (NMID): its answers are noised, so trigger inversion "
                 "cannot read them; scan the original (parent) model instead"
             )
-        if any(s.label is None for s in samples):
-            raise BackdoorError("the scan needs labelled data (a 0/1 label on every record)")
+        check_samples(model, samples, self.pairs)
         started = time.perf_counter()
         timings: dict[str, float] = {}
+        model.eval()
+        self._report("victim samples", 0, 1)
+        victims = self._victims(model, samples)
         langs = {model.lang_of(s) for s in samples} or {model.default_lang}
         self._report("trigger vocabulary", 0, 1)
         vocab: TriggerVocab = trigger_vocabulary(model.tokenizer, langs)
@@ -319,14 +360,13 @@ class BackdoorScanner:
             )
         timings["vocabulary"] = time.perf_counter() - started
         self.threshold_ = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
-        model.eval()
         pairs: list[PairResult] = []
         self.inversions_: dict[tuple[int, int], Inversion] = {}
         self.anchored_: dict[tuple[int, int], Anchored] = {}
         self.inversion_ids_: set[str] = set()
         for victim, target in self.pairs:
             result, inversion, anchored, inv_placed, _ = self._pair(
-                model, samples, victim, target, self.threshold_
+                model, victims[victim], victim, target, self.threshold_
             )
             pairs.append(result)
             self.inversions_[(victim, target)] = inversion

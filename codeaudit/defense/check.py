@@ -114,9 +114,11 @@ class HardenCheck(Check):
     def target(self, config: Any) -> str:
         return str(config.output)
 
+    def check_inputs(self, inputs: Inputs, config: Any) -> None:
+        refuse_hardened(inputs.model, config)
+
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         loaded = inputs.model
-        refuse_hardened(loaded, config)
         expose = parse_exposure(config.expose)
         warnings: list[str] = []
         if loaded.trusted_pickle:

@@ -81,19 +81,22 @@ class MembershipCheck(Check):
     def output_paths(self, config: Any) -> list[OutputPath]:
         return [OutputPath("roc-plot", config.plot, "plot")] if config.plot else []
 
-    def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+    def check_inputs(self, inputs: Inputs, config: Any) -> None:
         from codeaudit.io import check_output_dir
 
         if config.cache_dir:
             check_output_dir(config.cache_dir, "cache directory")
+        check_sets(inputs.dataset("members"), inputs.dataset("nonmembers"), config.folds)
         loaded = inputs.model
-        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
-        check_sets(members, nonmembers, config.folds)
-        usable = usable_features(loaded.model)
-        if (config.shadows or config.references) and "confidence" in usable:
+        if (config.shadows or config.references) and "confidence" in usable_features(loaded.model):
             from codeaudit.membership.references import recipe_of
 
             recipe_of(loaded.model, loaded.metadata, seed=config.seed)  # fails now, not later
+
+    def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+        loaded = inputs.model
+        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
+        usable = usable_features(loaded.model)
         warnings = self._input_warnings(inputs, config, usable)
         with context.stage("features"):
             context.report("features", 0, 2)

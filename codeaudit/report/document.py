@@ -60,7 +60,7 @@ class Section:
     title: str
     summary: str  # one or two plain-language sentences, used in the verdict on top
     blocks: tuple[Block, ...] = ()
-    status: str | None = None  # e.g. "high risk", "not run"
+    status: str | None = None  # e.g. "high risk", "not run", "could not run"
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def verdict_paragraph(result: Any, sections: Sequence[Section]) -> tuple[str, bo
     findings = tuple(getattr(result, "findings", ()))
     model = header.artifact("model")
     target = f"the model {model.path}" if model is not None else "the inputs"
-    checks = [s.title.lower() for s in sections if s.status != "not run"]
+    checks = [s.title.lower() for s in sections if s.status not in ("not run", "could not run")]
     what = " and ".join(checks) if checks else header.command
     parts = [f"codeaudit {header.command} checked {target} ({what})."]
     parts += [s.summary for s in sections if s.summary]

@@ -30,6 +30,7 @@ _STATUS_STYLE = {
     "partial": "bold red",
     "unverified": "yellow",
     "not run": "dim",
+    "could not run": "bold red",
 }
 
 

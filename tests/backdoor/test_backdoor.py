@@ -175,7 +175,40 @@ def test_no_victim_label_samples(world: dict[str, Path], tmp_path: Path) -> None
 def test_too_few_samples(world: dict[str, Path], tmp_path: Path) -> None:
     few = write_jsonl(tmp_path / "few.jsonl", clean_records(20, 3))
     code, _, err = run("backdoor", str(world["backdoored"]), "--data", str(few), "-q")
-    assert code == 2 and err.count("\n") == 1 and "lower --victim-samples" in err
+    assert code == 2 and err.count("\n") == 1 and "classified correctly" in err
+
+
+@pytest.mark.parametrize(
+    ("correct", "needle", "hint"),
+    [
+        (0, "none of the 40 samples with label 1 (vulnerable) is classified correctly", False),
+        (4, "only 4 of the 40 samples", False),  # fewer inversion samples cannot help
+        (12, "12 of the 40 samples", True),
+    ],
+)
+def test_too_few_victims_says_what_helps(correct: int, needle: str, hint: bool) -> None:
+    from codeaudit.backdoor.scanner import TooFewVictims
+
+    text = str(TooFewVictims(1, "vulnerable", correct, 40, 30))
+    assert needle in text
+    assert ("--victim-samples of codeaudit backdoor" in text) is hint
+
+
+def test_every_pair_is_checked_before_any_inversion(world: dict[str, Path]) -> None:
+    """Label 0 has too few samples: the scan stops before inverting the 1->0 pair."""
+    from codeaudit.backdoor.scanner import BackdoorScanner, TooFewVictims
+
+    records = clean_records(120, 5)
+    kept = [r for r in records if r["target"] == 1] + [r for r in records if r["target"] == 0][:3]
+    samples = list(dataset_from_records(kept, name="few0").samples)
+    stages: list[str] = []
+    scanner = BackdoorScanner(
+        victim_samples=15, steps=5, progress=lambda stage, done, total: stages.append(stage)
+    )
+    with pytest.raises(TooFewVictims) as info:
+        scanner.fit(load_model(world["clean"]).model, samples)
+    assert info.value.label == 0 and info.value.correct <= 3
+    assert not any(s.startswith(("inverting", "positions", "trigger vocabulary")) for s in stages)
 
 
 def test_usage_errors(world: dict[str, Path], tmp_path: Path) -> None:
