@@ -57,3 +57,64 @@ def classification_metrics(
         "tn": tn,
         "fn": fn,
     }
+
+
+#: Below this many labelled functions (or of the rarer label) a measured quality is mostly noise.
+FEW_SAMPLES = 30
+FEW_OF_A_LABEL = 10
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default); (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * float(np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def quality_warnings(
+    where: str,
+    *,
+    n: int,
+    vulnerable: int,
+    predicted_vulnerable: int,
+    accuracy: float,
+    roc_auc: float | None,
+) -> list[str]:
+    """What a reader of a model's measured quality must be told: that it predicts one class for
+    everything, ranks at or below chance, is no better than always answering the majority label,
+    or was measured on too few functions to mean much (with the accuracy's 95% interval)."""
+    if n <= 0:
+        return []
+    found = []
+    one_class = n >= 2 and predicted_vulnerable in (0, n)
+    if one_class:
+        label = "vulnerable" if predicted_vulnerable else "not vulnerable"
+        found.append(
+            f"{where}: the model predicts '{label}' for all {n} functions, so it does not tell "
+            "them apart (undertrained, or trained on one class: check the class balance, the "
+            "epochs and the learning rate)"
+        )
+    both = 0 < vulnerable < n
+    majority = max(vulnerable, n - vulnerable) / n
+    if both and roc_auc is not None and roc_auc <= 0.5:
+        found.append(
+            f"{where}: ROC AUC {roc_auc:.2f} is at or below chance (0.5): the model ranks these "
+            "functions no better than a coin toss, or the wrong way round (do the labels mean "
+            "what they meant in training?)"
+        )
+    elif both and not one_class and accuracy <= majority:
+        found.append(
+            f"{where}: accuracy {accuracy:.1%} is no better than always answering the majority "
+            f"label ({majority:.1%})"
+        )
+    rarer = min(vulnerable, n - vulnerable)
+    if n < FEW_SAMPLES or (both and rarer < FEW_OF_A_LABEL):
+        low, high = wilson_interval(round(accuracy * n), n)
+        found.append(
+            f"{where}: measured on only {n} functions ({rarer} of the rarer label): too few to "
+            f"mean much (accuracy {accuracy:.1%}, 95% interval {low:.1%}-{high:.1%})"
+        )
+    return found

@@ -86,6 +86,9 @@ def test_train_writes_model_and_json_report(cli_model: dict[str, Path]) -> None:
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "loss"):
         assert key in report["val_metrics"]
     assert len(report["history"]) == 15
+    # a 20% split of 80 functions: the validation numbers come with a warning that says so
+    few = "validation: measured on only 16 functions"
+    assert any(w.startswith(few) for w in report["warnings"])
 
 
 def test_predict_json_and_report_file(cli_model: dict[str, Path], tmp_path: Path) -> None:
@@ -112,6 +115,21 @@ def test_predict_json_and_report_file(cli_model: dict[str, Path], tmp_path: Path
         assert key in metrics
     assert metrics["accuracy"] >= 0.8
     assert printed["model"]["sha256"] and printed["data"]["sha256"]
+
+
+def test_predict_warns_when_the_numbers_do_not_mean_what_they_seem(
+    cli_model: dict[str, Path], tmp_path: Path
+) -> None:
+    """Labels the wrong way round: ranking below chance is said, and 20 functions are few."""
+    flipped = [{**r, "target": 1 - r["target"]} for r in planted_records(20, seed=2)]
+    data = write_jsonl(tmp_path / "flipped.jsonl", flipped)
+    code, out, err = run("predict", str(cli_model["model"]), str(data), "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["metrics"]["roc_auc"] < 0.5
+    warnings = " ".join(report["warnings"])
+    assert f"{data}: ROC AUC" in warnings and "at or below chance" in warnings
+    assert "measured on only 20 functions" in warnings
 
 
 def test_predict_unlabelled_data_has_no_metrics(cli_model: dict[str, Path], tmp_path: Path) -> None:

@@ -52,6 +52,17 @@ class PredictCheck(Check):
             warnings.append(
                 f"{truncated} of {len(dataset)} samples truncated at {loaded.model.max_len} tokens"
             )
+        if metrics is not None:
+            from codeaudit.metrics import quality_warnings
+
+            warnings += quality_warnings(
+                str(config.data),
+                n=metrics.n,
+                vulnerable=metrics.tp + metrics.fn,
+                predicted_vulnerable=metrics.tp + metrics.fp,
+                accuracy=metrics.accuracy,
+                roc_auc=metrics.roc_auc,
+            )
         result = PredictResult(
             header=Header(command=self.command),
             checkpoint=loaded.info(),

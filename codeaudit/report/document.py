@@ -171,9 +171,17 @@ def verdict_paragraph(result: Any, sections: Sequence[Section]) -> tuple[str, bo
     elif gate is not None and gate.rules_evaluated == 0:
         parts.append(f"No rules apply to {header.command} results.")
     elif gate is not None:
+        found = (
+            "Its one rule found no problem"
+            if gate.rules_evaluated == 1
+            else f"None of its {gate.rules_evaluated} rules found a problem"
+        )
+        parts.append(f"{found} (a rule fires when a measured risk crosses its threshold).")
+    warned = len(getattr(result, "warnings", ()) or ())
+    if warned:
         parts.append(
-            f"None of its {gate.rules_evaluated} rules found a problem "
-            "(a rule fires when a measured risk crosses its threshold)."
+            f"{'A warning' if warned == 1 else f'{warned} warnings'} below "
+            f"{'says' if warned == 1 else 'say'} what to check before relying on these numbers."
         )
     passed: bool | None = None
     if gate is not None:

@@ -89,7 +89,8 @@ def draw(document: Document, console: Console, *, gate: Any = None, n_findings: 
 
 
 def _gate_line(gate: Any, n: int) -> str:
-    parts = [f"{n} finding{'s' if n != 1 else ''}", f"{gate.rules_evaluated} rules"]
+    rules = gate.rules_evaluated
+    parts = [f"{n} finding{'s' if n != 1 else ''}", f"{rules} rule{'s' if rules != 1 else ''}"]
     if gate.baseline is not None:
         parts.append(f"{gate.baseline.suppressed} suppressed by baseline {gate.baseline.path}")
     if gate.fail_on == "never":

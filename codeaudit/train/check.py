@@ -99,6 +99,7 @@ class TrainCheck(Check):
         return str(config.output)
 
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
+        from codeaudit.metrics import quality_warnings
         from codeaudit.models.checkpoint import checkpoint_bytes
         from codeaudit.train.trainer import evaluate
 
@@ -114,6 +115,15 @@ class TrainCheck(Check):
         val_metrics = None
         if trained.val_enc is not None and sets.val is not None:
             val_metrics = evaluate(model, trained.val_enc, sets.val.labels(), batch)
+        if val_metrics is not None:
+            warnings += quality_warnings(
+                "validation",
+                n=val_metrics.n,
+                vulnerable=val_metrics.vulnerable,
+                predicted_vulnerable=val_metrics.predicted_vulnerable,
+                accuracy=val_metrics.accuracy,
+                roc_auc=val_metrics.roc_auc,
+            )
         if val_metrics is not None and val_metrics.unk_rate > 2 * train_metrics.unk_rate + 0.01:
             warnings.append(
                 f"unknown-token rate is {val_metrics.unk_rate:.1%} on validation vs "

@@ -31,6 +31,8 @@ class SplitMetrics:
     loss: float
     unk_rate: float
     truncated: int
+    vulnerable: int = 0  # labelled vulnerable
+    predicted_vulnerable: int = 0
 
 
 @dataclass(frozen=True)

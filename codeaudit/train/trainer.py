@@ -143,6 +143,8 @@ def evaluate(
         loss=float(cross_entropy(out.logits, labels).mean()),
         unk_rate=sum(e.n_unknown for e in encodings) / total if total else 0.0,
         truncated=sum(e.truncated for e in encodings),
+        vulnerable=int(metrics["tp"]) + int(metrics["fn"]),  # type: ignore[call-overload]
+        predicted_vulnerable=int(metrics["tp"]) + int(metrics["fp"]),  # type: ignore[call-overload]
     )
 
 
