@@ -218,7 +218,9 @@ def run_audit(
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate, load_rules
     from codeaudit.runner import load_inputs, prepare, run
+    from codeaudit.threads import CpuSample, choose_threads
 
+    since = CpuSample.now()
     chosen = plan(config)
     runs = [(entry, entry.check(), entry.configure(config)) for entry in chosen]
     for _, check, check_config in runs:  # every usage error before any loading
@@ -230,6 +232,7 @@ def run_audit(
     inputs = [load_inputs(check, cfg, device, loaded) for _, check, cfg in runs]
     for (_, check, check_config), loaded_inputs in zip(runs, inputs, strict=True):
         check.check_inputs(loaded_inputs, check_config)  # bad input: exit 2 before any work
+    threads = choose_threads(config.threads, since)
     sections: list[CheckSection] = []
     findings: list[Finding] = []
     artifacts: dict[tuple[str, str], Artifact] = {}
@@ -241,7 +244,9 @@ def run_audit(
                 progress(f"{_name}: {stage}", done, total)
 
         try:
-            result, _ = run(check, check_config, progress=report, inputs=loaded_inputs)
+            result, _ = run(
+                check, check_config, progress=report, inputs=loaded_inputs, threads=threads
+            )
         except CodeAuditError as exc:
             sections.append(
                 CheckSection(
@@ -277,7 +282,12 @@ def run_audit(
                 )
             )
     result = AuditResult(
-        header=Header(command="audit", seed=config.seed, artifacts=tuple(artifacts.values())),
+        header=Header(
+            command="audit",
+            seed=config.seed,
+            threads=threads,
+            artifacts=tuple(artifacts.values()),
+        ),
         sections=tuple(sections),
         checks_failed=sum(s.failed for s in sections),
     )

@@ -43,6 +43,17 @@ def _device() -> Any:
     return param("auto", help="Where to run the model.", metavar="auto|cpu|cuda")
 
 
+def _threads() -> Any:
+    return param(
+        None,
+        minimum=1,
+        kind=int,
+        cli_type="threads",
+        help="Threads for torch, BLAS and OpenMP (auto: the CPUs this process may use, less "
+        "those other work keeps busy; or threads in [tool.codeaudit]).",
+    )
+
+
 def _model(help: str = "") -> Any:
     return param(argument=True, metavar="MODEL", help=help)
 
@@ -131,6 +142,7 @@ class TrainConfig:
     )
     transformer: dict[str, Any] = param(factory=dict, cli=False)  # small-config overrides
     device: str = _device()
+    threads: int | None = _threads()
     force: bool = _force()
     data_options: DataConfig = _data_options()
 
@@ -154,6 +166,7 @@ class PredictConfig:
     data: str = param(argument=True, metavar="DATA", help="Functions to predict.")
     batch_size: int = param(64, minimum=1, help="Functions per forward pass.")
     device: str = _device()
+    threads: int | None = _threads()
     model_options: LoadOptions = _model_options()  # how MODEL is loaded and fed
     data_options: DataConfig = _data_options()
     rules: tuple[str, ...] = _rules()
@@ -205,6 +218,7 @@ class MembershipConfig:
     seed: int = _seed()
     batch_size: int = param(64, minimum=1, help="Functions per forward pass.")
     device: str = _device()
+    threads: int | None = _threads()
     model_options: LoadOptions = _model_options()
     cache_dir: str | None = param(
         None, metavar="DIR", help="Cache model outputs here (keyed by hashes)."
@@ -277,6 +291,7 @@ class AuditConfig:
     seed: int = _seed()
     batch_size: int = param(64, minimum=1, help="Functions per forward pass (every check).")
     device: str = _device()
+    threads: int | None = _threads()
     model_options: LoadOptions = _model_options()
     cache_dir: str | None = param(
         None, metavar="DIR", help="Cache model outputs here (keyed by hashes)."
@@ -376,6 +391,7 @@ class HardenConfig:
     seed: int = _seed("Splits and attacks (not the key).")
     batch_size: int = param(64, minimum=1, help="Functions per forward pass.")
     device: str = _device()
+    threads: int | None = _threads()
     model_options: LoadOptions = _model_options()
     key: str | None = param(None, cli=False)  # 32 hex digits; None: a fresh key (--key-file)
     rules: tuple[str, ...] = _rules()
@@ -474,6 +490,7 @@ class BackdoorConfig:
     seed: int = _seed()
     batch_size: int = param(32, minimum=1, help="Unlearning batch size.")
     device: str = _device()
+    threads: int | None = _threads()
     model_options: LoadOptions = _model_options()
     rules: tuple[str, ...] = _rules()
     force: bool = _force()

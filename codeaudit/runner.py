@@ -69,26 +69,35 @@ def run(
     loaded: Any = None,
     inputs: Inputs | None = None,
     gate: Any = None,
+    threads: Any = None,
 ) -> tuple[Any, Outcome]:
     """Run one check: returns its result (header, timings and findings filled in, judged by
     ``gate`` when given: a :class:`~codeaudit.gate.ReleaseGate`) and its outcome (the files to
     write, the model it made). ``loaded``: a model already loaded (the audit loads once for every
     check; a Python caller may pass one from memory); ``inputs``: everything already loaded and
-    checked (the audit reads and checks every check's inputs before the first check runs)."""
+    checked (the audit reads and checks every check's inputs before the first check runs);
+    ``threads``: the :class:`~codeaudit.threads.ThreadChoice` to run with (default: chosen from
+    ``config.threads`` once the inputs are loaded, see :mod:`codeaudit.threads`)."""
     from codeaudit.models.device import resolve_device
     from codeaudit.rules import evaluate
+    from codeaudit.threads import CpuSample, choose_threads, limit_threads
 
     started = time.perf_counter()
+    since = CpuSample.now()
     rules = prepare(check, config)
     context = Context(device=resolve_device(getattr(config, "device", "auto")), progress=progress)
     if inputs is None:
         with context.stage("load"):
             inputs = load_inputs(check, config, context.device, loaded)
             check.check_inputs(inputs, config)
-    outcome = check.run(inputs, config, context)
+    if threads is None:
+        threads = choose_threads(getattr(config, "threads", None), since)
+    with limit_threads(threads.count):
+        outcome = check.run(inputs, config, context)
     header = Header(
         command=check.command,
         seed=getattr(config, "seed", None),
+        threads=threads,
         artifacts=artifacts(check, config, inputs, outcome.outputs),
     )
     result = dataclasses.replace(outcome.result, header=header)

@@ -8,6 +8,7 @@
     ignore = ["CA-M005"]             # rule id prefixes to drop
     fail-on = "high"                 # low | medium | high | critical | never
     format = "rich"                  # what goes to standard output
+    threads = 2                      # or "auto" (the default): see codeaudit.threads
 
 The nearest file is the first ``pyproject.toml`` with a ``[tool.codeaudit]`` table found from
 the working directory upwards (as ruff finds ``[tool.ruff]``). Command-line flags win over these
@@ -30,7 +31,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 STDOUT_FORMATS = ("rich", "json", "sarif", "markdown", "html")
-KEYS = ("rules", "select", "ignore", "fail-on", "format")
+KEYS = ("rules", "select", "ignore", "fail-on", "format", "threads")
 
 
 class SettingsError(UsageError):
@@ -45,6 +46,7 @@ class ProjectSettings:
     ignore: tuple[str, ...] | None = None
     fail_on: str | None = None
     format: str | None = None
+    threads: int | None = None  # None: auto
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -85,6 +87,17 @@ def _choice(path: Path, key: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _threads(path: Path, value: Any) -> int | None:
+    from codeaudit.threads import parse_threads
+
+    try:
+        return parse_threads(value, "")
+    except UsageError:
+        raise SettingsError(
+            f"{path}: [tool.codeaudit] threads: {value!r} is not 'auto' or a whole number >= 1"
+        ) from None
+
+
 def parse_settings(path: Path, table: Any) -> ProjectSettings:
     if not isinstance(table, dict):
         raise SettingsError(f"{path}: [tool.codeaudit] must be a table")
@@ -110,6 +123,7 @@ def parse_settings(path: Path, table: Any) -> ProjectSettings:
         format=_choice(path, "format", table["format"], STDOUT_FORMATS)
         if "format" in table
         else None,
+        threads=_threads(path, table["threads"]) if "threads" in table else None,
     )
 
 

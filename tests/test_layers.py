@@ -7,7 +7,7 @@ hide cycles from Python but not from a reader), except those under ``if TYPE_CHE
              defense, backdoor
     core     models, data, lang, metrics, rules, what every check uses (check: the interface
              report, config, params, seed, io,       every check implements; params: how
-             check                                   a setting is declared)
+             check, threads                          a setting is declared)
     base     errors, lazy (package exports), the package itself
 
 A module imports from its own layer or below, and no two modules import each other, however
@@ -44,6 +44,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "codeaudit.io",
         "codeaudit.check",
         "codeaudit.params",
+        "codeaudit.threads",
     ),
     "base": ("codeaudit.errors", "codeaudit.lazy", "codeaudit"),
 }

@@ -3,6 +3,7 @@ check loads nothing itself, settings fail before any loading, and files are writ
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,44 @@ def test_context_times_stages_and_reports_progress() -> None:
         pass
     assert seen == [("a", 1, 2)] and set(context.timings) == {"a"}
     assert _Writes().run(Inputs(), None, context).result is None
+
+
+class _CountsThreads(Check):
+    command = "predict"  # any command the rules know; no rule reads this result
+    needs_model = False
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def run(self, inputs: Inputs, config: object, context: Context) -> Outcome:
+        import torch
+
+        from codeaudit.report.model import Header
+
+        self.seen.append(torch.get_num_threads())
+        return Outcome(_Threaded(Header(command="predict")))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Threaded:
+    header: object
+    findings: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class _ThreadsConfig:
+    threads: int | None
+    model: str = "<none>"
+
+
+def test_the_work_runs_with_the_chosen_threads_and_they_are_put_back() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    check = _CountsThreads()
+    result, _ = run(check, _ThreadsConfig(threads=1))
+    assert check.seen == [1] and torch.get_num_threads() == before
+    assert result.header.threads.count == 1 and result.header.threads.source == "requested"
+    result, _ = run(check, _ThreadsConfig(threads=None))
+    assert result.header.threads.source in ("auto", "OMP_NUM_THREADS")
+    assert check.seen[-1] == result.header.threads.count

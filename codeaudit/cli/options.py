@@ -35,7 +35,25 @@ class SigmaType(click.ParamType):
         return number
 
 
-CLI_TYPES: dict[str, tuple[click.ParamType, str]] = {"sigma": (SigmaType(), "auto")}
+class ThreadsType(click.ParamType):
+    """``auto`` or a whole number >= 1."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        from codeaudit.errors import UsageError
+        from codeaudit.threads import parse_threads
+
+        try:
+            return parse_threads(value, "")
+        except UsageError:
+            self.fail(f"{value!r}: use 'auto' or a whole number >= 1", param, ctx)
+
+
+CLI_TYPES: dict[str, tuple[click.ParamType, str]] = {
+    "sigma": (SigmaType(), "auto"),
+    "threads": (ThreadsType(), "auto"),
+}
 
 
 def flag_of(owner: type | None, parameter: str) -> str:
@@ -101,7 +119,13 @@ def config_options(cls: type, *, skip: tuple[str, ...] = ()) -> Decorator:
 
 
 def build(cls: type, values: dict[str, Any], **extra: Any) -> Any:
-    """A config from the command's option values (taken out of ``values``) and ``extra``."""
+    """A config from the command's option values (taken out of ``values``) and ``extra``; a
+    setting the command line left at its default that ``[tool.codeaudit]`` sets (``threads``)
+    comes from there."""
+    if values.get("threads", 0) is None:
+        from codeaudit.cli.emit import project_settings
+
+        values["threads"] = project_settings(click.get_current_context()).threads
     kwargs: dict[str, Any] = {}
     for item, spec in params(cls):
         if not spec.cli or item.name not in values:

@@ -289,6 +289,8 @@ def build_document(result: Any, *, figures: bool = True) -> Document:
     ]
     if header.seed is not None:
         meta.append(("seed", str(header.seed)))
+    if header.threads is not None:
+        meta.append(("threads", header.threads.describe()))
     return Document(
         title=f"codeaudit {header.command} report",
         verdict=verdict,

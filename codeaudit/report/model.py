@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from codeaudit import __version__
+from codeaudit.threads import ThreadChoice
 
 
 def utc_now() -> str:
@@ -127,6 +128,7 @@ class Header:
     command: str
     created: str = field(default_factory=utc_now)
     seed: int | None = None
+    threads: ThreadChoice | None = None  # what the work ran with (codeaudit.threads)
     artifacts: tuple[Artifact, ...] = ()
     gate: Gate | None = None
 

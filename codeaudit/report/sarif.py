@@ -172,6 +172,8 @@ def sarif_document(result: Any) -> dict[str, Any]:
             {"level": "warning", "message": {"text": w}} for w in warnings
         ]
     run_properties: dict[str, Any] = {"command": header.command}
+    if header.threads is not None:
+        run_properties["threads"] = header.threads.count
     if gate is not None:
         run_properties["failOn"] = gate.fail_on
         run_properties["rulesEvaluated"] = gate.rules_evaluated

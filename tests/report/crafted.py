@@ -18,6 +18,7 @@ from codeaudit.membership.result import (
 from codeaudit.predict import Prediction, PredictMetrics, PredictResult
 from codeaudit.report.model import Artifact, CheckpointInfo, Header
 from codeaudit.rules import evaluate, load_rules
+from codeaudit.threads import ThreadChoice
 from codeaudit.train.result import TrainResult
 from codeaudit.train.trainer import EpochRecord, SplitMetrics
 
@@ -89,6 +90,7 @@ def membership_result(
             command="membership",
             created=CREATED,
             seed=0,
+            threads=ThreadChoice(2, "auto", "auto: 2 CPUs available, 0.1 kept busy by other work"),
             artifacts=(
                 Artifact("model", target, SHA),
                 Artifact("members", "data/train.jsonl", "cd" * 32),
