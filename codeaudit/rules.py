@@ -157,15 +157,22 @@ def _rule_from_table(table: Any, path: Path, index: int) -> Rule:
     else:
         fail("threshold", "must be a number, boolean or string")
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(table["message"]) if name]
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(table["message"])
+            if name is not None
+        ]
     except ValueError as exc:
         fail("message", f"bad template ({exc})")
-    bad = [n for n in names if n not in PLACEHOLDERS]
-    if bad:
-        fail(
-            "message",
-            f"unknown placeholder {{{bad[0]}}} (use {_PLACEHOLDER_LIST})",
-        )
+    for name, spec, conversion in fields:
+        if spec or conversion:
+            fail("message", f"placeholder {{{name}}}: no format spec or conversion allowed")
+        if name not in PLACEHOLDERS and not ("." in name and _METRIC_PATTERN.match(name)):
+            fail(
+                "message",
+                f"unknown placeholder {{{name}}} (use {_PLACEHOLDER_LIST}, or a dotted path "
+                "into the result such as {unlearning.scope})",
+            )
     description = table.get("description")
     if description is not None and (not isinstance(description, str) or not description.strip()):
         fail("description", "must be a non-empty string")
@@ -345,6 +352,23 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def render_message(template: str, document: Any, **placeholders: str) -> str:
+    """A rule's message: ``{value}``, ``{threshold}``, ``{target}``, ``{metric}``, and any
+    ``{dotted.path}`` read from the result (``-`` when the result has no value there). Plain
+    substitution: a checked template holds no format specs or conversions."""
+    out = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        out.append(literal)
+        if name is None:
+            continue
+        if name in placeholders:
+            out.append(placeholders[name])
+        else:
+            found = lookup(document, name)
+            out.append("-" if found is None else _shown(found))
+    return "".join(out)
+
+
 def evaluate(
     rules: Iterable[Rule], result: Any, *, command: str, target: str
 ) -> tuple[Finding, ...]:
@@ -375,7 +399,9 @@ def evaluate(
             ) from None
         if not fired:
             continue
-        message = rule.message.format(
+        message = render_message(
+            rule.message,
+            document,
             value=_shown(value),
             threshold=f"{rule.threshold:g}"
             if isinstance(rule.threshold, float)
@@ -393,6 +419,7 @@ def evaluate(
                 metric=rule.metric,
                 value=value if isinstance(value, (int, float, str)) else str(value),
                 threshold=rule.threshold,
+                op=rule.op,
                 help_uri=rule.help_uri,
                 confidence=rule.confidence,
                 description=rule.description,

@@ -206,6 +206,9 @@ def load_rule_file_from_text(text: str) -> Any:
         (("threshold = 0.5", "threshold = nan"), "threshold", "finite"),
         (("{target}", "{model}"), "message", "unknown placeholder {model}"),
         (("{target}", "{target"), "message", "bad template"),
+        (("{target}", "{value:>99999}"), "message", "no format spec or conversion"),
+        (("{target}", "{value!r}"), "message", "no format spec or conversion"),
+        (("{target}", "{best[0]}"), "message", "unknown placeholder {best[0]}"),
         (('id = "X-1"', 'id = "X 1"'), "id", "is not an id"),
         (('title = "t"', 'title = "t"\nconfidence = "sure"'), "confidence", "'sure'"),
         (('title = "t"', 'title = "t"\nhelp_uri = "paper.pdf"'), "help_uri", "not an http"),
@@ -407,3 +410,36 @@ def test_a_built_wheel_carries_and_loads_the_rules(tmp_path: Path) -> None:
     assert out[0] == str(unpacked / "codeaudit" / "_rules")
     assert out[1] == ",".join(sorted(r.id for r in load_rules()))
     assert re.match(r"CA-C001,CA-M001", out[1])
+
+
+@pytest.mark.parametrize("scope", ["head", "full"])
+def test_repair_advice_never_suggests_the_scope_that_was_used(scope: str) -> None:
+    from codeaudit.backdoor.check import next_steps
+
+    _, firing, _ = backdoor_cases()["CA-B002"]()
+    firing = dataclasses.replace(
+        firing,
+        unlearning=dataclasses.replace(
+            firing.unlearning, scope=scope, accuracy_drop=0.05, **next_steps(scope)
+        ),
+    )
+    found = {f.rule_id: f for f in evaluate(load_rules(), firing, command="backdoor", target="m")}
+    survives, falls = found["CA-B002"].message, found["CA-B003"].message
+    assert f"after {scope}-scope unlearning" in survives and f"{scope}-scope unlearning" in falls
+    assert f"--unlearn-scope {scope}" not in survives + falls
+    other = "full" if scope == "head" else "head"
+    assert (f"--unlearn-scope {other}" in survives) == (scope == "head")
+    assert (f"--unlearn-scope {other}" in falls) == (scope == "full")
+    assert not survives.endswith("; -.") and found["CA-B003"].op == ">"
+
+
+def test_dotted_placeholders_read_the_result() -> None:
+    from codeaudit.rules import render_message
+
+    document = {"unlearning": {"scope": "full", "n": 0.25, "none": None}}
+    text = render_message(
+        "{target} {unlearning.scope} {unlearning.n} {unlearning.none} {unlearning.gone}",
+        document,
+        target="m.pt",
+    )
+    assert text == "m.pt full 0.250 - -"

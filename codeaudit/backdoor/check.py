@@ -331,8 +331,26 @@ def repair(
         output=str(config.output),
         parent_sha256=loaded.sha256,
         seconds=round(time.perf_counter() - started, 3),
+        **next_steps(config.unlearn_scope),
     )
     return record, checkpoint_bytes(model, repaired_metadata(loaded, best, config))
+
+
+def next_steps(scope: str) -> dict[str, str]:
+    """What to try when a repair falls short, for the scope that was used (never the advice to
+    use the scope that just failed)."""
+    if scope == "head":
+        return {
+            "if_trigger_survives": "try --unlearn-scope full, more --unlearn-epochs, or retrain "
+            "on cleaned data",
+            "if_accuracy_falls": "try a lower --unlearn-lr or fewer --unlearn-epochs",
+        }
+    return {
+        "if_trigger_survives": "try more --unlearn-epochs or a higher --unlearn-lr, or retrain "
+        "on cleaned data",
+        "if_accuracy_falls": "try --unlearn-scope head, a lower --unlearn-lr or fewer "
+        "--unlearn-epochs",
+    }
 
 
 def repaired_metadata(loaded: Any, best: Any, config: Any) -> dict[str, Any]:

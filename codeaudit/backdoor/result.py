@@ -90,6 +90,10 @@ class Unlearning:
     output: str
     parent_sha256: str
     seconds: float
+    # What to try next when the real trigger survives or clean accuracy falls, for this scope
+    # (rules CA-B002 and CA-B003 quote them).
+    if_trigger_survives: str = ""
+    if_accuracy_falls: str = ""
 
 
 @dataclass(frozen=True)

@@ -213,22 +213,23 @@ def verdict_paragraph(result: Any, sections: Sequence[Section]) -> tuple[str, bo
     return " ".join(parts), passed, status
 
 
+def _measured(finding: Finding) -> tuple[str, str]:
+    """The value and the condition that fired (``> 0.02``); a yes/no rule's condition is its
+    title, so it shows neither (not "yes" beside "yes")."""
+    if isinstance(finding.threshold, bool):
+        return "", ""
+    limit = (
+        f"{finding.threshold:g}" if isinstance(finding.threshold, float) else fmt(finding.threshold)
+    )
+    return fmt(finding.value), f"{finding.op} {limit}" if finding.op else limit
+
+
 def findings_table(findings: Sequence[Finding]) -> Table | None:
     if not findings:
         return None
-    rows = tuple(
-        (
-            f.severity.value,
-            f.rule_id,
-            f.title,
-            f.message,
-            fmt(f.value),
-            f"{f.threshold:g}" if isinstance(f.threshold, float) else fmt(f.threshold),
-        )
-        for f in findings
-    )
+    rows = tuple((f.severity.value, f.rule_id, f.title, f.message, *_measured(f)) for f in findings)
     return Table(
-        ("severity", "rule", "title", "what it means", "value", "threshold"),
+        ("severity", "rule", "title", "what it means", "value", "fires when"),
         rows,
         numeric=(False, False, False, False, True, True),
     )

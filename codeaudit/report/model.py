@@ -50,6 +50,7 @@ class Finding:
     description: str | None = None  # the rule's longer explanation (SARIF help)
     tags: tuple[str, ...] = ()
     command: str | None = None  # the command (audit: the check) whose result it read
+    op: str | None = None  # how value compares with threshold when the rule fires (">", "==")
 
     @property
     def key(self) -> tuple[str, str]:

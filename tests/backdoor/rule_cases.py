@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from codeaudit.backdoor.check import next_steps
 from codeaudit.backdoor.result import (
     BackdoorResult,
     PairResult,
@@ -78,6 +79,7 @@ def clean_backdoor_result() -> BackdoorResult:
             output="repaired.pt",
             parent_sha256="a" * 64,
             seconds=3.0,
+            **next_steps("head"),
         ),
         real_trigger=RealTrigger("identifier", "rb_trig", 0, 0.02, 40, True, 0.01, 150),
         missed_known_backdoor=False,
