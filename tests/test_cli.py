@@ -329,3 +329,31 @@ def test_interrupt_exits_130_and_writes_nothing(
     assert result.exit_code == 130
     assert "interrupted" in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("columns", [80, 132])
+def test_terminal_report_fits_the_width_it_is_given(
+    cli_model: dict[str, Path], columns: int
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["predict", str(cli_model["model"]), str(cli_model["test"])],
+        env={"COLUMNS": str(columns)},
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    if columns > 100:  # a wide terminal is used, not a fixed 100
+        assert max(len(line) for line in lines) > 100
+
+
+def test_output_width_prefers_columns_then_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codeaudit.cli.emit import output_width
+
+    monkeypatch.setenv("COLUMNS", "91")
+    assert output_width() == 91
+    monkeypatch.setenv("COLUMNS", "wide")  # not a width: ignored
+    monkeypatch.setattr("sys.stdout", None)
+    monkeypatch.setattr("sys.stderr", None)
+    monkeypatch.setattr("sys.stdin", None)
+    assert output_width(default=77) == 77  # no terminal anywhere: a file or a CI log

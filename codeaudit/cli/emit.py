@@ -4,7 +4,6 @@ first is written and then written atomically, the report on standard output, pro
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,6 +56,21 @@ def refuse_clashes(reports: list[tuple[str, str]], *outputs: str | None) -> None
         raise click.UsageError("--report names the same file as another output")
 
 
+def output_width(default: int = 100) -> int:
+    """Columns for the terminal report: ``COLUMNS`` when set, else the width of the terminal
+    the user watches (standard output's, or standard error's or input's when output goes to a
+    pipe such as ``| tee log``), else ``default`` (a file, a CI log)."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) >= 20:
+        return int(columns)
+    for stream in (sys.stdout, sys.stderr, sys.stdin):
+        try:
+            return max(20, os.get_terminal_size(stream.fileno()).columns)
+        except (AttributeError, OSError, ValueError):
+            continue
+    return default
+
+
 def gate_of(ctx: click.Context | None = None) -> Any:
     """The release gate the command's rule options set up (None for a command without rules)."""
     ctx = ctx or click.get_current_context(silent=True)
@@ -88,10 +102,8 @@ def emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> 
     if fmt == "rich":
         from codeaudit.report.rich import render_rich
 
-        terminal = sys.stdout.isatty()
-        color = terminal and "NO_COLOR" not in os.environ
-        width = shutil.get_terminal_size((100, 24)).columns if terminal else 100
-        click.echo(render_rich(result, color=color, width=width), nl=False)
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        click.echo(render_rich(result, color=color, width=output_width()), nl=False)
     else:
         click.echo(render(result, fmt), nl=False)
     if ctx is not None:

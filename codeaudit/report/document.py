@@ -191,7 +191,7 @@ def verdict_paragraph(result: Any, sections: Sequence[Section]) -> tuple[str, bo
                 f"{n} further finding{'s' if n != 1 else ''} already in the baseline report "
                 f"{'were' if n != 1 else 'was'} left out."
             )
-        passed = gate.exit_code == 0
+        passed = gate.exit_code == 0 if gate.fail_on != "never" else None
         if gate.fail_on == "never":
             parts.append("The release gate is off (--fail-on never): this report never fails.")
         elif passed:

@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from codeaudit.report.document import Document, Figure, Paragraph, Table, build_document
+from codeaudit.report.model import Severity
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;
@@ -19,6 +20,7 @@ h3{font-size:1.02em;margin:1.3em 0 0.4em}
 .verdict{border-left:8px solid #6b7683;background:#f0f2f5;padding:14px 18px;font-size:1.05em}
 .verdict.fail{border-color:#c62828;background:#fdecea}
 .verdict.pass{border-color:#2e7d32;background:#e8f5e9}
+.verdict.warn{border-color:#ef6c00;background:#fff3e0}
 .status{font-weight:700;letter-spacing:.04em;margin-right:.4em}
 .meta{color:#5b6672;font-size:.9em}
 table{border-collapse:collapse;margin:.4em 0 .2em;font-size:.9em}
@@ -75,8 +77,19 @@ def _figure(figure: Figure) -> str:
     )
 
 
+def _state(document: Document) -> str:
+    """The verdict box's colour: the gate's PASS/FAIL; with no gate (or --fail-on never) the
+    worst finding's: red from high, amber below, grey for none (never green over a finding)."""
+    if document.passed is not None:
+        return "pass" if document.passed else "fail"
+    if not document.findings:
+        return "info"
+    worst = max(f.severity.rank for f in document.findings)
+    return "fail" if worst >= Severity.HIGH.rank else "warn"
+
+
 def render_document(document: Document) -> str:
-    state = {True: "pass", False: "fail", None: "info"}[document.passed]
+    state = _state(document)
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -137,7 +137,7 @@ def test_verdict_is_plain_language_and_comes_first() -> None:
     assert clean.status == "PASS" and "no measurable risk" in clean.verdict
     assert "None of its 6 rules found a problem" in clean.verdict
     off = build_document(gated(membership_result(), "never"), figures=False)
-    assert "gate is off" in off.verdict and off.status == "FINDINGS"
+    assert "gate is off" in off.verdict and off.status == "FINDINGS" and off.passed is None
     ungated = build_document(train_result(), figures=False)
     assert ungated.passed is None and "trained on 80 functions" in ungated.verdict
 
@@ -313,3 +313,20 @@ def test_the_screenshot_checker_is_not_vacuous(tmp_path: Path) -> None:
         "no fail verdict banner",
         "no plot drawn",
     ]
+
+
+def test_the_verdict_box_is_never_green_over_a_finding() -> None:
+    def box(result: object) -> str:
+        found = re.search(r'<p class="verdict (\w+)"', render(result, "html"))
+        assert found is not None
+        return found.group(1)
+
+    assert box(gated(membership_result(), "never")) == "fail"  # high findings, gate off
+    medium_only = dataclasses.replace(
+        membership_result(),
+        findings=tuple(f for f in membership_result().findings if f.severity.value == "medium"),
+    )
+    assert medium_only.findings and box(gated(medium_only, "never")) == "warn"
+    assert box(gated(clean_membership_result(), "never")) == "info"
+    assert box(gated(clean_membership_result())) == "pass"
+    assert box(gated(membership_result())) == "fail"
