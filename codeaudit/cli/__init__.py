@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from codeaudit import __version__
-from codeaudit.cli.emit import check_reports, emit, gate_of, refuse_clashes, stage_progress
+from codeaudit.cli.emit import check_reports, emit, gate_of, refuse_clashes
 from codeaudit.cli.options import (
     build,
     config_options,
@@ -33,6 +33,7 @@ from codeaudit.cli.options import (
     report_file_option,
     rule_options,
 )
+from codeaudit.cli.progress import stage_progress
 from codeaudit.config import (
     AuditConfig,
     BackdoorConfig,

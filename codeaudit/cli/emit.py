@@ -1,12 +1,10 @@
 """The edge's output: the release gate applied to a result, every report file checked before the
-first is written and then written atomically, the report on standard output, progress bars."""
+first is written and then written atomically, the report on standard output."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -109,46 +107,3 @@ def emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> 
     if ctx is not None:
         ctx.meta[EMITTED] = result
     return result
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[Any]:
-    """A rich progress bar on stderr (nothing when disabled or stderr is not a terminal)."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[extra]}"),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
-        yield progress
-
-
-@contextmanager
-def stage_progress(enabled: bool, label: str) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A progress callback ``(stage, done, total)`` for the library's long runs, drawn as one
-    bar that takes each stage's name (None when there is no bar to draw)."""
-    with progress_bar(enabled) as bar:
-        if bar is None:
-            yield None
-            return
-        task = bar.add_task(label, total=None, extra="")
-
-        def callback(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
-
-        yield callback
