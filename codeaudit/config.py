@@ -27,12 +27,34 @@ __all__ = [
 
 # Per-architecture defaults chosen so that the models actually fit the data they are given
 # (membership audits need models that can memorise; see docs/training.md).
+# The sizes: for the RNNs the embedding, the hidden state and the layers; for the transformer
+# trained from scratch the model width (hidden_size), the feed-forward width
+# (intermediate_size) and the layers; a pretrained directory brings its own (None).
+_RNN_SIZE = {"embed_dim": 128, "hidden_dim": 128, "num_layers": 1}
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lstm": {"epochs": 20, "lr": 2e-3, "batch_size": 32, "max_len": 512},
-    "bigru": {"epochs": 20, "lr": 2e-3, "batch_size": 32, "max_len": 512},
-    "transformer": {"epochs": 20, "lr": 5e-4, "batch_size": 32, "max_len": 512},
-    "pretrained": {"epochs": 5, "lr": 2e-5, "batch_size": 16, "max_len": 512},
+    "lstm": {"epochs": 20, "lr": 2e-3, "batch_size": 32, "max_len": 512, **_RNN_SIZE},
+    "bigru": {"epochs": 20, "lr": 2e-3, "batch_size": 32, "max_len": 512, **_RNN_SIZE},
+    "transformer": {
+        "epochs": 20,
+        "lr": 5e-4,
+        "batch_size": 32,
+        "max_len": 512,
+        "embed_dim": 128,
+        "hidden_dim": 256,
+        "num_layers": 2,
+    },
+    "pretrained": {
+        "epochs": 5,
+        "lr": 2e-5,
+        "batch_size": 16,
+        "max_len": 512,
+        "embed_dim": None,
+        "hidden_dim": None,
+        "num_layers": None,
+    },
 }
+#: Attention heads of the transformer codeaudit trains from scratch (--embed-dim must divide).
+TRANSFORMER_HEADS = 4
 #: The trained-attack classifiers (codeaudit.membership.attacks.trained.CLASSIFIERS; a test
 #: keeps the two equal).
 CLASSIFIER_NAMES = ("logreg", "mlp", "rf", "gb")
@@ -131,9 +153,20 @@ class TrainConfig:
     weight_decay: float = param(0.01, minimum=0, cli=False)
     min_freq: int = param(2, minimum=1, help="Vocabulary: pieces seen fewer times are <unk>.")
     vocab_size: int = param(20000, minimum=16, help="Largest vocabulary (BPE: at most 8000).")
-    embed_dim: int = param(128, minimum=2, help="RNN embedding size.")
-    hidden_dim: int = param(128, minimum=2, help="RNN hidden size.")
-    num_layers: int = param(1, minimum=1, help="RNN layers.")
+    embed_dim: int | None = param(
+        None,
+        minimum=2,
+        kind=int,
+        help="Embedding size (RNN, 128) or model width (transformer, 128; a multiple of its 4 "
+        "attention heads).",
+    )
+    hidden_dim: int | None = param(
+        None,
+        minimum=2,
+        kind=int,
+        help="Hidden size (RNN, 128) or feed-forward width (transformer, 256).",
+    )
+    num_layers: int | None = param(None, minimum=1, kind=int, help="Layers (RNN 1, transformer 2).")
     dropout: float = param(0.1, minimum=0, maximum=1, max_open=True, help="Dropout.")
     pretrained: str | None = param(
         None,
@@ -150,6 +183,22 @@ class TrainConfig:
         check_params(self)
         if self.pretrained and self.arch != "transformer":
             raise ParameterError("pretrained", "needs --arch transformer", type(self))
+        if self.pretrained:
+            for name in ("embed_dim", "hidden_dim", "num_layers"):
+                if getattr(self, name) is not None:
+                    raise ParameterError(
+                        name,
+                        "does not apply with --pretrained: the model's size comes from its "
+                        "directory",
+                        type(self),
+                    )
+        elif self.arch == "transformer" and self.resolved("embed_dim") % TRANSFORMER_HEADS:
+            raise ParameterError(
+                "embed_dim",
+                f"{self.embed_dim}: the transformer's width must be a multiple of its "
+                f"{TRANSFORMER_HEADS} attention heads",
+                type(self),
+            )
 
     def resolved(self, key: str) -> Any:
         """A hyper-parameter, or the architecture's default when unset."""

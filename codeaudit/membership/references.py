@@ -66,9 +66,16 @@ def recipe_of(model: VPModel, metadata: dict[str, Any], *, seed: int) -> TrainCo
         seed=seed,
         weight_decay=float(hyper.get("weight_decay", 0.01)),
         min_freq=int(hyper.get("min_freq", 2)),
-        embed_dim=int(hyper.get("embed_dim", 128)),
-        hidden_dim=int(hyper.get("hidden_dim", 128)),
-        num_layers=int(hyper.get("num_layers", 1)),
+        # the transformer's sizes come with its configuration (``transformer``)
+        **(
+            {}
+            if model.arch == "transformer"
+            else {
+                "embed_dim": int(hyper.get("embed_dim", 128)),
+                "hidden_dim": int(hyper.get("hidden_dim", 128)),
+                "num_layers": int(hyper.get("num_layers", 1)),
+            }
+        ),
         dropout=float(hyper.get("dropout", 0.1)),
         transformer=transformer,
         val_split=0.0,

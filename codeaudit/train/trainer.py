@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from codeaudit.config import TrainConfig
+from codeaudit.config import TRANSFORMER_HEADS, TrainConfig
 from codeaudit.data.samples import LABEL_NAMES, Dataset
 from codeaudit.errors import TrainingError, UsageError
 from codeaudit.lang.lexer import CodeToken, lex
@@ -83,20 +83,28 @@ def build_model(
             vocab_size=min(config.vocab_size, 8000),
             min_freq=config.min_freq,
         )
+        size = {
+            "hidden_size": int(config.resolved("embed_dim")),
+            "intermediate_size": int(config.resolved("hidden_dim")),
+            "num_hidden_layers": int(config.resolved("num_layers")),
+            "num_attention_heads": TRANSFORMER_HEADS,
+            "hidden_dropout_prob": config.dropout,
+            "attention_probs_dropout_prob": config.dropout,
+        }
         return TransformerModel.build(
             tokenizer,
             max_len=max_len,
             default_lang=default_lang,
             labels=LABEL_NAMES,
-            overrides=config.transformer,
+            overrides={**size, **config.transformer},
         )
     if config.pretrained:
         raise UsageError("--pretrained needs --arch transformer")
     vocab = VocabTokenizer.build(streams, min_freq=config.min_freq, max_size=config.vocab_size)
     hyper = {
-        "embed_dim": config.embed_dim,
-        "hidden_dim": config.hidden_dim,
-        "num_layers": config.num_layers,
+        "embed_dim": int(config.resolved("embed_dim")),
+        "hidden_dim": int(config.resolved("hidden_dim")),
+        "num_layers": int(config.resolved("num_layers")),
         "dropout": config.dropout,
     }
     return adapter_class(arch.value).from_parts(

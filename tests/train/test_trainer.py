@@ -139,3 +139,35 @@ def test_fine_tune_a_local_pretrained_directory(planted_files: dict, tmp_path: P
     assert report.n == 40
     with pytest.raises(UsageError):
         api.train(replace(config, arch="bigru", output=str(tmp_path / "x.pt")))
+
+
+def test_transformer_sizes_come_from_the_size_flags(planted_files: dict, tmp_path: Path) -> None:
+    """--embed-dim, --hidden-dim and --num-layers size the transformer too (width, feed-forward
+    width, layers), are refused where they cannot apply, and leave the defaults as they were."""
+    from click.testing import CliRunner
+
+    from codeaudit.cli import cli
+    from codeaudit.models.checkpoint import load_with
+    from codeaudit.models.options import LoadOptions
+
+    def train(*flags: str) -> tuple[int, str, Path]:
+        out = tmp_path / f"t{len(list(tmp_path.iterdir()))}.pt"
+        args = ["train", str(planted_files["train"]), "--arch", "transformer", "--epochs", "1"]
+        args += ["--max-len", "32", "--min-freq", "1", "-q", "-o", str(out), *flags]
+        result = CliRunner().invoke(cli, args)
+        return result.exit_code, result.stderr, out
+
+    def sizes(path: Path) -> tuple[int, int, int]:
+        hf = load_with(str(path), LoadOptions(), device="cpu").model.module.config
+        return hf.hidden_size, hf.intermediate_size, hf.num_hidden_layers
+
+    code, err, small = train("--embed-dim", "32", "--hidden-dim", "48", "--num-layers", "1")
+    assert code == 0, err
+    assert sizes(small) == (32, 48, 1)
+    code, err, default = train()
+    assert code == 0, err
+    assert sizes(default) == (128, 256, 2)
+    code, err, _ = train("--embed-dim", "30")
+    assert code == 2 and "--embed-dim 30" in err and "4 attention heads" in err
+    code, err, _ = train("--hidden-dim", "64", "--pretrained", str(tmp_path))
+    assert code == 2 and "--hidden-dim" in err and "--pretrained" in err
