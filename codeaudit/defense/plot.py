@@ -101,13 +101,26 @@ def _levels(ax: Any, verification: Verification | None, defense: DefenseInfo) ->
                 linewidth=1,
                 label=f"rewrites' labels alone {verification.rewrite_labels_only_auc:.3f}",
             )
+        two = (
+            verification.rewrite_target is not None
+            and abs(verification.rewrite_target - verification.target) >= 5e-4
+        )
         ax.axhline(
             verification.target,
             color="tab:green",
             linestyle="--",
             linewidth=1,
-            label=f"target {verification.target:.3f}",
+            label=f"target {verification.target:.3f}" + (" (score attacks)" if two else ""),
         )
+        if two:
+            assert verification.rewrite_target is not None
+            ax.axhline(
+                verification.rewrite_target,
+                color="tab:purple",
+                linestyle="--",
+                linewidth=1,
+                label=f"target {verification.rewrite_target:.3f} (averaging over rewrites)",
+            )
     ax.axvline(
         defense.sigma,
         color="tab:gray",

@@ -113,6 +113,54 @@ class Verification:
     utility: tuple[UtilityRow, ...]
     attacks_before: tuple[AttackRow, ...]
     attacks_after: tuple[AttackRow, ...]
+    target_auc: float = 0.6  # what was asked (--target-auc) before any raise
+    floor_margin: float = 0.02  # --floor-margin
+
+    def target_lines(self) -> tuple[str, ...]:
+        """Each target, why it has its value, and whether it was met: one line each."""
+        lines = [
+            _target_line(
+                "score attacks",
+                self.best_score_auc_after,
+                self.target,
+                self.target_auc,
+                f"labels alone reach {self.labels_only_auc:.3f}",
+                self.floor_margin,
+            )
+        ]
+        if self.rewrite_target is not None and self.rewrite_labels_only_auc is not None:
+            lines.append(
+                _target_line(
+                    "answers averaged over rewrites",
+                    self.rewrite_averaging_auc,
+                    self.rewrite_target,
+                    self.target_auc,
+                    f"the labels of rewritten functions reach {self.rewrite_labels_only_auc:.3f}",
+                    self.floor_margin,
+                )
+            )
+        if self.label_only_auc > self.target + 1e-12:
+            lines.append(
+                f"Label-only attacks reach {self.label_only_auc:.3f}, above the target: they do "
+                "not count against NMID, because no output defence can change what predicted "
+                "labels give away; only retraining lowers them."
+            )
+        return tuple(lines)
+
+
+def _target_line(
+    what: str, reached: float | None, target: float, asked: float, why: str, margin: float
+) -> str:
+    if target > asked + 1e-12:
+        reason = f"raised from --target-auc {asked:g} because {why} (+ margin {margin:g})"
+    else:
+        reason = f"--target-auc {asked:g}"
+    if reached is None:
+        return f"Target for {what}: AUC at most {target:.3f} ({reason}); not measured."
+    verdict = "met" if reached <= target + 1e-12 else "NOT met"
+    return (
+        f"Target for {what}: AUC at most {target:.3f} ({reason}); reached {reached:.3f}: {verdict}."
+    )
 
 
 @dataclass(frozen=True)

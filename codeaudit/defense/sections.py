@@ -35,10 +35,13 @@ def harden_sections(result: Any, figures: bool) -> list[Section]:
                 f"wrapper on {e.verified_samples} samples (max difference {e.max_abs_diff:.1e})."
             )
         )
+    summary = _HARDEN_PLAIN.get(result.status, result.verdict)
+    if v is not None:  # why it holds or not, on the first screen
+        summary = " ".join((summary, *v.target_lines()))
     return [
         Section(
             "Hardening (NMID)",
-            summary=_HARDEN_PLAIN.get(result.status, result.verdict),
+            summary=summary,
             blocks=tuple(blocks),
             status=result.status,
         )
@@ -85,9 +88,7 @@ def _comparison(v: Any) -> Table:
         title=f"Before and after hardening ({v.n_members} members, {v.n_nonmembers} "
         f"non-members: {v.data})",
         numeric=(False, False, True, True, True, True, False),
-        note=f"Target {v.target:.3f}: {'met' if v.target_met else 'NOT met'}. "
-        f"Label-only attacks reach {v.label_only_auc:.3f}; output noise cannot change "
-        "what the labels give away, only retraining can.",
+        note=" ".join(v.target_lines()),
     )
 
 

@@ -371,6 +371,8 @@ def _verification(
         attacks_after=tuple(
             sorted((_row(e) for e in after + repeat + rewrites), key=lambda r: -r.auc)
         ),
+        target_auc=config.target_auc,
+        floor_margin=config.floor_margin,
     )
 
 

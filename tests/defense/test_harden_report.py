@@ -52,3 +52,55 @@ def test_sarif_of_a_partial_defence_names_the_rule() -> None:
     (run,) = sarif["runs"]
     assert [r["ruleId"] for r in run["results"]] == ["CA-H001"]
     assert run["results"][0]["level"] == "error"
+
+
+def test_each_target_says_its_value_why_and_whether_it_was_met() -> None:
+    from codeaudit.report.rich import render_rich
+
+    base = clean_harden_result()
+    raised = dataclasses.replace(
+        base.verification,
+        labels_only_auc=0.58,
+        rewrite_labels_only_auc=0.603,
+        target=0.6,
+        rewrite_target=0.623,
+        rewrite_averaging_auc=0.587,
+        label_only_auc=0.68,
+        target_auc=0.6,
+        floor_margin=0.02,
+    )
+    lines = raised.target_lines()
+    assert lines[0] == (
+        "Target for score attacks: AUC at most 0.600 (--target-auc 0.6); reached 0.550: met."
+    )
+    assert lines[1] == (
+        "Target for answers averaged over rewrites: AUC at most 0.623 (raised from --target-auc "
+        "0.6 because the labels of rewritten functions reach 0.603 (+ margin 0.02)); reached "
+        "0.587: met."
+    )
+    assert lines[2].startswith("Label-only attacks reach 0.680, above the target")
+    text = render_rich(dataclasses.replace(base, verification=raised), width=2000)
+    summary = next(line for line in text.splitlines() if line.startswith("Hardening: the"))
+    assert all(line in summary for line in lines)  # why it holds, on the first screen
+    missed = dataclasses.replace(raised, rewrite_averaging_auc=0.65, target_met=False)
+    assert missed.target_lines()[1].endswith("reached 0.650: NOT met.")
+    plain = dataclasses.replace(base.verification, label_only_auc=0.55)
+    assert len(plain.target_lines()) == 2 and "raised" not in " ".join(plain.target_lines())
+
+
+def test_the_plot_draws_both_targets_when_they_differ() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from codeaudit.defense.plot import _levels
+
+    result = clean_harden_result()
+    for rewrite_target, expected in ((0.623, 2), (0.6, 1)):
+        verification = dataclasses.replace(result.verification, rewrite_target=rewrite_target)
+        fig, ax = plt.subplots()
+        _levels(ax, verification, result.defense)
+        labels = [line.get_label() for line in ax.get_lines()]
+        plt.close(fig)
+        assert sum(label.startswith("target ") for label in labels) == expected, labels
