@@ -36,8 +36,8 @@ NAME = "torchscript"
 FORMAT = "codeaudit-nmid-torchscript"
 LOAD = "torch.jit.load(path)(input_ids, attention_mask)"
 DEPRECATION = (
-    "TorchScript is deprecated in torch >= 2.13 (torch.jit.trace, script, save and load warn "
-    "and may be removed); prefer --export torch.export"
+    "--export torchscript: TorchScript is deprecated by PyTorch (torch >= 2.13 warns on every "
+    "torch.jit call) and may be removed; prefer --export torch.export"
 )
 META_FILE = "codeaudit.json"
 

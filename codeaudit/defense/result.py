@@ -117,7 +117,7 @@ class Verification:
 
 @dataclass(frozen=True)
 class ExportInfo:
-    format: str  # "torchscript"
+    format: str  # the --export choice: "torch.export" or "torchscript"
     path: str
     sha256: str
     verified_samples: int  # compared with the codeaudit wrapper before writing
