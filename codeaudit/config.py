@@ -412,14 +412,17 @@ class HardenConfig:
     export: tuple[str, ...] = param(
         (),
         multiple=True,
-        choices=("torchscript",),
+        choices=("torch.export", "torchscript"),
         kind=str,
-        help="Also write a self-contained file (plain torch) whose forward masks and noises.",
+        help="Also write a self-contained file (plain torch) whose forward masks and noises: "
+        "torch.export (an ExportedProgram, HARDENED.pt2) or torchscript (HARDENED.torchscript.pt; "
+        "deprecated by torch, kept while torch ships it). Repeatable.",
     )
     export_output: str | None = param(
         None,
         metavar="FILE",
-        help="Where --export writes (default: HARDENED.torchscript.pt beside -o).",
+        help="Where the one --export format writes (default: beside -o, HARDENED.pt2 or "
+        "HARDENED.torchscript.pt).",
     )
     queries: int = param(
         16, minimum=1, help="Repeated-query averaging attack: answers averaged per function."
@@ -466,7 +469,16 @@ class HardenConfig:
                 "sweep", "and --plot measure attacks: they need --members/--nonmembers", owner
             )
         if self.export_output and not self.export:
-            raise ParameterError("export_output", "needs --export torchscript", owner)
+            raise ParameterError(
+                "export_output", "needs --export torch.export or --export torchscript", owner
+            )
+        if self.export_output and len(self.export) > 1:
+            raise ParameterError(
+                "export_output",
+                f"names one file but {len(self.export)} formats are exported "
+                f"({', '.join(self.export)}); leave it out to write each beside -o",
+                owner,
+            )
 
     @property
     def attack_classifiers(self) -> tuple[str, ...]:

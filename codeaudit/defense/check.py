@@ -116,11 +116,13 @@ class HardenCheck(Check):
 
     def check_inputs(self, inputs: Inputs, config: Any) -> None:
         refuse_hardened(inputs.model, config)
+        refuse_unexportable(inputs.model, config)
 
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         loaded = inputs.model
         expose = parse_exposure(config.expose)
         warnings: list[str] = []
+        warnings += export_warnings(config)
         if loaded.trusted_pickle:
             warnings.append(
                 f"{config.model}: loaded through full unpickling (--trust-checkpoint); the "
@@ -229,28 +231,26 @@ class HardenCheck(Check):
         """The hardened checkpoint, the exports (each checked against the wrapper) and the plot,
         as bytes."""
         from codeaudit.defense.export import (
-            build_torchscript,
             checkpoint_bytes,
             compare_with_wrapper,
             export_metadata,
-            torchscript_bytes,
         )
+        from codeaudit.defense.exporters import exporter
         from codeaudit.io import sha256_bytes
 
         paths = {o.role: o.path for o in output_paths(config)}
         metadata = hardened_metadata(plan, loaded, config)
         outputs = [Output("output", config.output, checkpoint_bytes(hardened, metadata))]
         exports = []
+        check_on = (
+            list(plan.ver_obs.encodings[:64])
+            if plan.ver_obs is not None
+            else [hardened.encode_code("int f();")]
+        )
         for fmt in config.export:
-            data = torchscript_bytes(
-                build_torchscript(hardened), export_metadata(hardened, loaded.sha256)
-            )
-            check_on = (
-                list(plan.ver_obs.encodings[:64])
-                if plan.ver_obs is not None
-                else [hardened.encode_code("int f();")]
-            )
-            n_checked, worst = compare_with_wrapper(data, hardened, check_on)
+            chosen = exporter(fmt)
+            data = chosen.to_bytes(hardened, export_metadata(hardened, loaded.sha256, fmt))
+            n_checked, worst = compare_with_wrapper(data, hardened, check_on, load=chosen.load)
             path = paths[f"export-{fmt}"]
             outputs.append(Output(f"export-{fmt}", path, data))
             exports.append(ExportInfo(fmt, path, sha256_bytes(data), n_checked, worst))
@@ -286,6 +286,23 @@ def refuse_hardened(loaded: Any, config: Any) -> None:
             f"{d.get('sigma')}); harden the original model (sha256 "
             f"{str(d.get('parent_sha256'))[:16]}) instead"
         )
+
+
+def refuse_unexportable(loaded: Any, config: Any) -> None:
+    """Refuse, before any work, an export format that cannot take this model."""
+    from codeaudit.defense.exporters import exporter
+
+    for fmt in config.export:
+        reason = exporter(fmt).refusal(loaded.model)
+        if reason:
+            raise HardenError(f"{config.model}: --export {fmt}: {reason}")
+
+
+def export_warnings(config: Any) -> list[str]:
+    """What the chosen export formats need said (TorchScript's deprecation)."""
+    from codeaudit.defense.exporters import exporter
+
+    return [w for w in (exporter(fmt).deprecation for fmt in config.export) if w]
 
 
 def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) -> None:

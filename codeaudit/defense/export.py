@@ -1,48 +1,67 @@
-"""Writing a hardened model: the codeaudit checkpoint and a self-contained TorchScript file.
+"""Writing a hardened model: the codeaudit checkpoint, and what every export shares.
 
 The checkpoint is the parent's (same weights, tokenizer, config, metadata) with ``defense``
 set to the NMID record (sigma, exposure, key, hash and noise scheme, the parent's sha256 and
 how sigma was chosen); codeaudit loads it as the hardened model.
 
-The TorchScript file runs with plain ``torch`` (no codeaudit)::
-
-    m = torch.jit.load("hardened.torchscript.pt")
-    out = m(input_ids, attention_mask)   # int64 [B, T] each; 1 marks a real token
-    out["label"], out["confidence"]      # top1; "probs" with --expose probs
-
-Its forward is the model (traced from token ids, so any batch size and length work) followed
-by the same scripted keyed-noise and masking code the codeaudit wrapper runs; nothing else
-(logits, embeddings) can be asked of it. Tokenisation (tree-sitter lexing and the model's
-vocabulary or BPE) is not part of TorchScript: the file carries the tokenizer state and the
-input contract in an extra file ``codeaudit.json`` (``torch.jit.load(path, _extra_files=...)``),
-and ``codeaudit.models`` encodes code exactly as the model was trained.
+The exports run with plain ``torch`` (no codeaudit), one module per format:
+``--export torch.export`` (:mod:`codeaudit.defense.export_pt2`, an ExportedProgram ``.pt2``)
+and ``--export torchscript`` (:mod:`codeaudit.defense.export_torchscript`, deprecated by
+torch), listed in :data:`codeaudit.defense.exporters.EXPORTERS`. Every export carries the same
+metadata (:func:`export_metadata`) in an extra file ``codeaudit.json`` and is checked against
+the codeaudit wrapper (:func:`compare_with_wrapper`) before anything is written. Tokenisation
+(tree-sitter lexing and the model's vocabulary or BPE) is not part of an export: the metadata
+carries the tokenizer state and the input contract, and ``codeaudit.models`` encodes code
+exactly as the model was trained.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import warnings
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from codeaudit.defense.export_torchscript import (
+    FORMAT as EXPORT_FORMAT,
+)
+from codeaudit.defense.export_torchscript import (
+    META_FILE,
+    build_torchscript,
+    load_torchscript,
+    torchscript_bytes,
+)
+from codeaudit.defense.exporters import EXPORTERS, exporter, exporter_of_file
 from codeaudit.errors import HardenError
 from codeaudit.io import atomic_write
 from codeaudit.models import noise
-from codeaudit.models.base import Batch, VPModel
 from codeaudit.models.checkpoint import checkpoint_payload
-from codeaudit.models.nmid import HardenedModel, NMIDHead
+from codeaudit.models.nmid import HardenedModel
 from codeaudit.models.tokenizer import Encoding
 
-EXPORT_FORMAT = "codeaudit-nmid-torchscript"
+__all__ = [
+    "EXPORT_FORMAT",
+    "EXPORT_FORMATS",
+    "EXPORT_VERSION",
+    "META_FILE",
+    "build_torchscript",
+    "checkpoint_bytes",
+    "compare_with_wrapper",
+    "default_export_path",
+    "export_metadata",
+    "load_export_metadata",
+    "released_numpy",
+    "save_hardened",
+    "torchscript_bytes",
+    "write_bytes",
+]
+
 EXPORT_VERSION = 1
-EXPORT_FORMATS = ("torchscript",)
-META_FILE = "codeaudit.json"
+EXPORT_FORMATS = tuple(EXPORTERS)
 
 
 def checkpoint_bytes(model: HardenedModel, metadata: dict[str, Any]) -> bytes:
@@ -63,83 +82,19 @@ def save_hardened(
     return atomic_write(path, lambda handle: handle.write(data), force=force)
 
 
-class _Logits(nn.Module):
-    """The adapter's forward from token ids, logits only (what gets traced)."""
-
-    def __init__(self, adapter: VPModel) -> None:
-        super().__init__()
-        self.adapter = adapter
-        self.inner = adapter.module  # registers the weights
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        batch = Batch(input_ids, attention_mask, attention_mask.sum(dim=1))
-        return self.adapter.forward(batch).logits
-
-
-class HardenedExport(nn.Module):
-    """Model, then keyed noise and masking: the only thing the exported file can compute."""
-
-    def __init__(self, base: nn.Module, head: NMIDHead) -> None:
-        super().__init__()
-        self.base = base
-        self.head = head
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        with torch.no_grad():  # answers only: no autograd graph (and the inference kernels)
-            logits = self.base(input_ids, attention_mask)
-            return self.head(logits, input_ids, attention_mask)
-
-
-def _examples(model: VPModel) -> Batch:
-    """A padded two-row batch of real encodings to trace with (unequal lengths, so the trace
-    records the masked path)."""
-    long = "\n".join(
-        ["int trace_example(int n, char *buf) {", "  int total = 0;"]
-        + [f"  if (n > {i}) {{ total += buf[{i}] * {i + 1}; }}" for i in range(12)]
-        + ["  return total;", "}"]
-    )
-    short = "int f(int a) { return a + 1; }"
-    encodings = [model.encode_code(long), model.encode_code(short)]
-    if min(len(e.ids) for e in encodings) < 1 or len(encodings[0]) == len(encodings[1]):
-        raise HardenError("cannot build a tracing example for this tokenizer")
-    return model.collate(encodings)
-
-
-def build_torchscript(model: HardenedModel) -> torch.jit.ScriptModule:
-    """Trace the parent model from token ids and script the defence around it (on CPU)."""
-    if not model.defense.keyed:
-        raise HardenError("only keyed NMID can be exported")
-    device = model.device
-    model.to("cpu")
-    try:
-        example = _examples(model.base)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer and deprecation warnings: checked below
-            traced = torch.jit.trace(
-                _Logits(model.base).eval(),
-                (example.input_ids, example.attention_mask),
-                check_trace=False,
-            )
-            head = NMIDHead(
-                noise.key_words(model.defense.key_),
-                model.sigma,
-                model.expose,
-                model.defense.outputs_,
-            )
-            scripted = torch.jit.script(HardenedExport(traced, head).eval())
-    finally:
-        model.to(device)
-    return scripted
-
-
-def export_metadata(model: HardenedModel, parent_sha256: str) -> dict[str, Any]:
+def export_metadata(
+    model: HardenedModel, parent_sha256: str, fmt: str = "torchscript"
+) -> dict[str, Any]:
+    """The ``codeaudit.json`` an export of format ``fmt`` carries (no key: only its
+    fingerprint)."""
     from codeaudit import __version__
 
+    chosen = exporter(fmt)
     return {
-        "format": EXPORT_FORMAT,
+        "format": chosen.format,
         "format_version": EXPORT_VERSION,
+        "load": chosen.load_hint,
+        **({"deprecated": chosen.deprecation} if chosen.deprecation else {}),
         "codeaudit_version": __version__,
         "defense": {
             "kind": "nmid",
@@ -158,7 +113,8 @@ def export_metadata(model: HardenedModel, parent_sha256: str) -> dict[str, Any]:
         "input": (
             "forward(input_ids, attention_mask): int64 [B, T] each, right-padded, mask 1 for "
             "real tokens; ids from codeaudit's encoder for this tokenizer, at most max_len, "
-            f"from {model.tokenizer.input_format!r} text (tokenizer.input_format)"
+            f"from {model.tokenizer.input_format!r} text (tokenizer.input_format); "
+            f"{chosen.input_note(model)}"
         ),
         "output": {
             "label": "int64 [B]",
@@ -168,22 +124,19 @@ def export_metadata(model: HardenedModel, parent_sha256: str) -> dict[str, Any]:
     }
 
 
-def torchscript_bytes(module: torch.jit.ScriptModule, meta: dict[str, Any]) -> bytes:
-    buffer = io.BytesIO()
-    torch.jit.save(module, buffer, _extra_files={META_FILE: json.dumps(meta, sort_keys=True)})
-    return buffer.getvalue()
-
-
 def compare_with_wrapper(
     data: bytes,
     model: HardenedModel,
     encodings: Sequence[Encoding],
     *,
     batch_size: int = 32,
+    load: Callable[[bytes], Callable[..., dict[str, torch.Tensor]]] = load_torchscript,
 ) -> tuple[int, float]:
-    """Load the exported bytes afresh and compare its answers with the wrapper's, batch by
-    batch (same batches, so the same numbers are expected). Returns (samples, max |diff|)."""
-    loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    """Load the exported bytes afresh (``load``: the format's loader) and compare its answers
+    with the wrapper's, batch by batch (same batches, so the same numbers are expected).
+    Returns (samples, max |diff|); refuses a different set of outputs, any different label
+    and a difference above 1e-6."""
+    loaded = load(data)
     device = model.device
     model.to("cpu")
     worst = 0.0
@@ -198,8 +151,10 @@ def compare_with_wrapper(
                 if not torch.equal(ours["label"], theirs["label"]):
                     raise HardenError("the exported model predicts different labels")
                 for key in ours:
-                    diff = (ours[key].double() - theirs[key].double()).abs().max().item()
-                    worst = max(worst, float(diff))
+                    diff = float((ours[key].double() - theirs[key].double()).abs().max())
+                    if not math.isfinite(diff):
+                        raise HardenError(f"the exported model's {key} is not a finite number")
+                    worst = max(worst, diff)
     finally:
         model.to(device)
     if worst > 1e-6:
@@ -212,15 +167,13 @@ def write_bytes(path: str | Path, data: bytes, *, force: bool) -> Path:
 
 
 def default_export_path(output: str, fmt: str) -> str:
-    p = Path(output)
-    return str(p.with_name(f"{p.stem}.{fmt}{p.suffix or '.pt'}"))
+    """Where ``--export fmt`` writes without ``--export-output``: beside ``-o``."""
+    return exporter(fmt).default_path(output)
 
 
 def load_export_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``codeaudit.json`` an exported file carries."""
-    extra = {META_FILE: ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return json.loads(extra[META_FILE])
+    """The ``codeaudit.json`` an exported file (either format) carries."""
+    return exporter_of_file(path).read_metadata(path)
 
 
 def released_numpy(out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -165,7 +165,7 @@ def _target_line(
 
 @dataclass(frozen=True)
 class ExportInfo:
-    format: str  # "torchscript"
+    format: str  # the --export choice: "torch.export" or "torchscript"
     path: str
     sha256: str
     verified_samples: int  # compared with the codeaudit wrapper before writing
