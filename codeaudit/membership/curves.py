@@ -13,6 +13,8 @@ from codeaudit.membership.metrics import roc_points
 from codeaudit.membership.result import RocCurve
 
 GRID_POINTS = 60
+#: Scores with at most this many distinct values are drawn with joined operating points.
+FEW_VALUES = 20
 
 
 def _strongest_per_family(evaluated: Sequence[Evaluated]) -> list[Evaluated]:
@@ -34,6 +36,14 @@ def sample_curve(fpr: np.ndarray, tpr: np.ndarray, floor: float, points: int = G
     return grid, values
 
 
+def joined_curve(fpr: np.ndarray, tpr: np.ndarray, floor: float, points: int = GRID_POINTS):
+    """(fpr grid, tpr) with the ROC's operating points joined by straight lines: for scores with
+    few values (a label-only attack has two), where tied samples are separated by chance."""
+    grid = np.unique(np.r_[0.0, np.logspace(np.log10(floor), 0, points)])
+    order = np.lexsort((tpr, fpr))
+    return grid, np.interp(grid, fpr[order], tpr[order])
+
+
 def roc_curves(evaluated: Sequence[Evaluated], membership: np.ndarray) -> tuple[RocCurve, ...]:
     """The strongest attack of each family, as sampled ROC curves (strongest first)."""
     floor = 1.0 / max(1, int((membership == 0).sum()))
@@ -42,7 +52,9 @@ def roc_curves(evaluated: Sequence[Evaluated], membership: np.ndarray) -> tuple[
         if len(ev.scores) != len(membership):
             continue  # scored on a subset (the boundary attack): no curve on the full set
         fpr, tpr, _ = roc_points(membership, ev.scores)
-        grid, values = sample_curve(np.asarray(fpr), np.asarray(tpr), floor)
+        joined = len(np.unique(ev.scores)) <= FEW_VALUES
+        sample = joined_curve if joined else sample_curve
+        grid, values = sample(np.asarray(fpr), np.asarray(tpr), floor)
         curves.append(
             RocCurve(
                 attack=ev.attack,
@@ -50,6 +62,7 @@ def roc_curves(evaluated: Sequence[Evaluated], membership: np.ndarray) -> tuple[
                 auc=float(ev.score.auc),
                 fpr=tuple(round(float(x), 6) for x in grid),
                 tpr=tuple(round(float(y), 6) for y in values),
+                joined=joined,
             )
         )
     return tuple(curves)

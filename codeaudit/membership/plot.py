@@ -30,12 +30,11 @@ def roc_png(curves: Sequence[RocCurve], n_nonmembers: int) -> bytes:
     for curve in curves:
         fpr = np.maximum(np.asarray(curve.fpr), floor)
         tpr = np.maximum(np.asarray(curve.tpr), floor)
-        ax.step(
-            fpr,
-            tpr,
-            where="post",
-            label=f"{curve.attack} ({curve.features}) AUC {curve.auc:.3f}",
-        )
+        label = f"{curve.attack} ({curve.features}) AUC {curve.auc:.3f}"
+        if curve.joined:  # few score values: points joined, ties broken at random
+            ax.plot(fpr, tpr, linestyle="-.", label=f"{label}, ties at random")
+        else:
+            ax.step(fpr, tpr, where="post", label=label)
     grid = np.logspace(np.log10(floor), 0, 50)
     ax.plot(grid, grid, "k--", linewidth=0.8, label="chance")
     ax.set_xscale("log")

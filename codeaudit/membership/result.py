@@ -65,6 +65,10 @@ class RocCurve:
     auc: float
     fpr: tuple[float, ...]
     tpr: tuple[float, ...]
+    # True: the scores take few values (label-only attacks), so the operating points are joined
+    # by straight lines (what an attacker who breaks ties at random reaches, and what the AUC
+    # integrates) instead of a step curve that would draw a vertical wall at one point.
+    joined: bool = False
 
 
 @dataclass(frozen=True)
