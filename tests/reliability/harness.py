@@ -532,6 +532,7 @@ VOLATILE_KEYS = frozenset(
         "finished",  # gate: when it finished
         "seconds",  # train: total; epochs, attack rows, audit sections: durations
         "timings",  # membership: seconds per stage
+        "threads",  # header: the thread count chosen for the run and why (load-dependent)
         "startTimeUtc",  # SARIF invocation
         "endTimeUtc",  # SARIF invocation
     }

@@ -56,8 +56,8 @@ def test_identical_across_processes_and_hash_seeds(process_twins: TwinRuns, name
 
 
 def test_the_normalised_fields_are_only_times(twins: TwinRuns) -> None:
-    """Each volatile key holds a time stamp or a duration wherever it occurs, so normalising it
-    cannot hide a difference in results."""
+    """Each volatile key holds a time stamp, a duration or the thread choice wherever it occurs,
+    so normalising it cannot hide a difference in results."""
     seen: set[str] = set()
 
     def walk(document: object) -> None:
@@ -67,6 +67,8 @@ def test_the_normalised_fields_are_only_times(twins: TwinRuns) -> None:
                     seen.add(key)
                     if key == "timings":
                         assert all(isinstance(v, (int, float)) for v in value.values())
+                    elif key == "threads":  # JSON header: the choice; SARIF: the count
+                        assert isinstance(value, int) or set(value) == {"count", "source", "reason"}
                     elif key == "seconds":
                         assert isinstance(value, (int, float))
                     else:
@@ -81,4 +83,4 @@ def test_the_normalised_fields_are_only_times(twins: TwinRuns) -> None:
         for file in _outputs(twins.runs[0], name):
             if file.endswith((".json", ".sarif")):
                 walk(json.loads((twins.runs[0] / name / file).read_text()))
-    assert {"created", "started", "finished", "seconds", "timings"} <= seen
+    assert {"created", "started", "finished", "seconds", "timings", "threads"} <= seen
