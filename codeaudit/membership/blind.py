@@ -7,7 +7,7 @@ queries the model, separates them by that difference. Das, Zhang and Tramer, "Bl
 Beat Membership Inference Attacks for Foundation Models" (2024, arXiv 2406.16201), show that such
 shifted evaluations are invalid: a blind classifier beats the published attacks on them.
 
-The baseline here reads what needs no model: a hashed bag of the code's lexer tokens and surface
+The baseline here reads what needs no model: a hashed bag of the code's tokens and surface
 statistics (length in characters, lines and tokens; identifier, keyword and literal shares; mean
 identifier and line length; non-ASCII and whitespace shares), scored by a logistic regression
 cross-fitted on the audit's own folds (:class:`~codeaudit.membership.attacks.blind.BlindAttack`).
@@ -24,12 +24,14 @@ blind AUC is 0.5 up to noise (about +-0.05 at 200 samples a side).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from codeaudit.data.samples import Sample
+from codeaudit.errors import CodeAuditError
 from codeaudit.membership.result import AttackRow
 
 SHIFT_AUC = 0.75
@@ -53,7 +55,7 @@ STATISTICS = (
 
 @dataclass(frozen=True)
 class BlindInputs:
-    """Model-free inputs of the candidates, in their order: a sparse hashed bag of lexer tokens
+    """Model-free inputs of the candidates, in their order: a sparse hashed bag of tokens
     (rows L2-normalised) and the surface statistics (:data:`STATISTICS`, one column each)."""
 
     bag: object  # scipy.sparse.csr_matrix [N, HASH_FEATURES]
@@ -63,49 +65,60 @@ class BlindInputs:
         return len(self.statistics)
 
 
-def _statistics(code: str, tokens: Sequence[object]) -> list[float]:
-    from codeaudit.lang.lexer import TokenKind
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9][A-Za-z0-9_.]*|\S")
 
+
+def _statistics(code: str, tokens: list[str], keywords: frozenset[str]) -> list[float]:
     n_chars = max(1, len(code))
     lines = code.count("\n") + 1
-    kinds = [t.kind for t in tokens]  # type: ignore[attr-defined]
-    n_tokens = max(1, len(kinds))
-    identifiers = [t.text for t in tokens if t.kind is TokenKind.IDENTIFIER]  # type: ignore[attr-defined]
+    n_tokens = max(1, len(tokens))
+    words = [t for t in tokens if t[0].isalpha() or t[0] == "_"]
+    identifiers = [w for w in words if w not in keywords]
+    literals = sum(t[0].isdigit() or t[0] in "\"'" for t in tokens)
     return [
         float(np.log1p(len(code))),
         float(np.log1p(lines)),
-        float(np.log1p(len(kinds))),
+        float(np.log1p(len(tokens))),
         len(identifiers) / n_tokens,
-        sum(k is TokenKind.KEYWORD for k in kinds) / n_tokens,
-        sum(k is TokenKind.LITERAL for k in kinds) / n_tokens,
+        (len(words) - len(identifiers)) / n_tokens,
+        literals / n_tokens,
         float(np.mean([len(i) for i in identifiers])) if identifiers else 0.0,
         float(np.log1p(len(code) / lines)),
-        sum(ord(c) > 127 for c in code) / n_chars,
-        sum(c.isspace() for c in code) / n_chars,
+        (len(code) - len(code.encode("ascii", "ignore"))) / n_chars,
+        (len(code) - sum(len(part) for part in code.split())) / n_chars,
     ]
 
 
+def _keywords(lang: str) -> frozenset[str]:
+    from codeaudit.lang.languages import reserved_words
+
+    try:
+        return reserved_words(lang)
+    except CodeAuditError:  # a language codeaudit does not parse: every word is an identifier
+        return frozenset()
+
+
 def blind_inputs(samples: Sequence[Sample], default_lang: str) -> BlindInputs:
-    """The model-free inputs of ``samples`` (each lexed in its own language, else
+    """The model-free inputs of ``samples``. Tokens come from a plain regular expression
+    (words, numbers, single symbols; at most :data:`MAX_TOKENS` a function), not the language's
+    parser: a bag of tokens needs no more, and it costs a small fraction of the model's own
+    tokenisation. Keywords are the language's reserved words (``sample.lang``, else
     ``default_lang``)."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    from codeaudit.lang.lexer import lex
-
-    streams = [lex(s.code, s.lang or default_lang, max_tokens=MAX_TOKENS).tokens for s in samples]
+    keywords: dict[str, frozenset[str]] = {}
+    streams = [_TOKEN.findall(s.code)[:MAX_TOKENS] for s in samples]
+    rows = []
+    for sample, tokens in zip(samples, streams, strict=True):
+        lang = sample.lang or default_lang
+        if lang not in keywords:
+            keywords[lang] = _keywords(lang)
+        rows.append(_statistics(sample.code, tokens, keywords[lang]))
     vectorizer = HashingVectorizer(
-        analyzer=_texts, n_features=HASH_FEATURES, alternate_sign=False, binary=True, norm="l2"
+        analyzer=list, n_features=HASH_FEATURES, alternate_sign=False, binary=True, norm="l2"
     )
-    bag = vectorizer.transform(streams)
-    stats = np.array(
-        [_statistics(s.code, tokens) for s, tokens in zip(samples, streams, strict=True)],
-        dtype=np.float64,
-    ).reshape(len(samples), len(STATISTICS))
-    return BlindInputs(bag=bag, statistics=stats)
-
-
-def _texts(tokens: Sequence[object]) -> list[str]:
-    return [t.text for t in tokens]  # type: ignore[attr-defined]
+    stats = np.array(rows, dtype=np.float64).reshape(len(samples), len(STATISTICS))
+    return BlindInputs(bag=vectorizer.transform(streams), statistics=stats)
 
 
 def is_shift(blind: AttackRow, best: AttackRow) -> bool:
