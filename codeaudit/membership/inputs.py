@@ -3,11 +3,17 @@ on? Checked against the split the checkpoint records (:mod:`codeaudit.data.split
 
 A member that was held out for validation, or that the model never saw at all, is a non-member;
 a non-member that the model trained on is a member. Counting them on the wrong side makes every
-attack look weaker than it is. The check drops them from the attack sets (a sample whose side is
-known for certain has no business on the other one) and says how many, from which file, and
-what to do. Without a record (a checkpoint from before codeaudit recorded its split, a foreign
-model) nothing can be dropped; when the checkpoint's hashes show that ``--members`` is the very
-file a validation split was held out of, the check still says how many members are not.
+attack look weaker than it is. Members recorded as held out and non-members recorded as trained
+on are left out of the attack sets (the record names that very function on the other side) and
+the warning says how many, from which file, and what to do. Members that match neither list
+(possible only when the whole training list is recorded) are counted and warned about but kept:
+"matches nothing" cannot tell a function the model never saw from one whose text changed since
+training (a re-exported or re-formatted file), and a members file of which much matches nothing
+is a wrong file, which leaving most of it out would hide rather than fix.
+
+Without a record (a checkpoint from before codeaudit recorded its split, a foreign model)
+nothing can be left out; when the checkpoint's hashes show that ``--members`` is the very file a
+validation split was held out of, the check still says how many members are not.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ def verify_inputs(members: Dataset, nonmembers: Dataset, model: str, metadata: A
             i for i, s in enumerate(members) if i not in held_set and not record.trained_on(s.code)
         ]
         trained = [i for i, s in enumerate(nonmembers) if record.trained_on(s.code)]
-    drop_members = set(held) | set(unseen)
+    drop_members = set(held)
     kept_members = members.subset([i for i in range(len(members)) if i not in drop_members])
     kept_nonmembers = nonmembers.subset(
         [i for i in range(len(nonmembers)) if i not in set(trained)]
@@ -60,7 +66,7 @@ def verify_inputs(members: Dataset, nonmembers: Dataset, model: str, metadata: A
         members_held_out=len(held),
         members_unseen=len(unseen) if record.train is not None else None,
         nonmembers_trained=len(trained) if record.train is not None else None,
-        dropped_members=len(drop_members),
+        dropped_members=len(held),
         dropped_nonmembers=len(trained),
     )
     warnings = _warnings(check, members.path, nonmembers.path, model)
@@ -90,8 +96,10 @@ def _warnings(check: InputCheck, members: str, nonmembers: str, model: str) -> l
     if check.members_unseen:
         found.append(
             f"{check.members_unseen} of {check.members_given} --members ({members}) are not "
-            f"among the functions {model} was trained on (its checkpoint records them all): they "
-            "are non-members, so the audit left them out; pass the training data as --members"
+            f"among the functions {model} was trained on (its checkpoint records them all, by "
+            "content): either it never saw them, and they are non-members that make the audit "
+            "understate leakage, or their code changed since training; they are kept, so pass "
+            "the training data as it was trained on as --members"
         )
     if check.nonmembers_trained:
         found.append(

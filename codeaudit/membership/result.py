@@ -79,7 +79,7 @@ class InputCheck:
     members_held_out: int | None  # members that were held out for validation
     members_unseen: int | None  # members that were neither trained nor validated on
     nonmembers_trained: int | None  # non-members the model trained on
-    dropped_members: int  # left out of the attacks (held out or unseen)
+    dropped_members: int  # left out of the attacks (held out; unseen members are kept)
     dropped_nonmembers: int  # left out of the attacks (trained on)
 
 

@@ -257,7 +257,8 @@ def test_split_record_bound_and_unseen_members() -> None:
     verified = verify_inputs(members, nonmembers, "m.pt", {"split": full})
     check = verified.check
     assert (check.members_held_out, check.members_unseen, check.nonmembers_trained) == (2, 12, 3)
-    assert len(verified.members) == 20 and len(verified.nonmembers) == 10
+    assert len(verified.members) == 32 and len(verified.nonmembers) == 10  # unseen are kept
+    assert check.dropped_members == 2 and check.dropped_nonmembers == 3
     assert any(
         w.startswith("12 of 34 --members (m.jsonl) are not among") for w in verified.warnings
     )
@@ -265,5 +266,5 @@ def test_split_record_bound_and_unseen_members() -> None:
     assert bounded.recorded == "validation" and bounded.members_held_out == 2
     assert bounded.members_unseen is None and bounded.nonmembers_trained is None
     assert verify_inputs(members, nonmembers, "m.pt", {}).check.recorded == "none"
-    with pytest.raises(DataError, match="only 0 of 12 members"):
-        verify_inputs(_dataset(unseen, "u.jsonl"), nonmembers, "m.pt", {"split": full})
+    with pytest.raises(DataError, match="only 0 of 15 members"):
+        verify_inputs(_dataset(val.codes * 3, "v.jsonl"), nonmembers, "m.pt", {"split": full})
