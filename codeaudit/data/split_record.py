@@ -18,7 +18,7 @@ Layout, plain lists and strings (``torch.load(weights_only=True)`` reads it)::
       "n_train": 1800, "n_val": 200,
     }
 
-The training list is bounded (:data:`LIMIT` distinct fingerprints, about 3.5 MB of checkpoint);
+The training list is bounded (:data:`LIMIT` distinct fingerprints, about 4 MB of checkpoint);
 beyond it only the validation list is kept (with ``train_ids_sha256`` as before), which still
 finds held-out members but can no longer check members that were never seen or non-members
 that were trained on. Checkpoints written before this record load as before (no ``split``).
