@@ -54,7 +54,7 @@ def test_default_rules_load_and_are_complete() -> None:
     rules = load_rules()
     ids = [r.id for r in rules]
     assert len(ids) == len(set(ids))
-    assert {"CA-C001", "CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005"} <= set(ids)
+    assert {"CA-C001", "CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005", "CA-M006"} <= set(ids)
     for rule in rules:
         assert rule.help_uri and rule.help_uri.startswith("https://"), rule.id
         assert rule.description and len(rule.description) > 60, rule.id
@@ -87,6 +87,7 @@ CASES: dict[str, Callable[[], tuple[str, Any, Any]]] = {
     "CA-M003": _membership(best_auc=0.58, tpr1=0.2, gap=0.0, tokenizer_auc=0.5),
     "CA-M004": _membership(best_auc=0.62, tpr1=0.02, gap=0.3, tokenizer_auc=0.5),
     "CA-M005": _membership(best_auc=0.52, tpr1=0.01, gap=0.0, tokenizer_auc=0.7),
+    "CA-M006": _membership(best_auc=0.52, tpr1=0.01, gap=0.0, tokenizer_auc=0.5, blind_auc=0.9),
 }
 CASES.update(harden_cases())
 CASES.update(backdoor_cases())
@@ -289,6 +290,7 @@ def test_unresolved_metric_paths_are_reported() -> None:
                 "CA-M003",
                 "CA-M004",
                 "CA-M005",
+                "CA-M006",
                 "CA-H001",
                 "CA-H002",
                 "CA-H003",
@@ -298,9 +300,9 @@ def test_unresolved_metric_paths_are_reported() -> None:
                 "CA-H007",
             },
         ),
-        (("CA-M",), (), {"CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005"}),
-        (("ca-m00",), (), {"CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005"}),
-        (("CA-M",), ("CA-M003",), {"CA-M001", "CA-M002", "CA-M004", "CA-M005"}),
+        (("CA-M",), (), {"CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005", "CA-M006"}),
+        (("ca-m00",), (), {"CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005", "CA-M006"}),
+        (("CA-M",), ("CA-M003",), {"CA-M001", "CA-M002", "CA-M004", "CA-M005", "CA-M006"}),
         (
             (),
             ("CA-M",),

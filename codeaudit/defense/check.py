@@ -167,11 +167,18 @@ class HardenCheck(Check):
         self, plan: Plan, inputs: Inputs, config: Any, context: Context, warnings: list[str]
     ) -> None:
         """Observe the original model once; with --sigma auto, choose sigma on half of it."""
+        from codeaudit.membership.inputs import verify_inputs
         from codeaudit.membership.judge import data_warnings
 
-        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
+        verified = verify_inputs(  # left out: inputs on the wrong side of the recorded split
+            inputs.dataset("members"),
+            inputs.dataset("nonmembers"),
+            str(config.model),
+            inputs.model.metadata,
+        )
+        members, nonmembers = verified.members, verified.nonmembers
         check_data(members, nonmembers, config.folds)
-        warnings += data_warnings(members, nonmembers)
+        warnings += [*verified.warnings, *data_warnings(members, nonmembers)]
         base = inputs.model.model
         with context.stage("observe"):
             obs = observe(

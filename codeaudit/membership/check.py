@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,26 @@ from codeaudit.membership.features import (
     store_cached,
     usable_features,
 )
+from codeaudit.membership.inputs import Verified, verify_inputs
 from codeaudit.membership.judge import (
     attack_row,
+    blind_baseline,
     check_sets,
     data_warnings,
     risk_key,
+    shift_verdict,
+    shift_warnings,
     tpr_at_1,
     verdict,
 )
-from codeaudit.membership.result import ExposedSample, FeatureRow, MembershipResult, Utility
-from codeaudit.membership.runs import Session, run_attacks
+from codeaudit.membership.result import (
+    BlindBaseline,
+    ExposedSample,
+    FeatureRow,
+    MembershipResult,
+    Utility,
+)
+from codeaudit.membership.runs import BASELINE_FAMILY, Session, run_attacks
 from codeaudit.report.model import Header
 
 
@@ -86,18 +97,30 @@ class MembershipCheck(Check):
 
         if config.cache_dir:
             check_output_dir(config.cache_dir, "cache directory")
-        check_sets(inputs.dataset("members"), inputs.dataset("nonmembers"), config.folds)
+        verified = self._verified(inputs, config)
+        check_sets(verified.members, verified.nonmembers, config.folds)
         loaded = inputs.model
         if (config.shadows or config.references) and "confidence" in usable_features(loaded.model):
             from codeaudit.membership.references import recipe_of
 
             recipe_of(loaded.model, loaded.metadata, seed=config.seed)  # fails now, not later
 
+    @staticmethod
+    def _verified(inputs: Inputs, config: Any) -> Verified:
+        """The members and non-members less those on the wrong side of the recorded split."""
+        return verify_inputs(
+            inputs.dataset("members"),
+            inputs.dataset("nonmembers"),
+            str(config.model),
+            inputs.model.metadata,
+        )
+
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         loaded = inputs.model
-        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
+        verified = self._verified(inputs, config)
+        members, nonmembers = verified.members, verified.nonmembers
         usable = usable_features(loaded.model)
-        warnings = self._input_warnings(inputs, config, usable)
+        warnings = [*verified.warnings, *self._input_warnings(inputs, verified, config, usable)]
         with context.stage("features"):
             context.report("features", 0, 2)
             f_members = features_for(loaded.model, loaded.identity, members, config)
@@ -111,9 +134,10 @@ class MembershipCheck(Check):
                     f"{loaded.model.max_len} tokens: the model, and so the audit, sees only "
                     "their start"
                 )
-        session = self._session(inputs, config, context, usable, f_members, f_nonmembers)
+        session = self._session(inputs, verified, config, context, usable, f_members, f_nonmembers)
         evaluated = run_attacks(session)
         result = self._judge(session, evaluated, f_members, f_nonmembers, warnings, loaded)
+        result = dataclasses.replace(result, inputs=verified.check)
         outputs: tuple[Output, ...] = ()
         if config.plot:
             from codeaudit.membership.plot import roc_png
@@ -122,10 +146,11 @@ class MembershipCheck(Check):
             outputs = (Output("roc-plot", config.plot, png),)
         return Outcome(result, outputs)
 
-    def _input_warnings(self, inputs: Inputs, config: Any, usable: frozenset[str]) -> list[str]:
+    def _input_warnings(
+        self, inputs: Inputs, verified: Verified, config: Any, usable: frozenset[str]
+    ) -> list[str]:
         loaded = inputs.model
-        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
-        warnings = data_warnings(members, nonmembers)
+        warnings = data_warnings(verified.members, verified.nonmembers)
         if loaded.defense is not None:
             warnings.append(hardened_warning(loaded, config, usable, "confidence" in usable))
         for data in inputs.data.values():
@@ -136,13 +161,14 @@ class MembershipCheck(Check):
     def _session(
         self,
         inputs: Inputs,
+        verified: Verified,
         config: Any,
         context: Context,
         usable: frozenset[str],
         f_members: FeatureSet,
         f_nonmembers: FeatureSet,
     ) -> Session:
-        members, nonmembers = inputs.dataset("members"), inputs.dataset("nonmembers")
+        members, nonmembers = verified.members, verified.nonmembers
         membership = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(np.int64)
         return Session(
             config=config,
@@ -172,17 +198,23 @@ class MembershipCheck(Check):
         from codeaudit.membership.curves import roc_curves
 
         config = session.config
+        baselines = [ev for ev in evaluated if ev.family == BASELINE_FAMILY]
+        evaluated = [ev for ev in evaluated if ev.family != BASELINE_FAMILY]
         rows = sorted((attack_row(ev) for ev in evaluated), key=risk_key)
         best = rows[0]
         best_tpr = max(rows, key=lambda r: (tpr_at_1(r), r.auc))
         utility = utility_of(f_members, f_nonmembers)
+        blind = blind_baseline(baselines, best)
         risk, text = verdict(best, best_tpr, utility)
+        if blind is not None and blind.shift:
+            risk, text = shift_verdict(blind.row, best)
         unk = {
             "members": float(f_members.unk_rate.mean()),
             "nonmembers": float(f_nonmembers.unk_rate.mean()),
         }
         unk_row = next((r for r in rows if r.attack == "threshold-unknown-tokens"), None)
-        warnings += leak_warnings(rows, unk, unk_row)
+        warnings[:0] = shift_warnings(blind, best)  # first: it decides what the rest mean
+        warnings += leak_warnings(rows, unk, unk_row, blind)
         return MembershipResult(
             header=Header(command=self.command),
             checkpoint=loaded.info(),
@@ -203,6 +235,8 @@ class MembershipCheck(Check):
             roc_plot=config.plot,
             roc_curves=roc_curves(evaluated, session.membership),
             warnings=tuple(warnings),
+            blind_baseline=blind,
+            distribution_shift=bool(blind is not None and blind.shift),
         )
 
 
@@ -234,15 +268,37 @@ def by_features(rows: list[Any], feature_sets: list[tuple[str, ...]]) -> tuple[F
     return tuple(sorted(found, key=lambda r: -r.auc))
 
 
-def leak_warnings(rows: list[Any], unk: dict[str, float], unk_row: Any) -> list[str]:
+def leak_warnings(
+    rows: list[Any], unk: dict[str, float], unk_row: Any, blind: BlindBaseline | None = None
+) -> list[str]:
+    """The tokenizer channel and the label-only check. An unknown-token rate that differs
+    between members and non-members is a leak the model exposes when the two sets come from one
+    distribution (its vocabulary was built on the members), and mostly the shift when they do
+    not: the message says which the blind baseline supports."""
     warnings = []
     if unk_row is not None and unk_row.auc >= 0.6:
-        warnings.append(
-            f"the tokenizer alone leaks membership: unknown-token rate {unk['members']:.1%} on "
-            f"members vs {unk['nonmembers']:.1%} on non-members (AUC {unk_row.auc:.3f}); a "
-            "deployed model must not expose it (harden masks it) and a larger --min-freq or a "
-            "subword tokenizer shrinks it"
+        rates = (
+            f"({unk['members']:.1%} on members vs {unk['nonmembers']:.1%} on non-members, "
+            f"AUC {unk_row.auc:.3f})"
         )
+        if blind is not None and blind.shift:
+            warnings.append(
+                f"the unknown-token rate differs {rates}, but the two sets differ in "
+                f"distribution (model-free baseline AUC {blind.row.auc:.3f}): this is the shift "
+                "at least as much as a tokenizer leak; audit same-distribution sets to tell"
+            )
+        else:
+            same = (
+                f" on sets a model-free baseline does not tell apart (its AUC {blind.row.auc:.3f})"
+                if blind is not None
+                else ""
+            )
+            warnings.append(
+                f"the tokenizer alone leaks membership: its unknown-token rate differs {rates}"
+                f"{same}; the vocabulary was built on the training data, so a deployed model "
+                "must not expose it (harden masks it) and a larger --min-freq or a subword "
+                "tokenizer shrinks it"
+            )
     scores = [r for r in rows if r.family != "label-only"] or rows
     correctness = next(r.auc for r in rows if r.attack == "label-only-correctness")
     if scores[0].auc + 1e-9 < correctness:

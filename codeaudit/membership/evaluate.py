@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -143,3 +144,50 @@ def evaluate_trained(
             )
         )
     return results
+
+
+class RowAttack(Protocol):
+    """A supervised attack on inputs of its own, aligned with the candidates, fitted and scored
+    by row index (the blind baseline)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def features(self) -> tuple[str, ...]: ...
+
+    def fit_rows(self, rows: np.ndarray, membership: np.ndarray) -> Any: ...
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+def evaluate_rows(
+    attack: RowAttack,
+    membership: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    n_boot: int,
+    seed: int,
+) -> Evaluated:
+    """Cross-fit a :class:`RowAttack` as :func:`evaluate_trained` does a trained attack: fitted
+    on the training folds, scored only on the held-out one, each fold's classifier its own
+    decision rule."""
+    started = time.perf_counter()
+    oof = np.zeros(len(membership))
+    for train_idx, test_idx in folds:
+        attack.fit_rows(train_idx, membership[train_idx])
+        oof[test_idx] = attack.score_rows(test_idx)
+    metrics = combine_folds(
+        [membership[te] for _, te in folds],
+        [oof[te] for _, te in folds],
+        [0.5] * len(folds),
+        n_boot=n_boot,
+        seed=seed,
+        pooled=False,
+    )
+    return Evaluated(
+        attack.name, attack.family, attack.features, metrics, oof, time.perf_counter() - started
+    )

@@ -8,7 +8,7 @@ import hashlib
 from codeaudit.data.samples import Dataset
 from codeaudit.errors import DataError, UsageError
 from codeaudit.membership.evaluate import Evaluated
-from codeaudit.membership.result import AttackRow, Utility
+from codeaudit.membership.result import AttackRow, BlindBaseline, Utility
 
 MIN_SAMPLES = 10
 
@@ -85,6 +85,64 @@ def verdict(best: AttackRow, best_tpr: AttackRow, utility: Utility) -> tuple[str
     else:
         text += "."
     return risk, text
+
+
+NOT_MEASURABLE = "not-measurable"
+
+
+def blind_baseline(baselines: list[Evaluated], best: AttackRow) -> BlindBaseline | None:
+    """The blind baseline's row and whether it shows a distribution shift (None: not run)."""
+    from codeaudit.membership.blind import SHIFT_AUC, SHIFT_MARGIN, is_shift
+
+    if not baselines:
+        return None
+    row = max((attack_row(ev) for ev in baselines), key=lambda r: r.auc)
+    return BlindBaseline(row, is_shift(row, best), SHIFT_AUC, SHIFT_MARGIN)
+
+
+def _blind_figures(blind: AttackRow) -> str:
+    lo, hi = blind.auc_ci
+    return f"AUC {blind.auc:.3f} (95% CI {lo:.3f}-{hi:.3f})"
+
+
+def shift_verdict(blind: AttackRow, best: AttackRow) -> tuple[str, str]:
+    """(risk, verdict) when the members and non-members differ in distribution: the attacks
+    measure the difference, so no leakage level is claimed either way."""
+    compared = "better than" if blind.auc > best.auc else "about as well as"
+    return NOT_MEASURABLE, (
+        "Not measurable: distribution shift. A model-free baseline that never queries the model "
+        f"tells the members from the non-members with {_blind_figures(blind)}, {compared} the "
+        f"strongest attack ({best.attack} on {best.features}, AUC {best.auc:.3f}): the two sets "
+        "differ as data, so the attack figures below measure that difference, not what the "
+        "model remembers. Audit again with non-members from the same source as the members."
+    )
+
+
+def shift_warnings(blind: BlindBaseline | None, best: AttackRow) -> list[str]:
+    """What the blind baseline says about the inputs, when it says anything."""
+    from codeaudit.membership.blind import SHIFT_FLOOR
+
+    if blind is None:
+        return []
+    row = blind.row
+    if blind.shift:
+        return [
+            f"DISTRIBUTION SHIFT: a model-free baseline (a bag of code tokens and code "
+            f"statistics, no query to the model) tells --members from --nonmembers with "
+            f"{_blind_figures(row)}; the strongest attack reaches {best.auc:.3f}. The sets differ "
+            "as data (vocabulary, length, style), so the attack AUCs measure that difference, "
+            "not memorisation, and the verdict is 'not measurable'. Draw the non-members from "
+            "the same source as the members: the samples held out for validation (train with "
+            "--val FILE to have them in a file of their own) or an unused part of the same data "
+            "set"
+        ]
+    if row.auc >= SHIFT_FLOOR and row.auc_ci[0] > 0.5:
+        return [
+            f"members and non-members differ somewhat as data (model-free baseline "
+            f"{_blind_figures(row)}): attack AUCs up to about that much owe something to the "
+            f"difference; the strongest attack ({best.auc:.3f}) goes beyond it"
+        ]
+    return []
 
 
 def _normalised(code: str) -> bytes:

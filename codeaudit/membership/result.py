@@ -72,11 +72,40 @@ class RocCurve:
 
 
 @dataclass(frozen=True)
+class InputCheck:
+    """``--members`` and ``--nonmembers`` checked against the training/validation split the
+    checkpoint records (:mod:`codeaudit.membership.inputs`). Counts are None where the record
+    cannot say."""
+
+    recorded: str  # "full" (training and validation) | "validation" (only) | "none"
+    members_given: int
+    nonmembers_given: int
+    members_held_out: int | None  # members that were held out for validation
+    members_unseen: int | None  # members that were neither trained nor validated on
+    nonmembers_trained: int | None  # non-members the model trained on
+    dropped_members: int  # left out of the attacks (held out; unseen members are kept)
+    dropped_nonmembers: int  # left out of the attacks (trained on)
+
+
+@dataclass(frozen=True)
+class BlindBaseline:
+    """The model-free ("blind") baseline: how well the inputs alone, without a single query to
+    the model, tell members from non-members (:mod:`codeaudit.membership.blind`). Near 0.5 when
+    both come from one distribution; high when they do not, and then attack AUCs measure the
+    data shift, not memorisation (Das, Zhang and Tramer 2024)."""
+
+    row: AttackRow
+    shift: bool  # the sets differ in distribution: the attack figures are not a measurement
+    threshold: float  # blind AUC at or above which the audit is not valid
+    margin: float  # ... or within this of the best attack (with its CI above 0.5)
+
+
+@dataclass(frozen=True)
 class MembershipResult:
     header: Header
     checkpoint: CheckpointInfo
     verdict: str
-    risk: str  # "high" | "medium" | "low" | "none"
+    risk: str  # "high" | "medium" | "low" | "none" | "not-measurable" (distribution shift)
     best: AttackRow
     best_tpr: AttackRow  # strongest at TPR @ 1% FPR
     attacks: tuple[AttackRow, ...]
@@ -92,6 +121,9 @@ class MembershipResult:
     roc_plot: str | None = None
     roc_curves: tuple[RocCurve, ...] = ()
     warnings: tuple[str, ...] = ()
+    inputs: InputCheck | None = None
+    blind_baseline: BlindBaseline | None = None
+    distribution_shift: bool = False  # = blind_baseline.shift (what rule CA-M006 reads)
     findings: tuple[Finding, ...] = field(default_factory=tuple)
 
     def describe(self, figures: bool = True) -> list[Any]:

@@ -15,6 +15,7 @@ import numpy as np
 from codeaudit.check import Context
 from codeaudit.data.samples import Dataset
 from codeaudit.membership.attacks.base import MembershipAttack
+from codeaudit.membership.attacks.blind import BlindAttack
 from codeaudit.membership.attacks.label_only import BoundaryAttack, CorrectnessAttack
 from codeaudit.membership.attacks.reference import RMIA, LiRA
 from codeaudit.membership.attacks.shadow import ShadowAttack
@@ -22,6 +23,7 @@ from codeaudit.membership.attacks.threshold import SIGNALS, ThresholdAttack
 from codeaudit.membership.attacks.trained import TrainedAttack
 from codeaudit.membership.evaluate import (
     Evaluated,
+    evaluate_rows,
     evaluate_trained,
     evaluate_unsupervised,
     make_folds,
@@ -89,6 +91,15 @@ def _trained(s: Session) -> list[Evaluated]:
     )
     s.context.report("trained attacks", 1, 1)
     return found
+
+
+def _blind(s: Session) -> list[Evaluated]:
+    """The model-free baseline on the candidates' code (:mod:`codeaudit.membership.blind`)."""
+    from codeaudit.membership.blind import blind_inputs
+
+    default_lang = getattr(s.model, "default_lang", None) or "c"
+    inputs = blind_inputs(s.candidates.samples, default_lang)
+    return [evaluate_rows(BlindAttack(inputs), s.membership, s.folds, **s.kw)]
 
 
 def _boundary(s: Session) -> list[Evaluated]:
@@ -187,6 +198,10 @@ def _references(s: Session) -> list[Evaluated]:
     return found
 
 
+#: The family of the runs that are diagnostics of the data rather than attacks on the model: the
+#: check reports them apart and never ranks them among the attacks.
+BASELINE_FAMILY = BlindAttack.family
+
 #: Every attack run, in the order the check runs them (ties in the report go to the earlier).
 ATTACK_RUNS: tuple[AttackRun, ...] = (
     AttackRun("threshold", (ThresholdAttack,), "threshold_attacks", lambda s: True, _thresholds),
@@ -200,6 +215,7 @@ ATTACK_RUNS: tuple[AttackRun, ...] = (
     AttackRun(
         "trained", (TrainedAttack,), "trained_attacks", lambda s: bool(s.feature_sets), _trained
     ),
+    AttackRun("blind", (BlindAttack,), "blind_baseline", lambda s: True, _blind),
     AttackRun(
         "label-only-boundary",
         (BoundaryAttack,),

@@ -27,6 +27,12 @@ _PLAIN_RISK = {
         "Privacy: no measurable risk. No attack could tell the model's training functions from "
         "other functions better than guessing (strongest attack score {auc}; 0.5 is guessing)."
     ),
+    "not-measurable": (
+        "Privacy: not measured. The members and non-members differ as data: a baseline that "
+        "never queries the model tells them apart (score {blind}), so the attack scores (up to "
+        "{auc}) say how the two sets differ, not what the model remembers. Draw non-members "
+        "from the same source as the training data and audit again."
+    ),
 }
 
 
@@ -35,8 +41,9 @@ def _tpr(row: Any, key: str) -> str:
 
 
 def membership_sections(result: Any, figures: bool, top: int = 15) -> list[Section]:
+    blind = result.blind_baseline
     summary = _PLAIN_RISK.get(result.risk, "Privacy risk: {auc}.").format(
-        auc=f"{result.best.auc:.2f}"
+        auc=f"{result.best.auc:.2f}", blind=f"{blind.row.auc:.2f}" if blind else "-"
     )
     blocks: list[Block] = [Paragraph(result.verdict, emphasis=True)]
     blocks.append(_attacks_table(result, top))
@@ -53,7 +60,7 @@ def membership_sections(result: Any, figures: bool, top: int = 15) -> list[Secti
             "Membership inference",
             summary=summary,
             blocks=tuple(blocks),
-            status=f"{result.risk} risk",
+            status="not measurable" if result.risk == "not-measurable" else f"{result.risk} risk",
         )
     ]
 
@@ -148,6 +155,25 @@ def _top_risk_table(result: Any, figures: bool) -> Any:
     )
 
 
+def _blind(result: Any) -> str:
+    blind = result.blind_baseline
+    if blind is None:
+        return "-"
+    verdict = "distribution shift" if blind.shift else "no shift"
+    return f"{fmt(blind.row.auc)} ({verdict}; shift at >= {blind.threshold:.2f})"
+
+
+def _checked(result: Any) -> str:
+    check = result.inputs
+    if check is None or check.recorded == "none":
+        return "no (the checkpoint records no split)"
+    left_out = (
+        f"{check.dropped_members} members and {check.dropped_nonmembers} non-members left out"
+    )
+    recorded = "training and validation" if check.recorded == "full" else "validation"
+    return f"yes ({recorded}); {left_out}"
+
+
 def _settings_table(result: Any, figures: bool) -> Any:
     unk = result.unknown_token_rate
     return Table(
@@ -159,6 +185,8 @@ def _settings_table(result: Any, figures: bool) -> Any:
                 f"{pct(unk.get('members'))} / {pct(unk.get('nonmembers'))}",
             ),
             ("tokenizer-channel AUC", fmt(result.tokenizer_channel_auc)),
+            ("model-free baseline AUC (blind)", _blind(result)),
+            ("members / non-members checked against the recorded split", _checked(result)),
             *((str(k), fmt(v)) for k, v in result.settings.items()),
             ("seconds", fmt(result.timings.get("total"), 1)),
         ),

@@ -262,6 +262,7 @@ def metadata_of(
 ) -> dict[str, Any]:
     """What the checkpoint records about how it was made (its training data's hashes among it)."""
     from codeaudit import __version__
+    from codeaudit.data.split_record import split_record
 
     data = inputs.dataset("data")
     val = inputs.data.get("val")
@@ -274,6 +275,8 @@ def metadata_of(
         "n_train": len(sets.train),
         "n_val": len(sets.val) if sets.val is not None else 0,
         "train_ids_sha256": ids_digest(sets.train),
+        "val_source": sets.source,
+        "split": split_record(sets.train, sets.val),
         "hyperparameters": {k: v for k, v in hyper.items() if k != "device"},
         "kept_epoch": trained.kept_epoch,
         "train_accuracy": train_metrics.accuracy,

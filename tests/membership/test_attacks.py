@@ -42,7 +42,7 @@ def membership() -> np.ndarray:
 
 def test_registry_lists_every_family() -> None:
     families = {cls.family for cls in ATTACK_CLASSES.values()}
-    assert families == {"threshold", "trained", "shadow", "reference", "label-only"}
+    assert families == {"threshold", "trained", "shadow", "reference", "label-only", "blind"}
 
 
 @pytest.mark.parametrize("signal", ["loss", "confidence", "entropy", "modified-entropy"])

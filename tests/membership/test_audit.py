@@ -231,25 +231,35 @@ def test_generalising_model_shows_little_leakage(tmp_path: Path) -> None:
 
 
 def test_overlap_and_size_warnings(overfit: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+
     members = [json.loads(x) for x in overfit["members"].read_text().splitlines()]
     nonmembers = [json.loads(x) for x in overfit["nonmembers"].read_text().splitlines()]
     copied = dict(members[0], id="copy", func="  " + members[0]["func"].replace(" ", "   "))
     few = write_jsonl(tmp_path / "few.jsonl", [copied, *nonmembers[:19]])
-    result = run_membership(
-        MembershipConfig(
-            model=str(overfit["model"]),
-            members=str(overfit["members"]),
-            nonmembers=str(few),
-            features="loss",
-            classifiers=("logreg",),
-            boundary_samples=0,
-            n_boot=10,
-            device="cpu",
-        )
-    )
+    # a checkpoint that records no split (an older codeaudit): the overlap check finds the copy
+    payload = torch.load(overfit["model"], map_location="cpu", weights_only=True)
+    payload["metadata"].pop("split")
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    config = {
+        "members": str(overfit["members"]),
+        "nonmembers": str(few),
+        "features": "loss",
+        "classifiers": ("logreg",),
+        "boundary_samples": 0,
+        "n_boot": 10,
+        "device": "cpu",
+    }
+    result = run_membership(MembershipConfig(model=str(old), **config))
     text = " ".join(result.warnings)
     assert "1 non-member functions are identical to a member" in text
     assert "differ 4.0x in size" in text
+    # the checkpoint that records its split knows the copy is a training function: left out
+    result = run_membership(MembershipConfig(model=str(overfit["model"]), **config))
+    text = " ".join(result.warnings)
+    assert "1 of 20 --nonmembers" in text and "identical to a member" not in text
+    assert result.n_nonmembers == 19 and "differ 4.2x in size" in text
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,10 @@ def test_every_attack_class_is_run_by_a_registered_run() -> None:
     assert set(FULL_ACCESS) >= {"label", "embedding"} and FEATURES
 
 
-@pytest.mark.parametrize("run", [r for r in ATTACK_RUNS if r.applies(_session(0.0))],
+ATTACKS_ON_THE_MODEL = [r for r in ATTACK_RUNS if r.attacks[0].family != runs.BASELINE_FAMILY]
+
+
+@pytest.mark.parametrize("run", [r for r in ATTACKS_ON_THE_MODEL if r.applies(_session(0.0))],
                          ids=lambda r: r.name)  # fmt: skip
 def test_runs_that_need_no_model_find_leaks_and_only_leaks(run: AttackRun) -> None:
     leaky, clean = _session(3.0), _session(0.0)
@@ -74,3 +77,29 @@ def test_a_registered_run_is_run(monkeypatch: pytest.MonkeyPatch) -> None:
     timed = _session(1.0)
     run_attacks(timed)
     assert "extra_attacks" in timed.context.timings
+
+
+def _with_code(session: Session, member_code: str, nonmember_code: str) -> Session:
+    """Candidates whose code is drawn from one template for members and one for non-members,
+    numbered independently of membership."""
+    numbers = np.random.default_rng(5).permutation(len(session.membership))
+    samples = tuple(
+        Sample(str(i), (member_code if m else nonmember_code).format(i=numbers[i]), label=0)
+        for i, m in enumerate(session.membership)
+    )
+    session.candidates = Dataset(samples=samples, path="c", sha256=None)
+    return session
+
+
+def test_the_blind_baseline_sees_the_data_not_the_model() -> None:
+    """A leak in the model's outputs leaves the blind baseline at chance; code that differs
+    between members and non-members (another vocabulary, another length) does not."""
+    blind = next(r for r in ATTACK_RUNS if r.name == "blind")
+    assert blind.applies(_session(0.0))
+    same = "int f_{i}(int a) {{ return a + {i}; }}"
+    leaky = blind.run(_with_code(_session(3.0), same, same))[0]
+    assert leaky.family == runs.BASELINE_FAMILY and len(leaky.scores) == N
+    assert abs(leaky.score.auc - 0.5) < 0.1
+    other = "static long q{i}_zz(long zz_w) {{\n  long vv = zz_w * 7; /* x */\n  return vv; }}"
+    shifted = blind.run(_with_code(_session(0.0), same, other))[0]
+    assert shifted.score.auc > 0.95

@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from codeaudit.membership.judge import verdict
+from codeaudit.membership.blind import SHIFT_AUC, SHIFT_MARGIN, is_shift
+from codeaudit.membership.judge import shift_verdict, verdict
 from codeaudit.membership.result import (
     AttackRow,
+    BlindBaseline,
     ExposedSample,
     FeatureRow,
+    InputCheck,
     MembershipResult,
     RocCurve,
     Utility,
@@ -58,6 +61,7 @@ def membership_result(
     tpr1: float | None = 0.41,
     gap: float = 0.3,
     tokenizer_auc: float = 0.71,
+    blind_auc: float = 0.52,
     trusted_pickle: bool = False,
     target: str = MODEL,
     rules: Any = None,
@@ -85,6 +89,10 @@ def membership_result(
         label_only_floor=0.5 + gap / 2,
     )
     risk, text = verdict(best, best_tpr, utility)
+    blind_row = _row("blind-bag-of-tokens", "blind", "code", blind_auc, None)
+    blind = BlindBaseline(blind_row, is_shift(blind_row, best), SHIFT_AUC, SHIFT_MARGIN)
+    if blind.shift:
+        risk, text = shift_verdict(blind_row, best)
     result = MembershipResult(
         header=Header(
             command="membership",
@@ -120,6 +128,9 @@ def membership_result(
             _curve("label-only-correctness", "label", 0.5 + gap / 2),
         ),
         warnings=("members (300) and non-members (300): a crafted warning <b>&</b>",),
+        inputs=InputCheck("full", 315, 300, 15, 0, 0, 15, 0),
+        blind_baseline=blind,
+        distribution_shift=blind.shift,
     )
     findings = evaluate(
         load_rules() if rules is None else rules, result, command="membership", target=target

@@ -135,7 +135,7 @@ def test_verdict_is_plain_language_and_comes_first() -> None:
     assert len(re.findall(r"\n", text)) == 0  # one paragraph
     clean = build_document(gated(clean_membership_result()), figures=False)
     assert clean.status == "PASS" and "no measurable risk" in clean.verdict
-    assert "None of its 6 rules found a problem" in clean.verdict
+    assert "None of its 7 rules found a problem" in clean.verdict
     off = build_document(gated(membership_result(), "never"), figures=False)
     assert "gate is off" in off.verdict and off.status == "FINDINGS" and off.passed is None
     ungated = build_document(train_result(), figures=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from codeaudit.membership.attacks.base import MembershipAttack
+from codeaudit.membership.attacks.blind import BlindAttack
 from codeaudit.membership.attacks.label_only import BoundaryAttack, CorrectnessAttack
 from codeaudit.membership.attacks.reference import RMIA, LiRA
 from codeaudit.membership.attacks.shadow import ShadowAttack
@@ -18,6 +19,7 @@ ATTACK_CLASSES: dict[str, type[MembershipAttack]] = {
     "rmia": RMIA,
     "label-only-correctness": CorrectnessAttack,
     "label-only-boundary": BoundaryAttack,
+    "blind": BlindAttack,  # a baseline of the data, reported apart from the attacks
 }
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "CLASSIFIERS",
     "RMIA",
     "SIGNALS",
+    "BlindAttack",
     "BoundaryAttack",
     "CorrectnessAttack",
     "LiRA",

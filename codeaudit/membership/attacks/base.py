@@ -14,7 +14,7 @@ from codeaudit.membership.features import FeatureSet
 
 
 class MembershipAttack(ABC):
-    family: ClassVar[str]  # "threshold", "trained", "shadow", "reference", "label-only"
+    family: ClassVar[str]  # "threshold", "trained", "shadow", "reference", "label-only", "blind"
     #: True when fit() learns from labelled target members and non-members, so it must only
     #: ever be scored on held-out folds.
     supervised: ClassVar[bool] = False
