@@ -56,9 +56,8 @@ def verify_inputs(members: Dataset, nonmembers: Dataset, model: str, metadata: A
         trained = [i for i, s in enumerate(nonmembers) if record.trained_on(s.code)]
     drop_members = set(held)
     kept_members = members.subset([i for i in range(len(members)) if i not in drop_members])
-    kept_nonmembers = nonmembers.subset(
-        [i for i in range(len(nonmembers)) if i not in set(trained)]
-    )
+    trained_set = set(trained)
+    kept_nonmembers = nonmembers.subset([i for i in range(len(nonmembers)) if i not in trained_set])
     check = InputCheck(
         recorded="full" if record.train is not None else "validation",
         members_given=len(members),
