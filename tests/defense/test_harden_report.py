@@ -104,3 +104,21 @@ def test_the_plot_draws_both_targets_when_they_differ() -> None:
         labels = [line.get_label() for line in ax.get_lines()]
         plt.close(fig)
         assert sum(label.startswith("target ") for label in labels) == expected, labels
+
+
+def test_an_unreached_calibration_is_told_apart_from_the_verdict() -> None:
+    from codeaudit.defense.verify import verdict
+
+    result = clean_harden_result()
+    unreached = dataclasses.replace(result.calibration, reached=False)
+    status, text = verdict(result.defense, result.verification, unreached)
+    assert status == "holds" and text.count("holds") == 1
+    assert "no sigma tried met the targets with the 0.01 AUC safety margin" in text
+    assert text.endswith("on the verification split it meets them all the same.")
+    missed = dataclasses.replace(result.verification, target_met=False)
+    status, text = verdict(result.defense, missed, unreached)
+    assert status == "partial" and text.endswith(
+        "does not meet them on the verification split either."
+    )
+    _, text = verdict(result.defense, result.verification, result.calibration)
+    assert "calibration split" not in text
