@@ -52,7 +52,12 @@ _SIGNALLED: list[int] = []  # signals the codeaudit process received (set by mai
 
 
 def _error(message: str) -> None:
-    click.echo(f"codeaudit: error: {' '.join(str(message).split())}", err=True)
+    """The one stderr line: whitespace collapsed, control characters made visible (a path or
+    an id in the message cannot drive the terminal)."""
+    from codeaudit.report.text import printable
+
+    line = printable(" ".join(str(message).split()), one_line=True)
+    click.echo(f"codeaudit: error: {line}", err=True)
 
 
 class AuditGroup(click.Group):
