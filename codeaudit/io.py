@@ -53,6 +53,41 @@ def check_input_file(
     return p
 
 
+def read_small_file(
+    path: str | os.PathLike[str],
+    limit: int,
+    what: str = "file",
+    *,
+    error: type[CodeAuditError] = CodeAuditError,
+) -> bytes:
+    """The bytes of a small regular file, read without ever blocking or reading without end:
+    opened non-blocking (a FIFO does not wait for a writer), refused unless it is a regular
+    file once open (a symlink to /dev/zero, a device, a FIFO, a socket, a directory), and
+    refused when larger than ``limit`` bytes (checked on the size and on what is read)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
+            raise error(f"{path}: not a regular file ({kind}), expected a {what}")
+        if info.st_size > limit:
+            raise error(f"{path}: {what} of {info.st_size} bytes is larger than {limit} bytes")
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise error(f"{path}: {what} is larger than {limit} bytes")
+    return data
+
+
 def check_output_dir(path: str | os.PathLike[str], what: str = "directory") -> Path:
     """Fail early (before any work) if a directory codeaudit will write into cannot be used:
     it must be a writable directory, or not exist yet under a writable parent."""

@@ -97,6 +97,12 @@ def emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> 
         check_output_path(path, force=force, what="report")
     for path, data in files:
         atomic_write(path, lambda handle, data=data: handle.write(data), force=force)
+    project = ctx.meta.get(PROJECT) if ctx is not None else None
+    if project is not None and project.path:  # a settings file changed this run: say which
+        from codeaudit.report.text import printable
+
+        click.echo(f"codeaudit: using settings from {printable(project.path, one_line=True)}",
+                   err=True)  # fmt: skip
     if fmt == "rich":
         from codeaudit.report.rich import render_rich
 
