@@ -22,7 +22,14 @@ from typing import Any
 import click
 
 from codeaudit import __version__
-from codeaudit.cli.emit import check_reports, emit, gate_of, refuse_clashes
+from codeaudit.cli.emit import (
+    check_reports,
+    emit,
+    gate_of,
+    inputs_of_the_edge,
+    refuse_clashes,
+    run_files,
+)
 from codeaudit.cli.options import (
     build,
     config_options,
@@ -44,6 +51,7 @@ from codeaudit.config import (
     TrainConfig,
 )
 from codeaudit.errors import CodeAuditError
+from codeaudit.io import also_in_this_run
 from codeaudit.params import ParameterError
 from codeaudit.report.model import exit_code
 
@@ -148,6 +156,7 @@ def command(
                  report_output: str | None = None, fail_on: str = "low",
                  **values: Any) -> int:  # fmt: skip
             checked = check_reports(((report_output,) if report_output else ()) + reports, force)
+            edge = inputs_of_the_edge(values.get("key_file"))
             extra = prepare(values)
             extra.update({k: values.pop(k) for k in ("model_options", "data_options", "rules")
                           if k in values})  # fmt: skip
@@ -155,7 +164,10 @@ def command(
                 extra["force"] = force
             config = build(config_cls, values, **extra)
             refuse_clashes(checked, *produces(config))
-            with stage_progress(not quiet, label) as callback:
+            with (
+                also_in_this_run(run_files(checked, *edge)),
+                stage_progress(not quiet, label) as callback,
+            ):
                 result = run(config, callback, gate_of())
             result = emit(result, fmt, checked, force)
             return exit_code(getattr(result, "findings", ()), fail_on)
@@ -255,7 +267,8 @@ def audit(report_dir: str | None, report_output: str | None, model_options: Any,
     plan(config)  # usage errors before any work
     checked = check_reports(((report_output,) if report_output else ()) + reports, force)
     in_dir, make_dir = _report_dir(report_dir, force)
-    with stage_progress(not quiet, "auditing") as callback:
+    files = run_files(checked + in_dir, *inputs_of_the_edge())
+    with also_in_this_run(files), stage_progress(not quiet, "auditing") as callback:
         result = run_audit(config, progress=callback, gate=gate_of())
     if make_dir and report_dir:
         os.makedirs(report_dir, exist_ok=True)
