@@ -164,6 +164,22 @@ def check_output_path(path: str | os.PathLike[str], *, force: bool, what: str = 
     return p
 
 
+# The files atomic_write has made while a journal is open (record_writes): the command line
+# removes them all when a run ends in an error or an interrupt after writing began.
+_JOURNAL: ContextVar[list[Path] | None] = ContextVar("codeaudit_written", default=None)
+
+
+@contextlib.contextmanager
+def record_writes() -> Iterator[list[Path]]:
+    """Collect the path of every file :func:`atomic_write` puts in place inside the block."""
+    written: list[Path] = []
+    token = _JOURNAL.set(written)
+    try:
+        yield written
+    finally:
+        _JOURNAL.reset(token)
+
+
 def atomic_write(
     path: str | os.PathLike[str],
     write: Callable[[BinaryIO], None],
@@ -202,6 +218,9 @@ def atomic_write(
                         f"{target}: output file exists (pass --force to overwrite)"
                     ) from None
                 os.replace(tmp, target)
+        journal = _JOURNAL.get()
+        if journal is not None:
+            journal.append(target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import click
@@ -57,6 +58,31 @@ from codeaudit.report.model import exit_code
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _SIGNALLED: list[int] = []  # signals the codeaudit process received (set by main's handler)
+# Set once a run's files are all written (or are being removed): from then on main's handler
+# lets the run finish with the report's exit code instead of interrupting it.
+_FINISHING: list[bool] = []
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """The work and the write phase of one run, all or nothing: when the block ends in an error
+    or an interrupt (Ctrl-C, SIGTERM), every file the run has put in place (its outputs, its
+    reports, the figures beside a Markdown report) is removed before the error propagates; once
+    the block is done, a signal no longer interrupts the run, which exits with the report's
+    code. A file replaced with --force is gone either way (what an interrupted run leaves:
+    nothing it wrote, see docs/reliability.md)."""
+    from codeaudit.io import record_writes
+
+    with record_writes() as written:
+        try:
+            yield
+            _FINISHING.append(True)
+        except BaseException:
+            _FINISHING.append(True)  # the clean-up itself is not interrupted
+            for path in reversed(written):
+                with suppress(OSError):
+                    path.unlink()
+            raise
 
 
 def _error(message: str) -> None:
@@ -79,6 +105,7 @@ class AuditGroup(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        _FINISHING.clear()
         try:
             rv = super().main(args, prog_name or "codeaudit", complete_var, False, **extra)
             code = rv if isinstance(rv, int) else EXIT_OK
@@ -166,10 +193,11 @@ def command(
             refuse_clashes(checked, *produces(config))
             with (
                 also_in_this_run(run_files(checked, *edge)),
-                stage_progress(not quiet, label) as callback,
+                all_or_nothing(),
             ):
-                result = run(config, callback, gate_of())
-            result = emit(result, fmt, checked, force)
+                with stage_progress(not quiet, label) as callback:
+                    result = run(config, callback, gate_of())
+                result = emit(result, fmt, checked, force)
             return exit_code(getattr(result, "findings", ()), fail_on)
 
         decorators = [config_options(config_cls), *options]
@@ -268,11 +296,12 @@ def audit(report_dir: str | None, report_output: str | None, model_options: Any,
     checked = check_reports(((report_output,) if report_output else ()) + reports, force)
     in_dir, make_dir = _report_dir(report_dir, force)
     files = run_files(checked + in_dir, *inputs_of_the_edge())
-    with also_in_this_run(files), stage_progress(not quiet, "auditing") as callback:
-        result = run_audit(config, progress=callback, gate=gate_of())
-    if make_dir and report_dir:
-        os.makedirs(report_dir, exist_ok=True)
-    result = emit(result, fmt, checked + in_dir, force)
+    with also_in_this_run(files), all_or_nothing():
+        with stage_progress(not quiet, "auditing") as callback:
+            result = run_audit(config, progress=callback, gate=gate_of())
+        if make_dir and report_dir:
+            os.makedirs(report_dir, exist_ok=True)
+        result = emit(result, fmt, checked + in_dir, force)
     return exit_code(result.findings, fail_on)
 
 
@@ -369,12 +398,19 @@ def main() -> None:
         # Ctrl-C, or a cancelled CI job (SIGTERM): clean up and exit 130. Remember it, because
         # an interrupt that lands inside a library (in the middle of an import, say) can surface
         # as some other error.
+        # Once every file of the run is written (or being removed), the run finishes instead:
+        # its reports and its exit code agree.
         _SIGNALLED.append(signum)
+        if _FINISHING:
+            return
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, interrupted)
-    signal.signal(signal.SIGTERM, interrupted)
-    cli.main(prog_name="codeaudit")
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        cli.main(prog_name="codeaudit")
+    finally:  # the handlers are the entry point's only: restored for whoever called main
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,16 @@ def _visible(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+_JSON_UNSAFE = re.compile(f"[\x7f-\x9f{_BIDI}]")
+
+
+def json_safe(document: str) -> str:
+    """A JSON text with the characters JSON leaves raw but a terminal obeys (DEL, C1, bidi
+    controls) written as ``\\uXXXX`` escapes: the same data once parsed (they can only occur
+    inside strings), harmless when the file is shown with ``cat``."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", document)
+
+
 def printable(text: object, *, one_line: bool = False) -> str:
     """``text`` with every terminal control character (C0 except tab and newline, DEL, C1) and
     every bidi control shown as its escape; with ``one_line`` tab and newline too."""
