@@ -20,7 +20,8 @@ from codeaudit.report.text import printable
 # headings, strikethrough; parentheses only matter after a bracket, which is escaped) and the
 # characters GitHub's autolinks start from (``:`` of ``https://``, ``@`` of an e-mail address,
 # the ``.`` of ``www.``): backslash-escaped, each shows as written.
-_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~:@!])")
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
+_AUTOLINK = re.compile(r"(:(?=//)|(?<=\w)@(?=\w))")  # the ":" of "https://", an address's "@"
 _WWW = re.compile(r"(?i)\b(www)\.")
 _ENTITY = re.compile(r"&(?=#?\w+;)")  # &amp; &#60; would show as the character they name
 # A link target keeps the URL characters that cannot end or break it: parentheses, angle
@@ -32,7 +33,8 @@ def md_escape(text: str) -> str:
     """Text that Markdown shows as written: no emphasis, links, autolinks, images, HTML or table
     breaks, and terminal control characters made visible (:func:`printable`)."""
     flat = printable(" ".join(str(text).split()), one_line=True)
-    return _ENTITY.sub(r"\\&", _WWW.sub(r"\1\\.", _SPECIAL.sub(r"\\\1", flat)))
+    text = _AUTOLINK.sub(r"\\\1", _SPECIAL.sub(r"\\\1", flat))
+    return _ENTITY.sub(r"\\&", _WWW.sub(r"\1\\.", text))
 
 
 def md_url(url: str) -> str:
