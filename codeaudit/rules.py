@@ -201,11 +201,18 @@ def _rule_from_table(table: Any, path: Path, index: int) -> Rule:
     )
 
 
+MAX_RULE_FILE_BYTES = 1 << 20  # a rule file larger than 1 MiB is refused, not read
+MAX_RULE_FILES = 1000  # a rules directory with more *.toml files is refused
+
+
 def load_rule_file(path: str | Path) -> list[Rule]:
+    from codeaudit.io import read_small_file
+
     path = Path(path)
+    raw = read_small_file(path, MAX_RULE_FILE_BYTES, "rule file", error=RuleError)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise RuleError(f"{path}: cannot read rule file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{path}: invalid TOML: {exc}") from None
@@ -239,11 +246,17 @@ def load_rules(paths: Iterable[str | Path] = (), *, defaults: bool = True) -> li
     rules: dict[str, Rule] = {}
     for source in sources:
         if source.is_dir():
+            # every *.toml entry is read as a rule file (a FIFO, a device or a symlink to one
+            # among them is refused by load_rule_file, never waited on or read without end)
             files = sorted(source.glob("*.toml"))
             if not files and source != default_rules_dir():
                 raise RuleError(f"{source}: directory holds no rule files (*.toml)")
-        elif source.is_file():
-            files = [source]
+            if len(files) > MAX_RULE_FILES:
+                raise RuleError(
+                    f"{source}: directory holds {len(files)} rule files, more than {MAX_RULE_FILES}"
+                )
+        elif source.exists():
+            files = [source]  # a regular file, or something load_rule_file refuses
         else:
             raise RuleError(f"{source}: rule file or directory not found")
         for file in files:

@@ -12,6 +12,7 @@ setting costs no inference. ``audit`` runs several checks on one model loaded on
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,15 +23,32 @@ from codeaudit.report.model import Artifact, Header
 
 def prepare(check: Check, config: Any) -> tuple[Any, ...]:
     """What can be checked before any work: the rules load and the outputs can be written."""
-    from codeaudit.io import check_output_path
+    from codeaudit.io import check_output_path, refuse_same_files
     from codeaudit.rules import load_rules
 
     check.validate(config)
     rules = load_rules(getattr(config, "rules", ()))
     force = bool(getattr(config, "force", False))
-    for output in check.output_paths(config):
+    outputs = check.output_paths(config)
+    for output in outputs:
         check_output_path(output.path, force=force, what=output.what)
+    refuse_same_files(
+        run_inputs(check, config), [(f"{o.what} file", o.path) for o in outputs if o.path]
+    )
     return rules
+
+
+def run_inputs(check: Check, config: Any) -> list[tuple[str, str]]:
+    """Every file the check reads, as (what, path): the model (a file or directory), the data
+    sets and other inputs. No output may be one of them (:func:`~codeaudit.io.refuse_same_files`,
+    which also takes the command line's report files)."""
+    found: list[tuple[str, str]] = []
+    model = getattr(config, "model", None) if check.needs_model else None
+    if isinstance(model, str | os.PathLike):
+        found.append(("model", str(model)))
+    found += [(f"{item.role} data", item.path) for item in check.data_inputs(config)]
+    found += [(item.role, item.path) for item in check.file_inputs(config)]
+    return found
 
 
 def load_inputs(check: Check, config: Any, device: str, loaded: Any = None) -> Inputs:

@@ -10,13 +10,22 @@
     format = "rich"                  # what goes to standard output
     threads = 2                      # or "auto" (the default): see codeaudit.threads
 
-The nearest file is the first ``pyproject.toml`` with a ``[tool.codeaudit]`` table found from
-the working directory upwards (as ruff finds ``[tool.ruff]``). Command-line flags win over these
-settings: a flag given replaces the setting of the same name.
+Which file counts: only the project's own. From the working directory upwards, the first
+directory that holds a ``pyproject.toml`` or a ``.git`` entry is the project root and ends the
+search; its ``pyproject.toml``'s ``[tool.codeaudit]`` table is used when it has one, and no
+settings at all are used otherwise (a root without a ``pyproject.toml``, or whose file has no
+such table). A ``pyproject.toml`` in a directory above the project root (a shared checkout
+directory, ``/tmp``, a home directory) is never read, so it cannot turn the release gate off.
+The file in effect is named in every report (the gate's ``config_file``, "settings file" in
+Markdown and HTML) and on standard error when the report is written. Command-line flags win over
+these settings: a flag given replaces the setting of the same name; ``--no-config`` ignores the
+file. A ``pyproject.toml`` that is not a regular file, or is larger than
+:data:`MAX_SETTINGS_FILE_BYTES`, is refused.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,25 +58,43 @@ class ProjectSettings:
     threads: int | None = None  # None: auto
 
 
+MAX_SETTINGS_FILE_BYTES = 1 << 20  # a pyproject.toml larger than 1 MiB is refused, not read
+
+
 def _read(path: Path) -> dict[str, Any]:
+    from codeaudit.io import read_small_file
+
+    raw = read_small_file(path, MAX_SETTINGS_FILE_BYTES, "settings file", error=SettingsError)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise SettingsError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: invalid TOML: {exc}") from None
 
 
-def find_pyproject(start: str | Path | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """The nearest ``pyproject.toml`` (from ``start`` upwards) with a ``[tool.codeaudit]``
-    table, and that table."""
+def project_root(start: str | Path | None = None) -> Path | None:
+    """The nearest directory from ``start`` (default: the working directory) upwards that
+    holds a ``pyproject.toml`` or a ``.git`` entry (None: none up to the filesystem root)."""
     here = Path(start or Path.cwd()).resolve()
     for directory in (here, *here.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            tool = _read(candidate).get("tool", {})
-            if isinstance(tool, dict) and "codeaudit" in tool:
-                return candidate, tool["codeaudit"]
+        if os.path.lexists(directory / "pyproject.toml") or os.path.lexists(directory / ".git"):
+            return directory
+    return None
+
+
+def find_pyproject(start: str | Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The project root's ``pyproject.toml`` and its ``[tool.codeaudit]`` table, when it has
+    one (see the module's docstring: nothing above the project root is read)."""
+    root = project_root(start)
+    if root is None:
+        return None
+    candidate = root / "pyproject.toml"
+    if not os.path.lexists(candidate):
+        return None
+    tool = _read(candidate).get("tool", {})
+    if isinstance(tool, dict) and "codeaudit" in tool:
+        return candidate, tool["codeaudit"]
     return None
 
 

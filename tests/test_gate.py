@@ -137,21 +137,34 @@ def test_gate_warns_about_user_rules_that_can_never_fire(tmp_path: Path) -> None
 # -- [tool.codeaudit] -----------------------------------------------------------------------------
 
 
-def test_nearest_pyproject_with_a_codeaudit_table(tmp_path: Path) -> None:
+def test_the_project_roots_pyproject_and_nothing_above_it(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.codeaudit]\nrules = ["ci/rules"]\nselect = ["CA-M"]\nfail-on = "high"\n'
         'format = "json"\nignore = "CA-M005"\n'
     )
     inner = tmp_path / "pkg" / "sub"
     inner.mkdir(parents=True)
-    (tmp_path / "pkg" / "pyproject.toml").write_text('[project]\nname = "x"\n')  # no table
-    found = find_pyproject(inner)
+    found = find_pyproject(inner)  # no project root below: tmp_path's file is the project's
     assert found is not None and found[0] == tmp_path / "pyproject.toml"
     settings = load_project_settings(inner)
     assert settings.rules == (str((tmp_path / "ci" / "rules").resolve()),)
     assert settings.select == ("CA-M",) and settings.ignore == ("CA-M005",)
     assert settings.fail_on == "high" and settings.format == "json"
     assert load_project_settings(tmp_path.parent / "elsewhere-that-does-not-exist").path is None
+    # a nearer project root ends the search, with or without a [tool.codeaudit] table
+    (tmp_path / "pkg" / "pyproject.toml").write_text('[project]\nname = "x"\n')  # no table
+    assert find_pyproject(inner) is None and load_project_settings(inner).path is None
+    (tmp_path / "pkg" / "pyproject.toml").unlink()
+    (tmp_path / "pkg" / ".git").mkdir()  # a repository without a pyproject.toml
+    assert find_pyproject(inner) is None and load_project_settings(inner).path is None
+
+
+def test_a_special_file_as_pyproject_is_refused(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pyproject.toml")
+    with pytest.raises(SettingsError, match="not a regular file"):
+        load_project_settings(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -271,6 +284,23 @@ def test_pyproject_settings_apply_and_flags_win(
     one_line_error(code, err, "pyproject.toml", "[tool.codeaudit] select CA-X", "matches no rule")
     (tmp_path / "pyproject.toml").write_text('[tool.codeaudit]\nfail-on = "sometimes"\n')
     one_line_error(*membership()[::2], "pyproject.toml", "fail-on")
+
+
+def test_a_pyproject_above_the_repository_cannot_turn_the_gate_off(
+    fake_membership: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.codeaudit]\nfail-on = "never"\n')
+    repo = tmp_path / "checkout"
+    (repo / ".git").mkdir(parents=True)
+    monkeypatch.chdir(repo)
+    code, out, err = membership("--format", "json")
+    assert code == 1 and err == "" and json.loads(out)["gate"]["config_file"] is None
+    # the project's own file applies, is named in the report and on stderr (one line)
+    (repo / "pyproject.toml").write_text('[tool.codeaudit]\nfail-on = "never"\n')
+    code, out, err = membership("--format", "json")
+    named = str(repo.resolve() / "pyproject.toml")
+    assert code == 0 and json.loads(out)["gate"]["config_file"] == named
+    assert err == f"codeaudit: using settings from {named}\n"
 
 
 def test_reports_in_several_formats_at_once_and_no_partial_output(

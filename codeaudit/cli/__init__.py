@@ -16,13 +16,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import click
 
 from codeaudit import __version__
-from codeaudit.cli.emit import check_reports, emit, gate_of, refuse_clashes
+from codeaudit.cli.emit import (
+    check_reports,
+    emit,
+    gate_of,
+    inputs_of_the_edge,
+    refuse_clashes,
+    run_files,
+)
 from codeaudit.cli.options import (
     build,
     config_options,
@@ -44,15 +52,46 @@ from codeaudit.config import (
     TrainConfig,
 )
 from codeaudit.errors import CodeAuditError
+from codeaudit.io import also_in_this_run
 from codeaudit.params import ParameterError
 from codeaudit.report.model import exit_code
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _SIGNALLED: list[int] = []  # signals the codeaudit process received (set by main's handler)
+# Set once a run's files are all written (or are being removed): from then on main's handler
+# lets the run finish with the report's exit code instead of interrupting it.
+_FINISHING: list[bool] = []
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """The work and the write phase of one run, all or nothing: when the block ends in an error
+    or an interrupt (Ctrl-C, SIGTERM), every file the run has put in place (its outputs, its
+    reports, the figures beside a Markdown report) is removed before the error propagates; once
+    the block is done, a signal no longer interrupts the run, which exits with the report's
+    code. A file replaced with --force is gone either way (what an interrupted run leaves:
+    nothing it wrote, see docs/reliability.md)."""
+    from codeaudit.io import record_writes
+
+    with record_writes() as written:
+        try:
+            yield
+            _FINISHING.append(True)
+        except BaseException:
+            _FINISHING.append(True)  # the clean-up itself is not interrupted
+            for path in reversed(written):
+                with suppress(OSError):
+                    path.unlink()
+            raise
 
 
 def _error(message: str) -> None:
-    click.echo(f"codeaudit: error: {' '.join(str(message).split())}", err=True)
+    """The one stderr line: whitespace collapsed, control characters made visible (a path or
+    an id in the message cannot drive the terminal)."""
+    from codeaudit.report.text import printable
+
+    line = printable(" ".join(str(message).split()), one_line=True)
+    click.echo(f"codeaudit: error: {line}", err=True)
 
 
 class AuditGroup(click.Group):
@@ -66,6 +105,7 @@ class AuditGroup(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        _FINISHING.clear()
         try:
             rv = super().main(args, prog_name or "codeaudit", complete_var, False, **extra)
             code = rv if isinstance(rv, int) else EXIT_OK
@@ -143,6 +183,7 @@ def command(
                  report_output: str | None = None, fail_on: str = "low",
                  **values: Any) -> int:  # fmt: skip
             checked = check_reports(((report_output,) if report_output else ()) + reports, force)
+            edge = inputs_of_the_edge(values.get("key_file"))
             extra = prepare(values)
             extra.update({k: values.pop(k) for k in ("model_options", "data_options", "rules")
                           if k in values})  # fmt: skip
@@ -150,9 +191,13 @@ def command(
                 extra["force"] = force
             config = build(config_cls, values, **extra)
             refuse_clashes(checked, *produces(config))
-            with stage_progress(not quiet, label) as callback:
-                result = run(config, callback, gate_of())
-            result = emit(result, fmt, checked, force)
+            with (
+                also_in_this_run(run_files(checked, *edge)),
+                all_or_nothing(),
+            ):
+                with stage_progress(not quiet, label) as callback:
+                    result = run(config, callback, gate_of())
+                result = emit(result, fmt, checked, force)
             return exit_code(getattr(result, "findings", ()), fail_on)
 
         decorators = [config_options(config_cls), *options]
@@ -250,11 +295,13 @@ def audit(report_dir: str | None, report_output: str | None, model_options: Any,
     plan(config)  # usage errors before any work
     checked = check_reports(((report_output,) if report_output else ()) + reports, force)
     in_dir, make_dir = _report_dir(report_dir, force)
-    with stage_progress(not quiet, "auditing") as callback:
-        result = run_audit(config, progress=callback, gate=gate_of())
-    if make_dir and report_dir:
-        os.makedirs(report_dir, exist_ok=True)
-    result = emit(result, fmt, checked + in_dir, force)
+    files = run_files(checked + in_dir, *inputs_of_the_edge())
+    with also_in_this_run(files), all_or_nothing():
+        with stage_progress(not quiet, "auditing") as callback:
+            result = run_audit(config, progress=callback, gate=gate_of())
+        if make_dir and report_dir:
+            os.makedirs(report_dir, exist_ok=True)
+        result = emit(result, fmt, checked + in_dir, force)
     return exit_code(result.findings, fail_on)
 
 
@@ -351,12 +398,19 @@ def main() -> None:
         # Ctrl-C, or a cancelled CI job (SIGTERM): clean up and exit 130. Remember it, because
         # an interrupt that lands inside a library (in the middle of an import, say) can surface
         # as some other error.
+        # Once every file of the run is written (or being removed), the run finishes instead:
+        # its reports and its exit code agree.
         _SIGNALLED.append(signum)
+        if _FINISHING:
+            return
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, interrupted)
-    signal.signal(signal.SIGTERM, interrupted)
-    cli.main(prog_name="codeaudit")
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        cli.main(prog_name="codeaudit")
+    finally:  # the handlers are the entry point's only: restored for whoever called main
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

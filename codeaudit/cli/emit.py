@@ -43,8 +43,49 @@ def check_reports(paths: tuple[str, ...], force: bool) -> list[tuple[str, str]]:
         seen.add(os.path.abspath(path))
         fmt = format_for_path(path)
         check_output_path(path, force=force, what="report")
+        if fmt == "markdown":  # its figures are written beside it: their names must fit too
+            from pathlib import Path
+
+            from codeaudit.io import check_name_length
+
+            target = Path(path)
+            stem = target.name.rsplit(".", 1)[0] if "." in target.name else target.name
+            check_name_length(target.with_name(stem + "." + "x" * FIGURE_NAME_ROOM))
         checked.append((path, fmt))
     return checked
+
+
+FIGURE_NAME_ROOM = 24  # bytes a Markdown report's figure adds to its stem: ".membership-roc-2.png"
+
+
+def run_files(reports: list[tuple[str, str]], *inputs: tuple[str, str | None]) -> list:
+    """The files of this run that only the command line knows, for the runner's check that no
+    output is an input or another output (:func:`codeaudit.io.refuse_same_files`): the report
+    files, the figures each Markdown report writes beside itself (``DIR/STEM.*.png``), and
+    inputs that are not the check's (the baseline, a key file)."""
+    import glob
+
+    files = [("input", what, path) for what, path in inputs if path]
+    for path, fmt in reports:
+        files.append(("output", "report", path))
+        if fmt == "markdown":
+            target = os.path.abspath(path)
+            name = os.path.basename(target)
+            stem = name.rsplit(".", 1)[0] if "." in name else name
+            where = os.path.realpath(os.path.dirname(target))
+            pattern = os.path.join(where, glob.escape(stem) + ".*.png")
+            files.append(("pattern", f"figures of the Markdown report {path}:", pattern))
+    return files
+
+
+def _baseline(ctx: click.Context | None = None) -> str | None:
+    gate = gate_of(ctx)
+    return getattr(getattr(gate, "settings", None), "baseline", None)
+
+
+def inputs_of_the_edge(key_file: str | None = None) -> tuple[tuple[str, str | None], ...]:
+    """Inputs a command reads that its check does not declare: the baseline report, a key file."""
+    return (("baseline", _baseline()), ("key file", key_file))
 
 
 def refuse_clashes(reports: list[tuple[str, str]], *outputs: str | None) -> None:
@@ -97,6 +138,12 @@ def emit(result: Any, fmt: str, reports: list[tuple[str, str]], force: bool) -> 
         check_output_path(path, force=force, what="report")
     for path, data in files:
         atomic_write(path, lambda handle, data=data: handle.write(data), force=force)
+    project = ctx.meta.get(PROJECT) if ctx is not None else None
+    if project is not None and project.path:  # a settings file changed this run: say which
+        from codeaudit.report.text import printable
+
+        click.echo(f"codeaudit: using settings from {printable(project.path, one_line=True)}",
+                   err=True)  # fmt: skip
     if fmt == "rich":
         from codeaudit.report.rich import render_rich
 

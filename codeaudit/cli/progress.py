@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from codeaudit.report.text import printable
+
 QUIET_START = 15.0  # seconds before the first line
 EVERY = 60.0  # at least one line this often while the work runs
 TICK = 1.0  # how often the writer thread looks
@@ -97,7 +99,7 @@ class LogProgress:
         while not self.stop.wait(self.tick):
             line = self._line(self.clock())
             if line is not None:
-                self.stream.write(f"codeaudit: {line}\n")
+                self.stream.write(f"codeaudit: {printable(line, one_line=True)}\n")
                 self.stream.flush()
 
     def __enter__(self) -> LogProgress:
@@ -109,7 +111,8 @@ class LogProgress:
         self.thread.join()
         if self.written_at is not None and exc[0] is None:  # the log says it ended
             elapsed = _clock(self.clock() - self.started)
-            self.stream.write(f"codeaudit: [{elapsed}] {self.label}: done\n")
+            label = printable(self.label, one_line=True)
+            self.stream.write(f"codeaudit: [{elapsed}] {label}: done\n")
             self.stream.flush()
 
 
@@ -152,9 +155,12 @@ def stage_progress(enabled: bool, label: str) -> Iterator[Callable[[str, int, in
             yield log
         return
     with progress_bar(enabled) as bar:
-        task = bar.add_task(label, total=None, extra="")
+        from rich.markup import escape
+
+        task = bar.add_task(escape(printable(label, one_line=True)), total=None, extra="")
 
         def callback(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
+            shown = escape(printable(stage, one_line=True))
+            bar.update(task, description=shown, completed=done, total=total)
 
         yield callback

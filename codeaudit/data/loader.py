@@ -283,8 +283,18 @@ def _read_json_array(name: str, text: str, parser: RecordParser) -> None:
     if text[pos : pos + 1] != "[":
         raise DataError(f"{name}:1: expected a JSON array of records")
 
+    # Line numbers are counted forward from the last one asked for (offsets only grow, but an
+    # error may point back inside the element just read): linear in the file, where counting
+    # from the start for every record made a large array quadratic.
+    counted = [0, 1]  # offset counted up to, line number there
+
     def line_at(offset: int) -> int:
-        return text.count("\n", 0, offset) + 1
+        at, line = counted
+        if offset < at:
+            return line - text.count("\n", offset, at)
+        line += text.count("\n", at, offset)
+        counted[:] = [offset, line]
+        return line
 
     pos += 1
     element = 0

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from codeaudit.report.model import to_jsonable
+from codeaudit.report.text import json_safe
 
 
 def render_json(result: Any) -> str:
@@ -17,4 +18,4 @@ def render_json(result: Any) -> str:
     for artifact in artifacts:
         document[artifact["role"]] = {"path": artifact["path"], "sha256": artifact["sha256"]}
     document.update(payload)
-    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return json_safe(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)) + "\n"

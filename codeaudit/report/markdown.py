@@ -14,13 +14,33 @@ from typing import Any
 from urllib.parse import quote
 
 from codeaudit.report.document import Document, Figure, Paragraph, Table, build_document
+from codeaudit.report.text import printable
 
-_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+# Markdown's punctuation that can start markup (emphasis, code, links, images, HTML, tables,
+# headings, strikethrough; parentheses only matter after a bracket, which is escaped) and the
+# characters GitHub's autolinks start from (``:`` of ``https://``, ``@`` of an e-mail address,
+# the ``.`` of ``www.``): backslash-escaped, each shows as written.
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
+_AUTOLINK = re.compile(r"(:(?=//)|(?<=\w)@(?=\w))")  # the ":" of "https://", an address's "@"
+_WWW = re.compile(r"(?i)\b(www)\.")
+_ENTITY = re.compile(r"&(?=#?\w+;)")  # &amp; &#60; would show as the character they name
+# A link target keeps the URL characters that cannot end or break it: parentheses, angle
+# brackets, spaces, quotes and backslashes are percent-encoded.
+_URL_SAFE = ":/?#@!$&'*+,;=%~-._"
 
 
 def md_escape(text: str) -> str:
-    """Text that Markdown shows as written (no emphasis, links, HTML or table breaks)."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    """Text that Markdown shows as written: no emphasis, links, autolinks, images, HTML or table
+    breaks, and terminal control characters made visible (:func:`printable`)."""
+    flat = printable(" ".join(str(text).split()), one_line=True)
+    text = _AUTOLINK.sub(r"\\\1", _SPECIAL.sub(r"\\\1", flat))
+    return _ENTITY.sub(r"\\&", _WWW.sub(r"\1\\.", text))
+
+
+def md_url(url: str) -> str:
+    """A link target that cannot break out of ``(...)``: everything outside plain URL
+    characters percent-encoded."""
+    return quote(str(url), safe=_URL_SAFE)
 
 
 def _table(table: Table) -> list[str]:
@@ -52,8 +72,8 @@ def _figure(figure: Figure, link: str | None) -> list[str]:
 
 def render_document(document: Document, figure_link: Callable[[Figure], str] | None) -> str:
     out = [f"# {md_escape(document.title)}", ""]
-    out += [f"**{document.status}.** {md_escape(document.verdict)}", ""]
-    out += [" · ".join(f"{k}: {md_escape(v)}" for k, v in document.meta), ""]
+    out += [f"**{md_escape(document.status)}.** {md_escape(document.verdict)}", ""]
+    out += [" · ".join(f"{md_escape(k)}: {md_escape(v)}" for k, v in document.meta), ""]
     out += ["## Findings", ""]
     if document.findings_table is None:
         out += ["No findings.", ""]
@@ -63,7 +83,8 @@ def render_document(document: Document, figure_link: Callable[[Figure], str] | N
         if helps:
             seen = dict(helps)
             out += [
-                "Background: " + ", ".join(f"[{rule}]({uri})" for rule, uri in seen.items()),
+                "Background: "
+                + ", ".join(f"[{md_escape(rule)}]({md_url(uri)})" for rule, uri in seen.items()),
                 "",
             ]
     for section in document.sections:

@@ -17,8 +17,17 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from codeaudit.report.document import Document, Figure, Paragraph, Table, build_document
+from codeaudit.report.text import printable
 
 MAX_ROWS = 15
+
+
+def _esc(text: object) -> str:
+    """Data as rich markup that shows it as written: markup escaped, control characters made
+    visible (:func:`~codeaudit.report.text.printable`)."""
+    return escape(printable(text))
+
+
 _STATUS_STYLE = {
     "high risk": "bold red",
     "medium risk": "yellow",
@@ -36,26 +45,26 @@ _STATUS_STYLE = {
 
 def _table(table: Table, console: Console) -> None:
     shown = table.rows[:MAX_ROWS]
-    view = RichTable(title=escape(table.title) if table.title else None, show_edge=False)
+    view = RichTable(title=_esc(table.title) if table.title else None, show_edge=False)
     numeric = table.numeric or (False,) * len(table.columns)
     for column, right in zip(table.columns, numeric, strict=True):
         # a terminal too narrow for a table wraps its cells rather than cutting them
-        view.add_column(escape(column), justify="right" if right else "left", overflow="fold")
+        view.add_column(_esc(column), justify="right" if right else "left", overflow="fold")
     for row in shown:
-        view.add_row(*(escape(cell) for cell in row))
+        view.add_row(*(_esc(cell) for cell in row))
     console.print(view)
     more = len(table.rows) - len(shown)
     if more:
         console.print(f"[dim]… {more} more rows in the JSON, Markdown or HTML report[/]")
     if table.note:
-        console.print(f"[dim]{escape(table.note)}[/]", highlight=False)
+        console.print(f"[dim]{_esc(table.note)}[/]", highlight=False)
 
 
 def _section_title(title: str, status: str | None) -> str:
     if not status:
-        return f"[bold]{escape(title)}[/]"
+        return f"[bold]{_esc(title)}[/]"
     style = _STATUS_STYLE.get(status, "bold")
-    return f"[bold]{escape(title)}[/] [{style}]({escape(status)})[/]"
+    return f"[bold]{_esc(title)}[/] [{style}]({_esc(status)})[/]"
 
 
 def draw(document: Document, console: Console, *, gate: Any = None, n_findings: int = 0) -> None:
@@ -63,25 +72,25 @@ def draw(document: Document, console: Console, *, gate: Any = None, n_findings: 
     for section in document.sections:
         console.rule(_section_title(section.title, section.status), align="left")
         if section.summary:
-            console.print(escape(section.summary), highlight=False)
+            console.print(_esc(section.summary), highlight=False)
         for block in section.blocks:
             if isinstance(block, Paragraph):
                 style = "bold" if block.emphasis else ""
-                text = escape(block.text)
+                text = _esc(block.text)
                 console.print(f"[{style}]{text}[/]" if style else text, highlight=False)
             elif isinstance(block, Table):
                 _table(block, console)
             elif isinstance(block, Figure):
                 console.print(
-                    f"[dim]figure: {escape(block.title)} (in the Markdown and HTML reports)[/]",
+                    f"[dim]figure: {_esc(block.title)} (in the Markdown and HTML reports)[/]",
                     highlight=False,
                 )
     for warning in document.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        console.print(f"[yellow]warning:[/] {_esc(warning)}", highlight=False)
     for finding in document.findings:
-        severity = escape(f"[{finding.severity.value}]")
+        severity = _esc(f"[{finding.severity.value}]")
         console.print(
-            f"[bold red]{finding.rule_id}[/] {severity} {escape(finding.message)}",
+            f"[bold red]{_esc(finding.rule_id)}[/] {severity} {_esc(finding.message)}",
             highlight=False,
         )
     if gate is not None:
@@ -99,7 +108,7 @@ def _gate_line(gate: Any, n: int) -> str:
         verdict = f"[bold green]PASS[/] (fail on {gate.fail_on})"
     else:
         verdict = f"[bold red]FAIL[/] (fail on {gate.fail_on})"
-    return f"{verdict}: {escape(', '.join(parts))}"
+    return f"{verdict}: {_esc(', '.join(parts))}"
 
 
 def render_rich(result: Any, *, width: int = 100, color: bool = False) -> str:

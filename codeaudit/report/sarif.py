@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from codeaudit import __version__
 from codeaudit.report.model import Finding, Severity, normalise_target, to_jsonable
+from codeaudit.report.text import json_safe
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://pypi.org/project/codeaudit/"
@@ -205,4 +206,7 @@ def sarif_document(result: Any) -> dict[str, Any]:
 
 
 def render_sarif(result: Any) -> str:
-    return json.dumps(sarif_document(result), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return (
+        json_safe(json.dumps(sarif_document(result), indent=2, ensure_ascii=False, allow_nan=False))
+        + "\n"
+    )

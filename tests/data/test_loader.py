@@ -920,3 +920,31 @@ def test_random_bytes_raise_only_data_error(
         assert len(ds) > 0
         assert all(isinstance(s.code, str) and s.code.strip() for s in ds)
         assert all(s.label in (0, 1, None) for s in ds)
+
+
+def test_a_json_array_loads_in_linear_time(tmp_path: Path) -> None:
+    """20k tiny records as a JSON array cost about what they cost as JSONL (line numbers used
+    to be counted from the start of the file for every record: quadratic)."""
+    import time
+
+    records = [{"id": str(i), "func": "int f(void) { return 0; }", "target": i % 2}
+               for i in range(20_000)]  # fmt: skip
+    array = tmp_path / "a.json"
+    array.write_text("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+    lines = tmp_path / "a.jsonl"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in records))
+    seconds = {}
+    for path in (lines, array, lines, array):  # each twice, the best of two
+        started = time.perf_counter()
+        assert len(load_dataset(str(path))) == 20_000
+        took = time.perf_counter() - started
+        seconds[path.suffix] = min(seconds.get(path.suffix, took), took)
+    assert seconds[".json"] < 4 * seconds[".jsonl"], seconds
+
+
+def test_a_bad_element_late_in_a_json_array_names_its_line(tmp_path: Path) -> None:
+    body = ",\n".join(json.dumps({"id": str(i), "func": "int f;", "target": 0}) for i in range(50))
+    path = tmp_path / "a.json"
+    path.write_text("[\n" + body + ",\n{bad}\n]\n")
+    with pytest.raises(DataError, match=r"a\.json:52: invalid JSON"):
+        load_dataset(str(path))
