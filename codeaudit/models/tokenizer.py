@@ -73,6 +73,11 @@ class ModelTokenizer(ABC):
     @abstractmethod
     def vocab_size(self) -> int: ...
 
+    @property
+    def id_bound(self) -> int:
+        """One more than the largest id the tokenizer can produce (the embedding rows needed)."""
+        return self.vocab_size
+
     @abstractmethod
     def vocabulary(self) -> list[str]:
         """Token strings by id."""
@@ -315,6 +320,12 @@ class HFTokenizer(ModelTokenizer):
     @property
     def vocab_size(self) -> int:
         return len(self.tok)
+
+    @property
+    def id_bound(self) -> int:
+        ids = list(self.tok.get_vocab().values())
+        specials = [i for i in (self.tok.pad_token_id, self.tok.unk_token_id) if i is not None]
+        return max([*ids, *specials, -1]) + 1
 
     def vocabulary(self) -> list[str]:
         vocab = self.tok.get_vocab()
