@@ -297,6 +297,10 @@ def check_materialised(value: Any, file_bytes: int, where: str) -> None:
         )
 
 
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
 def _containment_root(directory: Path) -> Path:
     """Where a directory's links may point: the directory, or for a snapshot of the Hugging Face
     cache (``models--org--name/snapshots/<rev>``, whose files link to ``../../blobs``) the
@@ -321,7 +325,7 @@ def check_regular_file(path: Path, directory: Path, *, limit: int | None = None)
         raise CheckpointError(f"{path}: cannot be resolved (a dangling or looping link)") from None
     if resolved != root and root not in resolved.parents:
         raise CheckpointError(
-            f"{path}: a link to {str(resolved)[:80]}, outside the model directory (refused)"
+            f"{path}: a link to {_short(str(resolved))}, outside the model directory (refused)"
         )
     try:
         info = os.stat(resolved)
@@ -389,7 +393,8 @@ def check_safetensors_header(path: Path) -> None:
             ok, item, numel, begin, end = False, 0, 0, 0, 0
         if not ok or (item and numel * item != end - begin):
             raise CheckpointError(
-                f"{path}: tensor {str(name)[:60]!r} declares a size its file does not hold"
+                f"{path}: unreadable safetensors file: tensor {str(name)[:60]!r} declares a size "
+                "its file does not hold"
             )
 
 

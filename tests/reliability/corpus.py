@@ -1071,3 +1071,8 @@ def expand(cases: list[Case], commands: Mapping[str, Any]) -> list[Run]:
                 names = tuple(commands)
         runs += [Run(case, name) for name in names if name in commands]
     return runs
+
+
+from tests.reliability.corpus_models2 import CASES as _MODELS2  # noqa: E402
+
+CASES += _MODELS2
