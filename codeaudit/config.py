@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeaudit.data.options import DataConfig
+from codeaudit.models.input_format import MAX_LEN_CAP
 from codeaudit.models.options import LoadOptions
 from codeaudit.params import ParameterError, check_params, param, resolve
 
@@ -145,7 +146,9 @@ class TrainConfig:
     epochs: int | None = param(None, minimum=1, kind=int, help="Default: 20 (5 with --pretrained).")
     lr: float | None = param(None, minimum=0, min_open=True, kind=float, help="Learning rate.")
     batch_size: int | None = param(None, minimum=1, kind=int, help="Default 32.")
-    max_len: int | None = param(None, minimum=8, kind=int, help="Ids per function (default 512).")
+    max_len: int | None = param(
+        None, minimum=8, maximum=MAX_LEN_CAP, kind=int, help="Ids per function (default 512)."
+    )
     seed: int = _seed()
     patience: int = param(
         0, minimum=0, help="Early stopping: epochs without validation-loss gain (0: every epoch)."

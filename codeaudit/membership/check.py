@@ -17,8 +17,8 @@ from codeaudit.membership.features import (
     FeatureSet,
     cache_key,
     extract_features,
-    load_cached,
     parse_feature_sets,
+    read_cache_entry,
     store_cached,
     usable_features,
 )
@@ -50,14 +50,26 @@ def check_settings(config: Any) -> None:
     parse_feature_sets(config.features)
 
 
-def features_for(model: Any, identity: str, dataset: Dataset, config: Any) -> FeatureSet:
-    """The model's outputs on a data set, from ``--cache-dir`` when they are there."""
+def features_for(
+    model: Any,
+    identity: str,
+    dataset: Dataset,
+    config: Any,
+    warnings: list[str] | None = None,
+) -> FeatureSet:
+    """The model's outputs on a data set, from ``--cache-dir`` when they are there; a damaged
+    entry is recomputed (and said in ``warnings``)."""
     if not config.cache_dir:
         return extract_features(model, dataset, batch_size=config.batch_size)
     key = cache_key(identity, dataset.sha256, model.max_len, ",".join(dataset.ids[:1]))
-    cached = load_cached(Path(config.cache_dir), key)
+    cached, damaged = read_cache_entry(Path(config.cache_dir), key, len(dataset))
     if cached is not None and cached.ids == tuple(dataset.ids):
         return cached
+    if (damaged or cached is not None) and warnings is not None:
+        warnings.append(
+            f"{config.cache_dir}: cache entry features-{key}.npz was damaged (too large, "
+            "malformed, non-finite or not these samples) and was recomputed"
+        )
     features = extract_features(model, dataset, batch_size=config.batch_size)
     store_cached(Path(config.cache_dir), key, features)
     return features
@@ -123,9 +135,9 @@ class MembershipCheck(Check):
         warnings = [*verified.warnings, *self._input_warnings(inputs, verified, config, usable)]
         with context.stage("features"):
             context.report("features", 0, 2)
-            f_members = features_for(loaded.model, loaded.identity, members, config)
+            f_members = features_for(loaded.model, loaded.identity, members, config, warnings)
             context.report("features", 1, 2)
-            f_nonmembers = features_for(loaded.model, loaded.identity, nonmembers, config)
+            f_nonmembers = features_for(loaded.model, loaded.identity, nonmembers, config, warnings)
             context.report("features", 2, 2)
         for name, part in (("members", f_members), ("non-members", f_nonmembers)):
             if part.truncated.any():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -238,10 +239,51 @@ def cache_key(model_sha256: str, data_sha256: str | None, max_len: int, extra: s
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def load_cached(cache_dir: Path, key: str) -> FeatureSet | None:
+# A cache entry is untrusted (anyone who can write the cache directory wrote it): its arrays may
+# inflate to at most this many bytes per sample (a 16,384-wide float32 embedding and change),
+# plus CACHE_ENTRY_SLACK; larger, compressed beyond that, non-finite or misshapen entries are
+# recomputed with a warning.
+CACHE_BYTES_PER_SAMPLE = 64 << 10
+CACHE_ENTRY_SLACK = 1 << 20
+CACHE_ENTRY_MAX_BYTES = 1 << 30  # when the number of samples is not known
+
+
+def _entry_fits(path: Path, n_samples: int | None) -> bool:
+    """The zip members of an ``.npz`` inflate to at most the bound (read from its directory,
+    before anything is decompressed)."""
+    import zipfile
+
+    bound = (
+        CACHE_ENTRY_MAX_BYTES
+        if n_samples is None
+        else CACHE_BYTES_PER_SAMPLE * n_samples + CACHE_ENTRY_SLACK
+    )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+    return total <= bound
+
+
+def load_cached(cache_dir: Path, key: str, n_samples: int | None = None) -> FeatureSet | None:
+    """A cached FeatureSet, or None when there is none or it is damaged (see
+    :func:`read_cache_entry`)."""
+    features, _ = read_cache_entry(cache_dir, key, n_samples)
+    return features
+
+
+def read_cache_entry(
+    cache_dir: Path, key: str, n_samples: int | None = None
+) -> tuple[FeatureSet | None, bool]:
+    """(features, damaged): the entry when it is sound; ``damaged`` when one exists that cannot
+    be trusted (too large once inflated, pickled or malformed arrays, wrong shapes, NaN or
+    infinite values, another number of samples than ``n_samples``)."""
     path = cache_dir / f"features-{key}.npz"
     if not path.is_file():
-        return None
+        return None, False
+    if not _entry_fits(path, n_samples):
+        return None, True
     try:
         with np.load(path, allow_pickle=False) as data:
             features = FeatureSet(
@@ -254,11 +296,12 @@ def load_cached(cache_dir: Path, key: str) -> FeatureSet | None:
                 truncated=data["truncated"],
                 n_outputs=int(data["n_outputs"]) if "n_outputs" in data else 2,
             )
-    except (OSError, KeyError, ValueError, EOFError, TypeError):
-        return None  # a damaged cache entry is recomputed, never trusted
+    except (OSError, KeyError, ValueError, EOFError, TypeError, zlib.error):
+        return None, True  # a damaged cache entry is recomputed, never trusted
     n = len(features.ids)
     shapes_ok = (
-        features.n_outputs in (1, 2)
+        (n_samples is None or n == n_samples)
+        and features.n_outputs in (1, 2)
         and features.logits.shape == (n, 2)
         and features.embeddings.ndim == 2
         and len(features.embeddings) == n
@@ -268,8 +311,14 @@ def load_cached(cache_dir: Path, key: str) -> FeatureSet | None:
             a.dtype.kind in "biuf"
             for a in (features.labels, features.logits, features.embeddings, features.unk_rate)
         )
+        and features.n_ids.dtype.kind in "biu"
+        and bool(np.isin(features.labels, (0, 1)).all())
+        and all(
+            bool(np.isfinite(a).all())
+            for a in (features.logits, features.embeddings, features.unk_rate)
+        )
     )
-    return features if shapes_ok else None
+    return (features, False) if shapes_ok else (None, True)
 
 
 def store_cached(cache_dir: Path, key: str, features: FeatureSet) -> None:

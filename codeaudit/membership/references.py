@@ -12,6 +12,7 @@ trained by codeaudit itself on data whose membership the attacker controls.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,14 +21,63 @@ import numpy as np
 
 from codeaudit.config import TrainConfig
 from codeaudit.data.samples import Dataset
-from codeaudit.errors import UsageError
+from codeaudit.errors import CheckpointError, UsageError
 from codeaudit.membership.features import FeatureSet, extract_features
 from codeaudit.models.base import VPModel
+
+# Bounds on a training recipe read from a checkpoint's metadata (the file is untrusted: its
+# recipe decides how long codeaudit trains and how much memory each model takes). Sizes are
+# bounded by the loaded model itself: the recipe may not describe a larger model.
+MAX_RECIPE_EPOCHS = 200
+MAX_RECIPE_BATCH = 4096
+MAX_RECIPE_LR = 10.0
+MAX_RECIPE_MIN_FREQ = 1_000_000
+_NO_OVERRIDE = "no flag overrides a recorded recipe; run without --references/--shadows"
+
+
+class _Recipe:
+    """Reads and bounds the fields of a ``hyperparameters`` record (one-line CheckpointErrors
+    naming the field)."""
+
+    def __init__(self, hyper: dict[str, Any]) -> None:
+        self.hyper = hyper
+
+    def _fail(self, name: str, value: Any, bound: str) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint metadata hyperparameters.{name} = {str(value)[:40]!r} is not {bound} "
+            f"({_NO_OVERRIDE})"
+        )
+
+    def whole(self, name: str, default: int, low: int, high: int, value: Any = None) -> int:
+        value = self.hyper.get(name, default) if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self._fail(name, value, f"a whole number from {low} to {high}")
+        return value
+
+    def number(
+        self, name: str, default: float, low: float, high: float, *, open_low: bool = False
+    ) -> float:
+        value = self.hyper.get(name, default)
+        ok = (
+            not isinstance(value, bool)
+            and isinstance(value, (int, float))
+            and math.isfinite(value)
+            and (low < value if open_low else low <= value)
+            and value <= high
+        )
+        if not ok:
+            raise self._fail(name, value, f"a number from {low:g} to {high:g}")
+        return float(value)
 
 
 def recipe_of(model: VPModel, metadata: dict[str, Any], *, seed: int) -> TrainConfig:
     """A training configuration that reproduces the target's architecture and recipe, read from
-    its checkpoint metadata (defaults where the checkpoint does not say)."""
+    its checkpoint metadata (defaults where the checkpoint does not say).
+
+    Every value is checked (type and range): epochs at most :data:`MAX_RECIPE_EPOCHS`, batch
+    size at most :data:`MAX_RECIPE_BATCH`, and sizes (max_len, RNN dimensions and layers, the
+    transformer's width, layers, heads and feed-forward width) at most the loaded model's own:
+    the recipe may not describe a larger model than the one audited."""
     hyper = metadata.get("hyperparameters")
     if not isinstance(hyper, dict):
         raise UsageError(
@@ -40,47 +90,62 @@ def recipe_of(model: VPModel, metadata: dict[str, Any], *, seed: int) -> TrainCo
             "shadow and reference models for a fine-tuned pretrained transformer need its base "
             "model; not supported yet (use attacks without --references/--shadows)"
         )
-    epochs = int(hyper.get("epochs", 20))
-    if int(hyper.get("patience", 0)) > 0 and metadata.get("kept_epoch"):
-        epochs = int(metadata["kept_epoch"])  # early stopping kept this epoch: train as long
+    read = _Recipe(hyper)
+    epochs = read.whole("epochs", 20, 1, MAX_RECIPE_EPOCHS)
+    patience = read.whole("patience", 0, 0, MAX_RECIPE_EPOCHS)
+    kept = metadata.get("kept_epoch")
+    if patience > 0 and kept:
+        epochs = read.whole("kept_epoch", 0, 1, MAX_RECIPE_EPOCHS, value=kept)  # train as long
+    own = model.config if isinstance(getattr(model, "config", None), dict) else {}
     transformer: dict[str, Any] = {}
-    if model.arch == "transformer" and isinstance(hyper.get("hf_config"), str):
-        hf = json.loads(hyper["hf_config"])
-        keys = (
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "hidden_dropout_prob",
-            "attention_probs_dropout_prob",
-        )
-        transformer = {k: hf[k] for k in keys if k in hf}
+    if model.arch == "transformer" and "hf_config" in hyper:
+        transformer = _transformer_sizes(read, hyper["hf_config"], model)
+    sizes: dict[str, int] = {}
+    if model.arch != "transformer":
+        for name in ("embed_dim", "hidden_dim", "num_layers"):
+            limit = own.get(name)
+            limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else 1
+            sizes[name] = read.whole(name, limit, 1, limit)
     return TrainConfig(
         data="-",
         output="-",
         arch=model.arch,
         epochs=epochs,
-        lr=float(hyper.get("lr", 2e-3)),
-        batch_size=int(hyper.get("batch_size", 32)),
-        max_len=int(hyper.get("max_len", model.max_len)),
+        lr=read.number("lr", 2e-3, 0.0, MAX_RECIPE_LR, open_low=True),
+        batch_size=read.whole("batch_size", 32, 1, MAX_RECIPE_BATCH),
+        max_len=read.whole("max_len", model.max_len, 8, max(int(model.max_len), 8)),
         seed=seed,
-        weight_decay=float(hyper.get("weight_decay", 0.01)),
-        min_freq=int(hyper.get("min_freq", 2)),
+        weight_decay=read.number("weight_decay", 0.01, 0.0, 1.0),
+        min_freq=read.whole("min_freq", 2, 1, MAX_RECIPE_MIN_FREQ),
         # the transformer's sizes come with its configuration (``transformer``)
-        **(
-            {}
-            if model.arch == "transformer"
-            else {
-                "embed_dim": int(hyper.get("embed_dim", 128)),
-                "hidden_dim": int(hyper.get("hidden_dim", 128)),
-                "num_layers": int(hyper.get("num_layers", 1)),
-            }
-        ),
-        dropout=float(hyper.get("dropout", 0.1)),
+        **sizes,
+        dropout=read.number("dropout", 0.1, 0.0, 0.99),
         transformer=transformer,
         val_split=0.0,
         device="cpu",
     )
+
+
+def _transformer_sizes(read: _Recipe, blob: Any, model: VPModel) -> dict[str, Any]:
+    """The transformer's sizes from the recorded configuration, each at most the loaded
+    model's own (its configuration)."""
+    try:
+        hf = json.loads(blob) if isinstance(blob, str) else None
+    except ValueError:
+        hf = None
+    if not isinstance(hf, dict):
+        raise read._fail("hf_config", str(blob)[:40], "a JSON object")
+    own = getattr(getattr(model, "module", None), "config", None)
+    out: dict[str, Any] = {}
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        if key in hf:
+            limit = getattr(own, key, None)
+            limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else 1
+            out[key] = read.whole(f"hf_config.{key}", limit, 1, limit, value=hf[key])
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        if key in hf:
+            out[key] = _Recipe(hf).number(key, 0.1, 0.0, 0.99)
+    return out
 
 
 def balanced_in_mask(n_samples: int, n_models: int, rng: np.random.Generator) -> np.ndarray:

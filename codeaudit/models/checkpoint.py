@@ -42,6 +42,7 @@ from typing import Any
 
 from codeaudit.errors import CheckpointError, CodeAuditError, UsageError
 from codeaudit.io import atomic_write, check_input_file, sha256_file
+from codeaudit.models.input_format import MAX_LEN_CAP
 
 FORMAT = "codeaudit-checkpoint"
 FORMAT_VERSION = 2  # 2: the model reads raw text (version 1 readers only knew code tokens)
@@ -169,7 +170,7 @@ def read_payload(path: Path, *, trust: bool = False) -> tuple[dict[str, Any], bo
 
     import torch
 
-    from codeaudit.models.safety import check_zip_records
+    from codeaudit.models.safety import check_materialised, check_zip_records
 
     with open(path, "rb") as handle:
         head = handle.read(8)
@@ -207,6 +208,7 @@ def read_payload(path: Path, *, trust: bool = False) -> tuple[dict[str, Any], bo
         raise CheckpointError(
             f"{path}: not a codeaudit checkpoint (holds a {type(payload).__name__}, not a dict)"
         )
+    check_materialised(payload, path.stat().st_size, str(path))
     return payload, unpickled
 
 
@@ -242,6 +244,11 @@ def model_from_payload(payload: dict[str, Any], path: Path) -> Any:
     max_len = _require(payload, "max_len", int, path)
     if max_len < 1:
         raise CheckpointError(f"{path}: checkpoint max_len {max_len} is not a positive length")
+    if arch != "transformer" and max_len > MAX_LEN_CAP:  # a transformer: its positions bound it
+        raise CheckpointError(
+            f"{path}: checkpoint max_len {max_len} is more than the {MAX_LEN_CAP} ids codeaudit "
+            "reads per function (refused)"
+        )
     labels = _require(payload, "labels", list, path)
     if len(labels) != 2 or not all(isinstance(label, str) for label in labels):
         raise CheckpointError(
@@ -297,6 +304,8 @@ def load_model(
             raise UsageError(
                 f"--max-len {max_len}: {p} reads at most {limit} ids (its position embeddings)"
             )
+        if max_len > MAX_LEN_CAP:
+            raise UsageError(f"--max-len {max_len}: codeaudit reads at most {MAX_LEN_CAP} ids")
         model.max_len = int(max_len)
     if loaded.defense is not None:  # a hardened model: every command gets what is shipped
         from codeaudit.models.nmid import apply_defense
@@ -321,9 +330,11 @@ def load_with(path: str | Path, options: Any, *, device: str | None = None) -> L
 def _load_directory(
     p: Path, base: str | None, input_format: str | None, require_head: bool
 ) -> LoadedModel:
+    from codeaudit.models.safety import directory_sha256
     from codeaudit.models.tokenizer import TOKENIZER_FILES
     from codeaudit.models.transformer import TransformerModel
 
+    directory_sha = directory_sha256(p)  # checks every file the loader reads, before it does
     tokenizer_dir = None
     base_sha = None
     if base is not None:
@@ -342,9 +353,7 @@ def _load_directory(
         input_format=input_format or "raw",
         tokenizer_dir=tokenizer_dir,
     )
-    return LoadedModel(
-        model, str(p), sha256_file(p), "huggingface", base=base, base_sha256=base_sha
-    )
+    return LoadedModel(model, str(p), directory_sha, "huggingface", base=base, base_sha256=base_sha)
 
 
 def _load_file(p: Path, trust: bool, base: str | None, input_format: str | None) -> LoadedModel:

@@ -204,7 +204,12 @@ def base_files(directory: Path) -> list[Path]:
 
     names = ("config.json", "tokenizer_config.json", "special_tokens_map.json", "merges.txt")
     wanted = set(names) | set(TOKENIZER_FILES)
-    return sorted(p for p in directory.iterdir() if p.name in wanted and p.is_file())
+    from codeaudit.models.safety import MAX_SIDE_FILE_BYTES, check_regular_file
+
+    found = sorted(p for p in directory.iterdir() if p.name in wanted)
+    for path in found:
+        check_regular_file(path, directory, limit=MAX_SIDE_FILE_BYTES)
+    return found
 
 
 def head_width(state: Mapping[str, Any], hidden: int | None) -> int:

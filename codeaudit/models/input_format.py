@@ -18,6 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The most ids per function any codeaudit model reads (``train --max-len`` allows no more): what
+# bounds a model without position embeddings (the RNNs); a transformer is bounded by its
+# positions. A checkpoint that records more is refused.
+MAX_LEN_CAP = 4096
+
 TOKENS = "tokens"
 RAW = "raw"
 INPUT_FORMATS = (RAW, TOKENS)

@@ -37,6 +37,10 @@ from codeaudit.models.tokenizer import ModelTokenizer
 
 DEFENSE_KIND = "nmid"
 DEFENSE_VERSION = 1
+# A saved defence's noise scale: beyond this, noise on a logit drowns every answer (harden's own
+# choice stays far below); larger values (1e308 makes every logit inf) are refused on load.
+MAX_RECORD_SIGMA = 1e4
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 HASH_NAME = "fmix32-positional-sum/v1"
 NOISE_NAME = "gaussian-box-muller/binary-margin-reflected/v1"
 # A one-logit (sigmoid) model is noised on its one logit: a scheme of its own, so that a
@@ -257,11 +261,30 @@ class NMID:
                 "(refusing to load the model without it)"
             )
         version = record.get("version")
-        if not isinstance(version, int) or version > DEFENSE_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version > DEFENSE_VERSION:
             raise CheckpointError(
                 f"{where}: NMID defense version {version!r} is newer than this codeaudit "
                 f"understands ({DEFENSE_VERSION}); upgrade codeaudit"
             )
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise CheckpointError(f"{where}: invalid NMID defense version {str(version)[:40]!r}")
+        sigma = record.get("sigma")
+        if (
+            isinstance(sigma, bool)
+            or not isinstance(sigma, (int, float))
+            or not math.isfinite(sigma)
+            or not 0 <= sigma <= MAX_RECORD_SIGMA
+        ):
+            raise CheckpointError(
+                f"{where}: invalid NMID defense sigma {str(sigma)[:40]!r} (a number from 0 to "
+                f"{MAX_RECORD_SIGMA:g})"
+            )
+        for name in ("expose", "key", "hash", "noise"):
+            if not isinstance(record.get(name), str):
+                raise CheckpointError(f"{where}: NMID defense field {name!r} is not a string")
+        parent = record.get("parent_sha256")
+        if parent is not None and not (isinstance(parent, str) and _SHA256.fullmatch(parent)):
+            raise CheckpointError(f"{where}: NMID defense parent_sha256 is not a sha256")
         outputs = {name: n for n, name in NOISE_NAMES.items()}.get(record.get("noise"))  # type: ignore[arg-type]
         if record.get("hash") != HASH_NAME or outputs is None:
             raise CheckpointError(f"{where}: NMID defense uses an unknown hash or noise scheme")

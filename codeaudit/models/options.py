@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codeaudit.models.input_format import INPUT_FORMATS
+from codeaudit.models.input_format import INPUT_FORMATS, MAX_LEN_CAP
 from codeaudit.params import ParameterError, check_params, param
 
 
@@ -40,6 +40,7 @@ class LoadOptions:
     max_len: int | None = param(
         None,
         minimum=1,
+        maximum=MAX_LEN_CAP,
         kind=int,
         help="Ids per function the model reads, special tokens included (default: the model's "
         "own; 400 for CodeXGLUE and EliBadCode model.bin).",

@@ -20,6 +20,7 @@ is what trigger insertion and position selection need.
 from __future__ import annotations
 
 import bisect
+import math
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -72,6 +73,11 @@ class ModelTokenizer(ABC):
     @property
     @abstractmethod
     def vocab_size(self) -> int: ...
+
+    @property
+    def id_bound(self) -> int:
+        """One more than the largest id the tokenizer can produce (the embedding rows needed)."""
+        return self.vocab_size
 
     @abstractmethod
     def vocabulary(self) -> list[str]:
@@ -221,6 +227,87 @@ BPE_SPECIALS = {
 }
 
 
+# Budgets per function for an untrusted Hugging Face tokenizer (its normaliser is a program the
+# file chooses): the text encoded is at most MAX_CHARS_PER_ID characters per id of max_len (a
+# piece of more characters is unheard of), the normaliser may lengthen text at most
+# MAX_NORMALISER_EXPANSION times (worst case read from its configuration: a ``Replace`` can
+# lengthen each match to its content), and a probe text may give at most MAX_IDS_PER_CHAR ids a
+# character (byte-level BPE: at most the 4 UTF-8 bytes of a character).
+MAX_CHARS_PER_ID = 64
+MAX_NORMALISER_EXPANSION = 8
+MAX_IDS_PER_CHAR = 4
+_PROBE = (
+    "int main(int argc, char **argv) { if (argv[1] != NULL) return strlen(argv[1]) * 2; }\n\t"
+    + "".join(chr(c) for c in range(32, 127))
+    + "".join(chr(c) for c in range(0xA0, 0x3000, 37))
+)
+
+
+def _expansion(node: Any, depth: int = 0) -> float:
+    """Worst-case factor by which a normaliser configuration (tokenizer.json) lengthens text."""
+    if depth > 32:
+        return math.inf
+    if not isinstance(node, dict):
+        return 1.0
+    kind = node.get("type")
+    if kind == "Sequence":
+        factor = 1.0
+        for child in node.get("normalizers") or []:
+            factor *= _expansion(child, depth + 1)
+        return factor
+    if kind == "Replace":
+        content = node.get("content")
+        pattern = node.get("pattern")
+        size = len(content) if isinstance(content, str) else 0
+        literal = isinstance(pattern, dict) and isinstance(pattern.get("String"), str)
+        if literal and pattern["String"]:
+            return max(1.0, size / len(pattern["String"]))
+        return 1.0 + size  # a regex may match the empty string: content between characters
+    if kind == "Prepend":
+        return 2.0  # the prepended text at most once more than the text (a 1-character input)
+    if kind == "BertNormalizer":
+        return 3.0  # spaces around CJK characters
+    return 1.0
+
+
+def check_expansion(tok: Any) -> None:
+    """Refuse a tokenizer whose normaliser can lengthen text more than
+    :data:`MAX_NORMALISER_EXPANSION` times, or that gives more than :data:`MAX_IDS_PER_CHAR` ids
+    a character of a probe text (ModelError)."""
+    import json
+
+    backend = tok.backend_tokenizer
+    try:
+        config = json.loads(backend.to_str())
+    except ValueError:
+        config = {}
+    factor = _expansion(config.get("normalizer"))
+    if factor > MAX_NORMALISER_EXPANSION:
+        raise ModelError(
+            f"the tokenizer's normaliser can lengthen text {factor:g} times (more than "
+            f"{MAX_NORMALISER_EXPANSION}): refused"
+        )
+    if backend.normalizer is not None:
+        grown = len(backend.normalizer.normalize_str(_PROBE))
+        if grown > MAX_NORMALISER_EXPANSION * len(_PROBE):
+            raise ModelError(
+                f"the tokenizer's normaliser lengthens a probe text {grown / len(_PROBE):.1f} "
+                f"times (more than {MAX_NORMALISER_EXPANSION}): refused"
+            )
+    ids = tok(_PROBE, add_special_tokens=False)["input_ids"]
+    if len(ids) > MAX_IDS_PER_CHAR * len(_PROBE):
+        raise ModelError(
+            f"the tokenizer gives {len(ids) / len(_PROBE):.1f} ids a character of a probe text "
+            f"(more than {MAX_IDS_PER_CHAR}): refused"
+        )
+
+
+def bounded_text(text: str, max_len: int) -> tuple[str, bool]:
+    """At most ``MAX_CHARS_PER_ID * max_len`` characters of ``text`` (and whether it was cut)."""
+    limit = MAX_CHARS_PER_ID * max(int(max_len), 1)
+    return (text[:limit], True) if len(text) > limit else (text, False)
+
+
 def joined_text(tokens: Sequence[CodeToken]) -> tuple[str, list[int]]:
     """Code tokens joined by single spaces, and where each token starts in that text."""
     starts: list[int] = []
@@ -247,6 +334,7 @@ class HFTokenizer(ModelTokenizer):
             self.input_format = check_input_format(input_format, "input format")
         except ValueError as exc:
             raise ModelError(str(exc)) from None
+        check_expansion(tokenizer)
         self.tok = tokenizer
         self.n_special = int(tokenizer.num_special_tokens_to_add())
 
@@ -316,6 +404,12 @@ class HFTokenizer(ModelTokenizer):
     def vocab_size(self) -> int:
         return len(self.tok)
 
+    @property
+    def id_bound(self) -> int:
+        ids = list(self.tok.get_vocab().values())
+        specials = [i for i in (self.tok.pad_token_id, self.tok.unk_token_id) if i is not None]
+        return max([*ids, *specials, -1]) + 1
+
     def vocabulary(self) -> list[str]:
         vocab = self.tok.get_vocab()
         itos = [""] * (max(vocab.values()) + 1)
@@ -326,6 +420,7 @@ class HFTokenizer(ModelTokenizer):
     def encode_tokens(self, tokens: Sequence[CodeToken], max_len: int) -> Encoding:
         self._check_room(max_len)
         text, starts = joined_text(tokens)
+        text, cut = bounded_text(text, max_len)
         out = self.tok(
             text,
             truncation=True,
@@ -348,8 +443,9 @@ class HFTokenizer(ModelTokenizer):
         # from character offsets: a character split into several byte pieces, or a token that
         # ends in whitespace, would fool an offset test).
         kept = sum(1 for special in out["special_tokens_mask"] if not special)
-        truncated = kept >= max_len - self.n_special and kept < len(
-            self.tok(text, add_special_tokens=False)["input_ids"]
+        truncated = cut or (
+            kept >= max_len - self.n_special
+            and kept < len(self.tok(text, add_special_tokens=False)["input_ids"])
         )
         return Encoding(tuple(ids), tuple(index), len(tokens), truncated, unknown)
 
@@ -367,7 +463,7 @@ class HFTokenizer(ModelTokenizer):
         # Each whitespace-separated word gives at least one piece: max_len + 1 words encode
         # exactly like the whole function and show whether it is truncated.
         collapsed = collapse_whitespace(code, max_words=max_len + 1)
-        text = collapsed.text
+        text, cut = bounded_text(collapsed.text, max_len)
         out = self.tok(
             text,
             truncation=True,
@@ -393,9 +489,13 @@ class HFTokenizer(ModelTokenizer):
         unk = self.unk_id
         unknown = sum(1 for i in ids if i == unk) if unk is not None else 0
         kept = sum(1 for special in out["special_tokens_mask"] if not special)
-        truncated = collapsed.cut or (
-            kept >= max_len - self.n_special
-            and kept < len(self.tok(text, add_special_tokens=False)["input_ids"])
+        truncated = (
+            collapsed.cut
+            or cut
+            or (
+                kept >= max_len - self.n_special
+                and kept < len(self.tok(text, add_special_tokens=False)["input_ids"])
+            )
         )
         return Encoding(tuple(ids), tuple(index), len(tokens), truncated, unknown)
 

@@ -30,9 +30,11 @@ from codeaudit.models.input_format import RAW
 from codeaudit.models.safety import (
     WEIGHT_FILES,
     check_layer_counts,
+    check_module_values,
     check_state,
     describes_more_than_held,
     first_line,
+    loader_files,
     meta_build,
     parameter_count,
     weights_inventory,
@@ -185,6 +187,11 @@ class TransformerModel(VPModel):
                 f"tokenizer has {tokenizer.vocab_size} tokens but the model only "
                 f"{vocab}: tokenizer and model do not match"
             )
+        if vocab < tokenizer.id_bound:
+            raise CheckpointError(
+                f"tokenizer ids reach {tokenizer.id_bound - 1} but the model's embedding has "
+                f"{vocab} rows: tokenizer and model do not match"
+            )
 
         def build() -> nn.Module:
             return AutoModelForSequenceClassification.from_config(hf_config)
@@ -231,6 +238,7 @@ class TransformerModel(VPModel):
             raise CheckpointError(
                 f"{directory}: not a Hugging Face model directory (no config.json)"
             )
+        loader_files(directory)  # regular files inside the directory, before any is read
         try:
             raw_config = json.loads(config_file.read_text(encoding="utf-8"))
         except (ValueError, OSError) as exc:
@@ -277,12 +285,18 @@ class TransformerModel(VPModel):
                 f"{directory}: weights lack {len(missing)} parameters (e.g. {missing[0]}); "
                 "is this a base encoder without a fine-tuned classification head?"
             )
-        vocab = int(getattr(module.config, "vocab_size", tokenizer.vocab_size))
+        vocab = int(module.get_input_embeddings().weight.shape[0])
         if tokenizer.vocab_size > vocab:
             raise CheckpointError(
                 f"{directory}: tokenizer has {tokenizer.vocab_size} tokens but the model only "
                 f"{vocab}: tokenizer and model do not match"
             )
+        if tokenizer.id_bound > vocab:
+            raise CheckpointError(
+                f"{directory}: tokenizer ids reach {tokenizer.id_bound - 1} but the model's "
+                f"embedding has {vocab} rows: tokenizer and model do not match"
+            )
+        check_module_values(module, str(directory))
         id2label = getattr(module.config, "id2label", None) or {}
         labels = (
             [str(id2label.get(i, name)) for i, name in enumerate(("not-vulnerable", "vulnerable"))]
@@ -319,7 +333,10 @@ class TransformerModel(VPModel):
 
         state = strip_data_parallel(state)
         layout, stored = detect_layout(state, where)
+        from codeaudit.models.foreign import base_files
+
         directory = resolve_base(base)
+        base_files(directory)  # regular files inside the base directory, before any is read
         config_file = directory / "config.json"
         if not config_file.is_file():
             raise CheckpointError(
@@ -353,10 +370,11 @@ class TransformerModel(VPModel):
         except CheckpointError as exc:
             raise CheckpointError(f"{exc}; is --base the model it was fine-tuned from?") from None
         rows = expected.get(f"{prefix}.{'embeddings.word_embeddings.weight'}", (0,))[0]
-        if tokenizer.vocab_size > rows:
+        if tokenizer.vocab_size > rows or tokenizer.id_bound > rows:
             raise CheckpointError(
-                f"--base {base}: its tokenizer has {tokenizer.vocab_size} tokens but the weights' "
-                f"embedding only {rows}: tokenizer and weights do not match"
+                f"--base {base}: its tokenizer has {tokenizer.vocab_size} tokens (ids up to "
+                f"{tokenizer.id_bound - 1}) but the weights' embedding only {rows}: tokenizer "
+                "and weights do not match"
             )
         try:
             module = AutoModelForSequenceClassification.from_config(hf_config)

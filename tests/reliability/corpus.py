@@ -1073,4 +1073,8 @@ def expand(cases: list[Case], commands: Mapping[str, Any]) -> list[Run]:
     return runs
 
 
-CASES += __import__("tests.reliability.corpus_outputs2", fromlist=["CASES"]).CASES  # round two
+# Round two (issue 16): model files, and data, text, settings and outputs.
+from tests.reliability.corpus_models2 import CASES as _MODELS2  # noqa: E402
+from tests.reliability.corpus_outputs2 import CASES as _OUTPUTS2  # noqa: E402
+
+CASES += _MODELS2 + _OUTPUTS2
