@@ -21,11 +21,18 @@ from codeaudit.check import Check, Context, Inputs, Outcome, Output, Progress
 from codeaudit.report.model import Artifact, Header
 
 
-def prepare(check: Check, config: Any) -> tuple[Any, ...]:
-    """What can be checked before any work: the rules load and the outputs can be written."""
-    from codeaudit.io import check_output_path, refuse_same_files
+def prepare(check: Check, config: Any, *, model_given: bool = False) -> tuple[Any, ...]:
+    """What can be checked before any work: the inputs are there to read (first, before the
+    check's own validation, which may import torch), the rules load and the outputs can be
+    written. ``model_given``: the model comes from memory, not from ``config.model``."""
+    from codeaudit.errors import CheckpointError, DataError
+    from codeaudit.io import check_input_file, check_output_path, refuse_same_files
     from codeaudit.rules import load_rules
 
+    if check.needs_model and not model_given:
+        check_input_file(config.model, "model", error=CheckpointError, allow_dir=True)
+    for item in check.data_inputs(config):
+        check_input_file(item.path, "data file", error=DataError)
     check.validate(config)
     rules = load_rules(getattr(config, "rules", ()))
     force = bool(getattr(config, "force", False))
@@ -102,7 +109,7 @@ def run(
 
     started = time.perf_counter()
     since = CpuSample.now()
-    rules = prepare(check, config)
+    rules = prepare(check, config, model_given=loaded is not None or inputs is not None)
     context = Context(device=resolve_device(getattr(config, "device", "auto")), progress=progress)
     if inputs is None:
         with context.stage("load"):

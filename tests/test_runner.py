@@ -55,9 +55,22 @@ def test_settings_fail_before_anything_is_loaded(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.pt")
     with pytest.raises(ParameterError, match="folds 1: must be >= 2"):  # the config itself
         MembershipConfig(model=missing, members="m", nonmembers="n", folds=1)
-    config = MembershipConfig(model=missing, members="m", nonmembers="n", features="gradient")
+    garbage = tmp_path / "garbage.pt"  # a model file nobody could load: never read here
+    garbage.write_bytes(b"not a checkpoint")
+    members = tmp_path / "m.jsonl"
+    members.write_text("not data either")
+    config = MembershipConfig(
+        model=str(garbage), members=str(members), nonmembers=str(members), features="gradient"
+    )
     with pytest.raises(UsageError, match="unknown feature"):  # the check's own, before loading
         run(MembershipCheck(), config)
+    # inputs that are not there at all are named before anything else (no torch needed)
+    from codeaudit.errors import CheckpointError, DataError
+
+    with pytest.raises(CheckpointError, match=r"missing\.pt: model not found"):
+        run(MembershipCheck(), dataclasses.replace(config, model=missing))
+    with pytest.raises(DataError, match=r"gone\.jsonl: data file not found"):
+        run(MembershipCheck(), dataclasses.replace(config, nonmembers=str(tmp_path / "gone.jsonl")))
 
 
 class _Writes(Check):

@@ -20,12 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codeaudit.data.samples import Dataset
-from codeaudit.models.base import VPModel
-from codeaudit.models.inference import infer
+
+if TYPE_CHECKING:  # torch loads with the model, not with this module
+    from codeaudit.models.base import VPModel
 
 FEATURES = ("embedding", "logits", "loss", "confidence")
 FEATURE_VERSION = 1  # bump when what is extracted changes (invalidates caches)
@@ -208,6 +210,8 @@ def extract_features(
     for start in range(0, n, chunk_size):
         chunk = dataset.samples[start : start + chunk_size]
         encodings = model.encode(chunk)
+        from codeaudit.models.inference import infer
+
         out = infer(model, encodings, batch_size=batch_size, embeddings=True)
         stop = start + len(chunk)
         logits[start:stop] = out.logits

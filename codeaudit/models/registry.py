@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 from codeaudit.errors import CheckpointError
+from codeaudit.models.arch import Arch
 from codeaudit.models.base import VPModel
 from codeaudit.models.rnn import BiGRUModel, LSTMModel
 from codeaudit.models.transformer import TransformerModel
 
-
-class Arch(str, Enum):
-    LSTM = "lstm"
-    BIGRU = "bigru"
-    TRANSFORMER = "transformer"
-
+__all__ = ["ARCHITECTURES", "Arch", "adapter_class"]
 
 ARCHITECTURES: dict[Arch, type[VPModel]] = {
     Arch.LSTM: LSTMModel,

@@ -79,7 +79,7 @@ class TrainCheck(Check):
         self.write = write
 
     def validate(self, config: Any) -> None:
-        from codeaudit.models.registry import Arch
+        from codeaudit.models.arch import Arch
 
         try:
             Arch(config.arch)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codeaudit.data.samples import Sample
 from codeaudit.membership.attacks.base import MembershipAttack
 from codeaudit.membership.features import FeatureSet
-from codeaudit.models.base import VPModel
+
+if TYPE_CHECKING:
+    from codeaudit.models.base import VPModel
 
 
 class CorrectnessAttack(MembershipAttack):

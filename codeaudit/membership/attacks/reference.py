@@ -16,11 +16,15 @@ label over the reference models (all of them: online).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from codeaudit.membership.attacks.base import MembershipAttack
 from codeaudit.membership.features import FeatureSet
-from codeaudit.membership.references import ReferenceOutputs
+
+if TYPE_CHECKING:  # references train models: torch comes with them, not with this module
+    from codeaudit.membership.references import ReferenceOutputs
 
 _MIN_PER_SAMPLE = 8
 _EPS = 1e-30

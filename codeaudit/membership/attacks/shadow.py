@@ -5,12 +5,16 @@ it to the target's outputs."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from codeaudit.membership.attacks.base import MembershipAttack
 from codeaudit.membership.attacks.trained import TrainedAttack
 from codeaudit.membership.features import FeatureSet
-from codeaudit.membership.references import ShadowOutputs
+
+if TYPE_CHECKING:  # shadows train models: torch comes with them, not with this module
+    from codeaudit.membership.references import ShadowOutputs
 
 
 class ShadowAttack(MembershipAttack):
