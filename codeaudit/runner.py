@@ -111,7 +111,7 @@ def run(
             check.check_inputs(inputs, config)
     if threads is None:
         threads = choose_threads(getattr(config, "threads", None), since)
-    with limit_threads(threads.count), encoding_run(workers=threads.count):
+    with limit_threads(threads.count), encoding_run():
         outcome = check.run(inputs, config, context)
     header = Header(
         command=check.command,
