@@ -104,6 +104,7 @@ def run(
     ``threads``: the :class:`~codeaudit.threads.ThreadChoice` to run with (default: chosen from
     ``config.threads`` once the inputs are loaded, see :mod:`codeaudit.threads`)."""
     from codeaudit.models.device import resolve_device
+    from codeaudit.models.encoding import encoding_run
     from codeaudit.rules import evaluate
     from codeaudit.threads import CpuSample, choose_threads, limit_threads
 
@@ -117,7 +118,7 @@ def run(
             check.check_inputs(inputs, config)
     if threads is None:
         threads = choose_threads(getattr(config, "threads", None), since)
-    with limit_threads(threads.count):
+    with limit_threads(threads.count), encoding_run():
         outcome = check.run(inputs, config, context)
     header = Header(
         command=check.command,

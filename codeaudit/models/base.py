@@ -26,6 +26,7 @@ from torch import nn
 from codeaudit.data.samples import LABEL_NAMES, Sample
 from codeaudit.errors import ModelError
 from codeaudit.lang.languages import normalize_language
+from codeaudit.models.encoding import encode_many
 from codeaudit.models.tokenizer import Encoding, ModelTokenizer
 
 
@@ -105,10 +106,13 @@ class VPModel(ABC):
         self, code: str, lang: str | None = None, max_len: int | None = None
     ) -> Encoding:
         limit = self.max_len if max_len is None else max_len
-        return self.tokenizer.encode(code, lang or self.default_lang, limit)
+        return encode_many(self.tokenizer, [(code, lang or self.default_lang)], limit)[0]
 
     def encode(self, samples: Iterable[Sample], max_len: int | None = None) -> list[Encoding]:
-        return [self.encode_code(s.code, self.lang_of(s), max_len) for s in samples]
+        """Encodings in input order; inside a run (:func:`codeaudit.models.encoding.encoding_run`)
+        each function is encoded once per run, by worker processes when there are many."""
+        limit = self.max_len if max_len is None else max_len
+        return encode_many(self.tokenizer, [(s.code, self.lang_of(s)) for s in samples], limit)
 
     def collate(self, encodings: Sequence[Encoding]) -> Batch:
         pad = self.tokenizer.pad_id

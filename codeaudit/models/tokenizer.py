@@ -28,7 +28,9 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from codeaudit.errors import CheckpointError, ModelError
-from codeaudit.lang.lexer import CodeToken, lex
+from codeaudit.lang.languages import normalize_language
+from codeaudit.lang.lexer import _STRING_TYPES, PREFIX_MIN_CHARS, CodeToken, TokenKind, lex, lex_raw
+from codeaudit.lang.subtokens import subtokens
 from codeaudit.models.input_format import RAW, TOKENS, check_input_format, collapse_whitespace
 
 PAD = "<pad>"
@@ -118,7 +120,7 @@ class ModelTokenizer(ABC):
         """Lex and encode. Every code token gives at least one id, so lexing stops after
         ``max_len + 1`` tokens (enough to know the encoding is truncated): an extremely long
         function costs what its first tokens cost, and encodes exactly as if lexed whole."""
-        lexed = lex(code, lang, max_tokens=lex_budget(max_len))
+        lexed = lex(code, lang, max_tokens=lex_budget(max_len), roles=False)
         return self.encode_source(code, lexed.tokens, max_len, lex_truncated=lexed.truncated)
 
 
@@ -133,6 +135,7 @@ class VocabTokenizer(ModelTokenizer):
             raise CheckpointError("vocabulary has duplicate entries")
         self.itos = list(itos)
         self.stoi = {token: index for index, token in enumerate(self.itos)}
+        self._pieces: dict[tuple[int, str], tuple[int, ...]] = {}
 
     @staticmethod
     def pieces(token: CodeToken) -> list[str]:
@@ -196,6 +199,62 @@ class VocabTokenizer(ModelTokenizer):
             if truncated:
                 break
         return Encoding(tuple(ids), tuple(index), len(tokens), truncated, unknown)
+
+    # Ids of a token's pieces by (category, text), at most PIECE_CACHE entries (then cleared).
+    PIECE_CACHE = 1 << 18
+
+    def _piece_ids(self, category: int, text: str) -> tuple[int, ...]:
+        key = (category, text)
+        ids = self._pieces.get(key)
+        if ids is None:
+            if category == 0:
+                pieces = [STR]
+            elif category == 1:
+                pieces = subtokens(text)
+            else:
+                pieces = [text]
+            if len(self._pieces) >= self.PIECE_CACHE:
+                self._pieces.clear()
+            ids = self._pieces[key] = tuple(self.stoi.get(piece, 1) for piece in pieces)
+        return ids
+
+    def encode(self, code: str, lang: str, max_len: int) -> Encoding:
+        """As :meth:`ModelTokenizer.encode` (the same encoding, id for id), straight from the
+        lexer's plain tuples: no token objects, no identifier roles, and the ids of each distinct
+        token text looked up once."""
+        cls = type(self)
+        if (
+            len(code) > PREFIX_MIN_CHARS  # parsed a prefix at a time: the general path
+            or cls.encode_tokens is not VocabTokenizer.encode_tokens
+            or cls.pieces is not VocabTokenizer.pieces
+        ):
+            return super().encode(code, lang, max_len)
+        raw = lex_raw(code, normalize_language(lang), lex_budget(max_len), roles=False)
+        ids: list[int] = []
+        index: list[int] = []
+        truncated = False
+        piece_ids = self._piece_ids
+        literal = TokenKind.LITERAL
+        identifier = TokenKind.IDENTIFIER
+        for position, token in enumerate(raw.tokens):
+            kind = token[1]
+            if kind is literal and token[5] in _STRING_TYPES:
+                pieces = piece_ids(0, "")
+            else:
+                pieces = piece_ids(1 if kind is identifier else 2, token[0])
+            room = max_len - len(ids)
+            if len(pieces) > room:
+                truncated = True
+                if room > 0:
+                    ids.extend(pieces[:room])
+                    index.extend([position] * room)
+                break
+            ids.extend(pieces)
+            index.extend([position] * len(pieces))
+        unknown = ids.count(1)
+        return Encoding(
+            tuple(ids), tuple(index), len(raw.tokens), truncated or raw.truncated, unknown
+        )
 
     def to_state(self) -> dict[str, Any]:
         return {"kind": self.kind, "itos": list(self.itos)}
