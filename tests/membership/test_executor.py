@@ -199,14 +199,20 @@ def test_a_dead_worker_is_retried_then_reported(tmp_path: Path) -> None:
 
 
 def test_the_membership_result_does_not_depend_on_the_executor(tmp_path: Path) -> None:
-    """The whole check, serial and on two local workers: the same report but for timings."""
+    """The whole check, serial, on two local workers and (with the extra) on a Ray cluster the
+    run starts and stops itself: the same report but for timings."""
+    import importlib.util
+
     from codeaudit.api import membership as run_membership
     from codeaudit.report.model import to_jsonable
     from tests.membership.test_audit import memorising_model
 
     overfit = memorising_model(tmp_path, 40)
+    runs = [("local", 1), ("local", 2)]
+    if importlib.util.find_spec("ray") is not None:
+        runs.append(("ray", 2))
     reports = []
-    for workers in (1, 2):
+    for executor, workers in runs:
         result = run_membership(
             MembershipConfig(
                 model=str(overfit["model"]),
@@ -216,6 +222,7 @@ def test_the_membership_result_does_not_depend_on_the_executor(tmp_path: Path) -
                 features="loss",
                 n_boot=10,
                 device="cpu",
+                executor=executor,
                 workers=workers,
                 threads=1,
             )
@@ -224,8 +231,13 @@ def test_the_membership_result_does_not_depend_on_the_executor(tmp_path: Path) -
         assert "reference_models" in data.pop("timings")
         data.pop("header")
         reports.append(data)
+    if len(runs) == 3:
+        import ray
+
+        assert not ray.is_initialized()  # the cluster the run started is gone
     assert {a["attack"] for a in reports[0]["attacks"]} >= {"lira-online", "rmia"}
-    assert _differences(reports[0], reports[1]) == []
+    for other in reports[1:]:
+        assert _differences(reports[0], other) == []
 
 
 VOLATILE = {"seconds"}  # wall-clock time, wherever it is recorded
