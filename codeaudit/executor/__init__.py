@@ -161,11 +161,18 @@ class LocalExecutor(Executor):
         from concurrent.futures.process import BrokenProcessPool
 
         results: dict[int, Any] = {}
-        attempts = dict.fromkeys(range(len(tasks)), 0)
+        broken = 0  # pools lost to a dying worker (every unfinished task runs again)
         if progress is not None:
             progress(0, len(tasks))
         while len(results) < len(tasks):
             pending = [i for i in range(len(tasks)) if i not in results]
+            if broken > MAX_RETRIES:
+                numbers = ", ".join(map(str, pending))
+                which = f"{label}s {numbers}" if len(pending) > 1 else f"{label} {numbers}"
+                raise ExecutorError(
+                    f"{which} failed: worker processes died {broken} times (out of memory?); "
+                    "try fewer --workers"
+                )
             with ProcessPoolExecutor(
                 max_workers=min(self.resources.workers, len(pending)),
                 mp_context=multiprocessing.get_context("spawn"),
@@ -174,6 +181,7 @@ class LocalExecutor(Executor):
             ) as pool:
                 futures = {pool.submit(_run_in_worker, fn, tasks[i]): i for i in pending}
                 waiting = set(futures)
+                lost = False
                 while waiting:
                     done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -184,17 +192,12 @@ class LocalExecutor(Executor):
                             if progress is not None:
                                 progress(len(results), len(tasks))
                         elif isinstance(error, BrokenProcessPool):
-                            attempts[index] += 1  # a worker died: the pool is gone, go again
-                            if attempts[index] > MAX_RETRIES:
-                                raise ExecutorError(
-                                    f"{label} {index} failed: its worker process died "
-                                    f"{attempts[index]} times (out of memory?); try fewer "
-                                    "--workers"
-                                ) from error
+                            lost = True  # a worker died: the pool is gone, go again
                         else:
                             for other in waiting:
                                 other.cancel()
                             raise _failed(label, index, error) from error
+                broken += lost
         return [results[i] for i in range(len(tasks))]
 
 
