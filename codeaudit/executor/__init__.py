@@ -295,6 +295,7 @@ class RayExecutor(Executor):
         progress: Progress | None,
     ) -> list[Any]:
         res = self.resources
+        _check_fits(ray, res)
         remote = ray.remote(
             num_cpus=res.cpus_per_model,
             num_gpus=res.gpus_per_model,
@@ -330,6 +331,22 @@ class RayExecutor(Executor):
                 progress(len(results), len(tasks))
             submit()
         return [results[i] for i in range(len(tasks))]
+
+
+def _check_fits(ray: Any, res: Resources) -> None:
+    """A task no node of the cluster can hold would wait for ever: an error now instead."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+    if any(
+        n.get("CPU", 0) >= res.cpus_per_model and n.get("GPU", 0) >= res.gpus_per_model
+        for n in nodes
+    ):
+        return
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    raise ExecutorError(
+        f"no node of the Ray cluster has {res.cpus_per_model:g} CPUs and "
+        f"{res.gpus_per_model:g} GPUs for one model (the largest: {largest.get('CPU', 0):g} "
+        f"CPUs, {largest.get('GPU', 0):g} GPUs); lower --cpus-per-model or --gpus-per-model"
+    )
 
 
 #: Every kind of executor by its ``--executor`` name (codeaudit.config.EXECUTOR_NAMES lists the

@@ -280,3 +280,14 @@ def test_ray_gives_the_serial_bytes_and_reports_failures(
     with pytest.raises(ExecutorError, match=r"^reference model 1 failed: ValueError: no luck$"):
         on_ray.map(fail_on_one, [0, 1, 2], shared=10, label="reference model")
     assert ray_cluster.is_initialized()  # a cluster the caller started stays up
+
+
+@pytest.mark.parametrize(("cpus", "gpus"), [(1.0, 0.5), (3.0, 0.0)])
+def test_a_model_no_ray_node_can_hold_is_an_error_not_a_wait(
+    ray_cluster: Any, cpus: float, gpus: float
+) -> None:
+    on_ray = RayExecutor(Resources(cpus_per_model=cpus, gpus_per_model=gpus))
+    with pytest.raises(
+        ExecutorError, match=r"no node of the Ray cluster has .* \(the largest: 2 CPUs, 0 GPUs\)"
+    ):
+        on_ray.map(fail_on_one, [0], shared=1, label="reference model")
