@@ -60,6 +60,9 @@ TRANSFORMER_HEADS = 4
 #: keeps the two equal).
 CLASSIFIER_NAMES = ("logreg", "mlp", "rf", "gb")
 ALL_CLASSIFIERS = CLASSIFIER_NAMES
+#: Where reference and shadow models train (codeaudit.executor.EXECUTORS; a test keeps the two
+#: equal).
+EXECUTOR_NAMES = ("local", "ray")
 
 
 def _device() -> Any:
@@ -108,6 +111,75 @@ def _classifiers() -> Any:
         help="Trained attack classifiers from logreg, mlp, rf, gb (default logreg; --thorough: "
         "all).",
     )
+
+
+def _executor() -> Any:
+    return param(
+        "local",
+        choices=EXECUTOR_NAMES,
+        help="Where reference and shadow models train: 'local' (this machine; --workers "
+        "processes) or 'ray' (a Ray cluster; pip install 'codeaudit[ray]'). Same results.",
+    )
+
+
+def _workers() -> Any:
+    return param(
+        1,
+        minimum=1,
+        help="Reference/shadow models trained at once (local: processes; 1: the serial loop; "
+        "ray: tasks in flight, 1: as many as the cluster fits).",
+    )
+
+
+def _ray_address() -> Any:
+    return param(
+        None,
+        metavar="ADDR",
+        kind=str,
+        help="Join this Ray cluster (e.g. ray://head:10001 or auto; default: a local one).",
+    )
+
+
+def _cpus_per_model() -> Any:
+    return param(
+        1.0,
+        minimum=0,
+        min_open=True,
+        help="CPUs each reference/shadow model asks for (its torch threads: the whole part, "
+        "at least 1).",
+    )
+
+
+def _gpus_per_model() -> Any:
+    return param(
+        0.0,
+        minimum=0,
+        help="GPUs each reference/shadow model asks Ray for (fractions share a GPU; "
+        "--executor ray only).",
+    )
+
+
+def check_executor(config: Any) -> None:
+    """The executor settings that do not fit together, before any work."""
+    owner = type(config)
+    if config.executor != "ray":
+        if config.gpus_per_model > 0:
+            raise ParameterError(
+                "gpus_per_model", "needs --executor ray (local workers use --device)", owner
+            )
+        if config.ray_address:
+            raise ParameterError("ray_address", "needs --executor ray", owner)
+        return
+    if config.gpus_per_model > 0 and config.device == "cpu":
+        raise ParameterError("gpus_per_model", "contradicts --device cpu", owner)
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ParameterError(
+            "executor",
+            "ray: Ray is not installed (pip install 'codeaudit[ray]')",
+            owner,
+        )
 
 
 def _model_options() -> Any:
@@ -271,6 +343,11 @@ class MembershipConfig:
     batch_size: int = param(64, minimum=1, help="Functions per forward pass.")
     device: str = _device()
     threads: int | None = _threads()
+    executor: str = _executor()
+    workers: int = _workers()
+    ray_address: str | None = _ray_address()
+    cpus_per_model: float = _cpus_per_model()
+    gpus_per_model: float = _gpus_per_model()
     model_options: LoadOptions = _model_options()
     cache_dir: str | None = param(
         None, metavar="DIR", help="Cache model outputs here (keyed by hashes)."
@@ -290,6 +367,7 @@ class MembershipConfig:
             raise ParameterError(
                 "references", f"{self.references}: use an even number of at least 2", type(self)
             )
+        check_executor(self)
 
     @property
     def attack_classifiers(self) -> tuple[str, ...]:
@@ -344,6 +422,11 @@ class AuditConfig:
     batch_size: int = param(64, minimum=1, help="Functions per forward pass (every check).")
     device: str = _device()
     threads: int | None = _threads()
+    executor: str = _executor()
+    workers: int = _workers()
+    ray_address: str | None = _ray_address()
+    cpus_per_model: float = _cpus_per_model()
+    gpus_per_model: float = _gpus_per_model()
     model_options: LoadOptions = _model_options()
     cache_dir: str | None = param(
         None, metavar="DIR", help="Cache model outputs here (keyed by hashes)."
@@ -353,6 +436,7 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         check_params(self)
+        check_executor(self)
 
 
 @dataclass(frozen=True)

@@ -64,3 +64,8 @@ class PoisonError(CodeAuditError):
 
 class BackdoorError(CodeAuditError):
     """A model, data set or manifest that the backdoor scan or repair cannot work with."""
+
+
+class ExecutorError(CodeAuditError):
+    """Work that failed on a worker (after its retries), or an executor that cannot start (a Ray
+    cluster that cannot be reached); the message names the task (``reference model 3``)."""

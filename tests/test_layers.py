@@ -7,7 +7,7 @@ hide cycles from Python but not from a reader), except those under ``if TYPE_CHE
              defense, backdoor
     core     models, data, lang, metrics, rules, what every check uses (check: the interface
              report, config, params, seed, io,       every check implements; params: how
-             check, threads                          a setting is declared)
+             check, threads, executor                a setting is declared)
     base     errors, lazy (package exports), the package itself
 
 A module imports from its own layer or below, and no two modules import each other, however
@@ -45,6 +45,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "codeaudit.check",
         "codeaudit.params",
         "codeaudit.threads",
+        "codeaudit.executor",
     ),
     "base": ("codeaudit.errors", "codeaudit.lazy", "codeaudit"),
 }

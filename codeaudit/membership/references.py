@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from codeaudit.data.samples import Dataset
 from codeaudit.errors import CheckpointError, UsageError
 from codeaudit.membership.features import FeatureSet, extract_features
 from codeaudit.models.base import VPModel
+
+if TYPE_CHECKING:
+    from codeaudit.executor import Executor
 
 # Bounds on a training recipe read from a checkpoint's metadata (the file is untrusted: its
 # recipe decides how long codeaudit trains and how much memory each model takes). Sizes are
@@ -176,7 +179,7 @@ class ReferenceOutputs:
         return np.stack([f.true_class_probability for f in self.features])
 
 
-TrainHook = Callable[[int, int], None]  # (model index, total)
+TrainHook = Callable[[int, int], None]  # (models done or started, total)
 
 
 def _train_on(
@@ -190,6 +193,56 @@ def _train_on(
     return model
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every reference or shadow model reads, shipped to each worker once."""
+
+    data: Dataset  # the candidates (references) or the population (shadows)
+    recipe: TrainConfig
+    default_lang: str
+    device: str
+    batch_size: int
+    population: Dataset | None = None  # references: RMIA's population, scored by each model
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One model: its place in the list, its seed (from that place alone, never from when or
+    where it runs) and the indices of ``_Shared.data`` it trains on."""
+
+    index: int
+    seed: int
+    train: np.ndarray
+    score: np.ndarray | None = None  # shadows: whose outputs it returns (its in then out half)
+
+
+def _reference_model(shared: _Shared, task: _Task) -> tuple[FeatureSet, FeatureSet | None]:
+    """Train one reference model; its outputs on every candidate (and on the population)."""
+    subset = shared.data.subset(task.train.tolist())
+    model = _train_on(subset, shared.recipe, task.seed, shared.default_lang, shared.device)
+    features = extract_features(model, shared.data, batch_size=shared.batch_size)
+    population = (
+        extract_features(model, shared.population, batch_size=shared.batch_size)
+        if shared.population is not None
+        else None
+    )
+    return features, population
+
+
+def _shadow_model(shared: _Shared, task: _Task) -> FeatureSet:
+    """Train one shadow model on its in half; its outputs on its in half, then its out half."""
+    assert task.score is not None
+    model = _train_on(
+        shared.data.subset(task.train.tolist()),
+        shared.recipe,
+        task.seed,
+        shared.default_lang,
+        shared.device,
+    )
+    scored = shared.data.subset(task.score.tolist())
+    return extract_features(model, scored, batch_size=shared.batch_size)
+
+
 def train_references(
     candidates: Dataset,
     recipe: TrainConfig,
@@ -201,27 +254,29 @@ def train_references(
     device: str = "cpu",
     batch_size: int = 64,
     progress: TrainHook | None = None,
+    executor: Executor | None = None,
 ) -> ReferenceOutputs:
+    """``n_models`` reference models, model ``k`` seeded ``seed * 1000 + k + 1``, on
+    ``executor`` (default: the serial loop); the same outputs on every executor."""
     import time
+
+    from codeaudit.executor import LocalExecutor
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     mask = balanced_in_mask(len(candidates), n_models, rng)
-    features, population_features = [], []
-    for k in range(n_models):
-        if progress is not None:
-            progress(k, n_models)
-        subset = candidates.subset(np.flatnonzero(mask[k]).tolist())
-        model = _train_on(subset, recipe, seed * 1000 + k + 1, default_lang, device)
-        features.append(extract_features(model, candidates, batch_size=batch_size))
-        if population is not None:
-            population_features.append(extract_features(model, population, batch_size=batch_size))
-    if progress is not None:
-        progress(n_models, n_models)
+    executor = executor or LocalExecutor()
+    shared = _Shared(
+        candidates, recipe, default_lang, executor.device(device), batch_size, population
+    )
+    tasks = [_Task(k, seed * 1000 + k + 1, np.flatnonzero(mask[k])) for k in range(n_models)]
+    outputs = executor.map(
+        _reference_model, tasks, shared=shared, label="reference model", progress=progress
+    )
     return ReferenceOutputs(
-        features=tuple(features),
+        features=tuple(f for f, _ in outputs),
         in_mask=mask,
-        population=tuple(population_features),
+        population=tuple(p for _, p in outputs if p is not None),
         seconds_training=time.perf_counter() - started,
     )
 
@@ -243,8 +298,13 @@ def train_shadows(
     device: str = "cpu",
     batch_size: int = 64,
     progress: TrainHook | None = None,
+    executor: Executor | None = None,
 ) -> ShadowOutputs:
+    """``n_models`` shadow models, model ``k`` seeded ``seed * 1000 + 500 + k`` on a random half
+    of ``population``, on ``executor`` (default: the serial loop)."""
     import time
+
+    from codeaudit.executor import LocalExecutor
 
     if n_models < 1:
         raise UsageError("--shadows must be at least 1")
@@ -252,21 +312,18 @@ def train_shadows(
         raise UsageError(f"--population: {len(population)} samples are too few for shadow models")
     started = time.perf_counter()
     rng = np.random.default_rng(seed + 7)
-    parts, labels = [], []
-    for k in range(n_models):
-        if progress is not None:
-            progress(k, n_models)
+    tasks, labels = [], []
+    for k in range(n_models):  # every split drawn here, in order, whatever runs the models
         order = rng.permutation(len(population))
         half = len(order) // 2
-        inside, outside = sorted(order[:half].tolist()), sorted(order[half:].tolist())
-        model = _train_on(
-            population.subset(inside), recipe, seed * 1000 + 500 + k, default_lang, device
-        )
-        both = population.subset(inside + outside)
-        parts.append(extract_features(model, both, batch_size=batch_size))
+        inside, outside = np.sort(order[:half]), np.sort(order[half:])
+        tasks.append(_Task(k, seed * 1000 + 500 + k, inside, np.r_[inside, outside]))
         labels.append(np.r_[np.ones(len(inside)), np.zeros(len(outside))])
-    if progress is not None:
-        progress(n_models, n_models)
+    executor = executor or LocalExecutor()
+    shared = _Shared(population, recipe, default_lang, executor.device(device), batch_size)
+    parts = executor.map(
+        _shadow_model, tasks, shared=shared, label="shadow model", progress=progress
+    )
     return ShadowOutputs(
         features=FeatureSet.concat(parts),
         membership=np.concatenate(labels).astype(np.int64),

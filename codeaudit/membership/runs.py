@@ -62,6 +62,12 @@ class Session:
 
         return recipe_of(self.model, self.metadata, seed=self.config.seed)
 
+    def executor(self) -> Any:
+        """Where the reference and shadow models train (``--executor``, ``--workers``)."""
+        from codeaudit.executor import executor_for
+
+        return executor_for(self.config)
+
 
 @dataclass(frozen=True)
 class AttackRun:
@@ -147,6 +153,7 @@ def _shadows(s: Session) -> list[Evaluated]:
         device=s.context.device,
         batch_size=s.config.batch_size,
         progress=s.context.reporter("shadow models"),
+        executor=s.executor(),
     )
     attack = ShadowAttack(shadows, seed=s.config.seed).fit(s.features, s.membership)
     return [evaluate_unsupervised(attack, s.features, s.membership, s.folds, **s.kw)]
@@ -171,6 +178,7 @@ def _references(s: Session) -> list[Evaluated]:
         device=s.context.device,
         batch_size=config.batch_size,
         progress=s.context.reporter("reference models"),
+        executor=s.executor(),
     )
     population_target = (
         extract_features(s.model, s.population, batch_size=config.batch_size)
