@@ -154,10 +154,11 @@ _FALLBACK = re.compile(
 )
 
 
-def _identifier_role(node: tree_sitter.Node) -> IdentRole:
-    """The role a name plays, from its node type and its place in the tree."""
+def _identifier_role(node: tree_sitter.Node, parents: dict[int, tree_sitter.Node]) -> IdentRole:
+    """The role a name plays, from its node type and its place in the tree. ``parents`` maps a
+    node's id to its parent (``Node.parent`` costs the node's depth)."""
     role = _IDENTIFIER_ROLE_BY_TYPE.get(node.type, IdentRole.VARIABLE)
-    parent = node.parent
+    parent = parents.get(node.id)
     if parent is None:
         return role
     # Climb through qualified / scoped names: A::get, a.b.c
@@ -172,7 +173,7 @@ def _identifier_role(node: tree_sitter.Node) -> IdentRole:
             "destructor_name"
         ):
             break  # we are the scope part (namespace), not the name
-        child, ancestor = ancestor, ancestor.parent
+        child, ancestor = ancestor, parents.get(ancestor.id)
     if ancestor is None:
         return role
     kind = ancestor.type
@@ -181,7 +182,7 @@ def _identifier_role(node: tree_sitter.Node) -> IdentRole:
     ):
         return IdentRole.FUNCTION
     if kind == "field_expression" and _is_field(ancestor, child, ("field",)):
-        grand = ancestor.parent
+        grand = parents.get(ancestor.id)
         if (
             grand is not None
             and grand.type == "call_expression"
@@ -198,7 +199,7 @@ def _identifier_role(node: tree_sitter.Node) -> IdentRole:
     if kind == "call" and _is_field(ancestor, child, ("function",)):
         return IdentRole.FUNCTION  # Python f(x)
     if kind == "attribute" and _is_field(ancestor, child, ("attribute",)):
-        grand = ancestor.parent
+        grand = parents.get(ancestor.id)
         if grand is not None and grand.type == "call" and _is_field(grand, ancestor, ("function",)):
             return IdentRole.FUNCTION  # Python obj.f(x)
         return IdentRole.FIELD
@@ -374,6 +375,7 @@ def _lex(source: str, lang: str, max_tokens: int | None) -> LexResult:
 
     # Iterative pre-order walk; the stack holds (node, inside_error).
     stack: list[tuple[tree_sitter.Node, bool]] = [(tree.root_node, False)]
+    parents: dict[int, tree_sitter.Node] = {}
     while stack:
         node, in_error = stack.pop()
         node_type = node.type
@@ -382,7 +384,10 @@ def _lex(source: str, lang: str, max_tokens: int | None) -> LexResult:
             in_error = True
         is_leaf = node.child_count == 0 or node_type in _ATOMIC_TYPES
         if not is_leaf:
-            stack.extend((child, in_error) for child in reversed(node.children))
+            children = node.children
+            for child in children:
+                parents[child.id] = node
+            stack.extend((child, in_error) for child in reversed(children))
             continue
         start, end = offset(node.start_byte), offset(node.end_byte)
         if start == end:  # MISSING nodes and other zero-width leaves
@@ -410,7 +415,7 @@ def _lex(source: str, lang: str, max_tokens: int | None) -> LexResult:
                     end=end,
                     line=line,
                     node_type=node_type,
-                    role=_identifier_role(node) if kind is TokenKind.IDENTIFIER else None,
+                    role=_identifier_role(node, parents) if kind is TokenKind.IDENTIFIER else None,
                     in_error=in_error,
                 )
             )

@@ -45,7 +45,6 @@ from codeaudit.lang.tree import (
     Edit,
     Signature,
     Source,
-    ancestors,
     entry,
     signature,
     verified,
@@ -208,7 +207,7 @@ def _analyse(code: str, support: LanguageSupport) -> _Analysis:
             used.add(text)
             if node.type == "identifier":
                 identifier_nodes[(src.start(node), src.end(node))] = node
-                if hiding and any(a.type in hiding for a in ancestors(node)):
+                if hiding and src.under(node, hiding):
                     hidden.add(text)
 
     by_text: dict[str, list[CodeToken]] = {}
