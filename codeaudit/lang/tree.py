@@ -31,6 +31,8 @@ __all__ = [
     "COMMENT_TYPES",
     "MAX_REWRITE_DEPTH",
     "MAX_REWRITE_NODES",
+    "TOO_DEEP",
+    "TOO_LARGE",
     "Edit",
     "RewriteBudgetError",
     "Signature",
@@ -39,6 +41,7 @@ __all__ = [
     "ancestors",
     "apply_text",
     "callee_name",
+    "check_budget",
     "deny_by_parent",
     "entry",
     "error_count",
@@ -76,16 +79,29 @@ class RewriteBudgetError(ValueError):
         self.reason = reason
 
 
-def budget_reason(depth: int | None, nodes: int | None) -> str:
-    """The one-line reason a function is skipped (for reports)."""
-    if depth is not None:
-        return f"syntax tree deeper than {MAX_REWRITE_DEPTH} levels"
-    return f"more than {MAX_REWRITE_NODES} syntax-tree nodes"
+#: The reasons :class:`RewriteBudgetError` gives.
+TOO_DEEP = f"syntax tree deeper than {MAX_REWRITE_DEPTH} levels"
+TOO_LARGE = f"syntax tree of more than {MAX_REWRITE_NODES} nodes"
 
 
 # --------------------------------------------------------------------------------------------
 # Parsed source with character offsets
 # --------------------------------------------------------------------------------------------
+
+
+def check_budget(root: tree_sitter.Node) -> None:
+    """RewriteBudgetError when the tree is over the per-function budget; the walk stops at the
+    first node past it, so an oversized tree costs no more than the budget."""
+    stack: list[tuple[tree_sitter.Node, int]] = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_REWRITE_DEPTH:
+            raise RewriteBudgetError(TOO_DEEP)
+        if count > MAX_REWRITE_NODES:
+            raise RewriteBudgetError(TOO_LARGE)
+        stack.extend((child, depth + 1) for child in node.children)
 
 
 class Source:
@@ -104,6 +120,7 @@ class Source:
         self.lang = support.name
         parser = support.parser()
         plain = parser.parse(code.encode("utf-8", "surrogatepass")).root_node
+        check_budget(plain)  # before any other walk: a function over budget costs one parse
         self.plain_errors = error_count(plain)
         self.prefix = ""
         root = plain
@@ -111,6 +128,7 @@ class Source:
             prefix = support.analysis_prefix
             alternative = parser.parse((prefix + code).encode("utf-8", "surrogatepass")).root_node
             if error_count(alternative) < self.plain_errors:
+                check_budget(alternative)
                 self.prefix, root = prefix, alternative
         self.full = self.prefix + code
         self.root: tree_sitter.Node = root
@@ -131,20 +149,14 @@ class Source:
             self._char_at = char_at
 
     def _index(self) -> None:
-        """Every node's parent, in one walk that stops (RewriteBudgetError) at the budget."""
+        """Every node's parent, in one walk."""
         parents = self._parents
-        stack: list[tuple[tree_sitter.Node, int]] = [(self.root, 1)]
-        count = 0
+        stack = [self.root]
         while stack:
-            node, depth = stack.pop()
-            count += 1
-            if depth > MAX_REWRITE_DEPTH:
-                raise RewriteBudgetError(budget_reason(depth, None))
-            if count > MAX_REWRITE_NODES:
-                raise RewriteBudgetError(budget_reason(None, count))
+            node = stack.pop()
             for child in node.children:
                 parents[child.id] = node
-                stack.append((child, depth + 1))
+                stack.append(child)
 
     def parent(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
         """The node's parent (a dictionary look-up; ``Node.parent`` costs the node's depth)."""
