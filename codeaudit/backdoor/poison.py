@@ -135,6 +135,12 @@ def poison_samples(
             f"only {len(changed)} of {len(victims)} victim-label samples have a place for the "
             f"{spec.type.value} trigger, but rate {rate:g} needs {requested}"
             + (f" (use --rate {math.floor(can * 1e4) / 1e4:g} or less)" if changed else "")
+            + (
+                f"; {sum(over_budget.values())} of them were over the rewriter's per-function "
+                "budget"
+                if over_budget
+                else ""
+            )
         )
     out = tuple(
         replace(s, code=changed[i], label=spec.target_label) if i in changed else s
