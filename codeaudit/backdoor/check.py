@@ -7,6 +7,7 @@ import dataclasses
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,26 @@ def _correct(model: Any, samples: Sequence[Sample], label: int, room: int, limit
     return [s for s, p in zip(pool, predicted, strict=True) if int(p) == label][:limit]
 
 
-def _real_rows(model: Any, samples: Sequence[Sample], spec: Any, seed: int) -> list[list[int]]:
+def _real_rows(
+    model: Any,
+    samples: Sequence[Sample],
+    spec: Any,
+    seed: int,
+    skipped: Counter[str] | None = None,
+) -> list[list[int]]:
+    """The victims with the real trigger inserted; a function over the rewriter's budget gets
+    none (``skipped`` counts them by reason)."""
+    from codeaudit.lang.rewrite import RewriteBudgetError
+
     rng = random.Random(seed)
     rows = []
     for s in samples:
-        code = _insert_real(s.code, model.lang_of(s), spec, rng)
+        try:
+            code = _insert_real(s.code, model.lang_of(s), spec, rng)
+        except RewriteBudgetError as exc:
+            code = None
+            if skipped is not None:
+                skipped[exc.reason] += 1
         if code is not None:
             rows.append(list(model.encode_code(code, model.lang_of(s)).ids))
     return rows
@@ -172,7 +188,15 @@ class BackdoorCheck(Check):
         scanner = _scanner(config, context.report)
         scanner.fit(model, samples)
         context.timings.update(scanner.timings_)
-        real, real_victims = measure_real(model, samples, manifest, scanner, config)
+        skipped: Counter[str] = Counter()
+        real, real_victims = measure_real(model, samples, manifest, scanner, config, skipped)
+        from codeaudit.lang.rewrite import skipped_warning
+
+        note = skipped_warning(
+            skipped, "real-trigger insertion", "they are left out of the attack success rate"
+        )
+        if note is not None:
+            warnings.append(note)
         missed = None
         if real is not None and real.asr is not None:
             missed = bool(real.asr >= 0.5 and not scanner.backdoored_)
@@ -221,7 +245,12 @@ def clean_samples(data: Any, manifest: Any, config: Any, warnings: list[str]) ->
 
 
 def measure_real(
-    model: Any, samples: list[Sample], manifest: Any, scanner: Any, config: Any
+    model: Any,
+    samples: list[Sample],
+    manifest: Any,
+    scanner: Any,
+    config: Any,
+    skipped: Counter[str] | None = None,
 ) -> tuple[RealTrigger | None, list[Sample]]:
     """With a poison manifest: how often the real trigger flips victims the scan did not use,
     and whether the anchored trigger shares its pieces."""
@@ -232,7 +261,7 @@ def measure_real(
     spec = manifest.spec
     rest = [s for s in samples if s.id not in scanner.inversion_ids_]
     victims = _correct(model, rest, 1 - int(spec.target_label), 0, MAX_EVAL_VICTIMS)
-    rows = _real_rows(model, victims, spec, config.seed)
+    rows = _real_rows(model, victims, spec, config.seed, skipped)
     anchored = next(
         (p.anchored_tokens for p in scanner.pairs_ if p.target_label == int(spec.target_label)),
         (),

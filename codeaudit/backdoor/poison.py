@@ -25,7 +25,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from codeaudit.data.loader import RecordParser, parse_file
 from codeaudit.data.samples import Dataset, Sample
 from codeaudit.errors import DataError, PoisonError
 from codeaudit.io import check_input_file, sha256_bytes
+from codeaudit.lang.rewrite import RewriteBudgetError, skipped_warning
 from codeaudit.report.model import Header
 
 DEFAULT_LANG = "c"
@@ -68,6 +69,8 @@ class PoisonedSet:
     n_victim: int
     requested: int
     no_place: int  # victim-label samples visited that had no place for the trigger
+    #: of those, the ones over the rewriter's per-function budget, by reason
+    over_budget: dict[str, int] = field(default_factory=dict)
 
 
 def requested_count(rate: float, n_victim: int) -> int:
@@ -108,13 +111,18 @@ def poison_samples(
     random.Random(f"codeaudit-poison-order:{seed}").shuffle(order)
     changed: dict[int, str] = {}
     no_place = 0
+    over_budget: Counter[str] = Counter()
     for index in order:
         if len(changed) == requested:
             break
         sample = samples[index]
-        code = insert_trigger(
-            sample.code, sample.lang or default_lang, spec, sample_rng(seed, sample.id)
-        )
+        try:
+            code = insert_trigger(
+                sample.code, sample.lang or default_lang, spec, sample_rng(seed, sample.id)
+            )
+        except RewriteBudgetError as exc:
+            code = None
+            over_budget[exc.reason] += 1
         if code is None:
             no_place += 1
         else:
@@ -127,13 +135,19 @@ def poison_samples(
             f"only {len(changed)} of {len(victims)} victim-label samples have a place for the "
             f"{spec.type.value} trigger, but rate {rate:g} needs {requested}"
             + (f" (use --rate {math.floor(can * 1e4) / 1e4:g} or less)" if changed else "")
+            + (
+                f"; {sum(over_budget.values())} of them were over the rewriter's per-function "
+                "budget"
+                if over_budget
+                else ""
+            )
         )
     out = tuple(
         replace(s, code=changed[i], label=spec.target_label) if i in changed else s
         for i, s in enumerate(samples)
     )
     ids = tuple(samples[i].id for i in sorted(changed))
-    return PoisonedSet(out, ids, len(victims), requested, no_place)
+    return PoisonedSet(out, ids, len(victims), requested, no_place, dict(over_budget))
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,6 +386,13 @@ def _warnings(
             f"{poisoned.no_place} victim-label samples had no place for the {kind.value} trigger "
             "and were passed over"
         )
+    note = skipped_warning(
+        poisoned.over_budget,
+        "trigger insertion",
+        "they count among the samples with no place for the trigger",
+    )
+    if note is not None:
+        warnings.append(note)
     if already:
         warnings.append(
             f"{already} samples of the clean data already contain the trigger text: the backdoor "

@@ -44,9 +44,9 @@ from codeaudit.lang.tree import (
     Edit,
     Signature,
     Source,
-    ancestors,
-    follows_error,
+    errors_before,
     indent_continuation,
+    last_index_of,
     signature,
     verified,
     walk,
@@ -212,11 +212,14 @@ def _statement_signature(
     return tuple(signature(statements[0]))
 
 
+_ERROR = frozenset({"ERROR"})
+
+
 def _function(src: Source) -> tree_sitter.Node | None:
     """The function the sample defines: the first function node outside any parse error."""
     types = src.support.definition_types
     for node in walk(src.root):
-        if node.type in types and not any(a.type == "ERROR" for a in ancestors(node)):
+        if node.type in types and not src.under(node, _ERROR):
             return node
     return None
 
@@ -230,6 +233,9 @@ def _statement_places(src: Source) -> list[tuple[int, str, tree_sitter.Node]]:
         return []
     support = src.support
     statements = [c for c in body.children if c.is_named and "comment" not in c.type]
+    last_declaration = last_index_of(statements, support.leading_declarations)
+    children = body.children
+    after_error = dict(zip((c.id for c in children), errors_before(children), strict=True))
     places = []
     for index, statement in enumerate(statements):
         if statement.type == "ERROR" or statement.has_error or statement.is_missing:
@@ -238,11 +244,9 @@ def _statement_places(src: Source) -> list[tuple[int, str, tree_sitter.Node]]:
             continue
         if index == 0 and support.must_stay_first(statement):
             continue  # a docstring must stay the first statement
-        if support.leading_declarations and any(
-            s.type in support.leading_declarations for s in statements[index:]
-        ):
+        if index <= last_declaration:
             continue  # C90: no declaration after a statement in a block
-        if follows_error([c for c in body.children if c.end_byte <= statement.start_byte]):
+        if after_error[statement.id]:
             continue  # e.g. FOREACH(x) { ... } read as two statements
         start = src.start(statement)
         line_start = src.code.rfind("\n", 0, start) + 1

@@ -190,6 +190,15 @@ class HardenCheck(Check):
                 batch_size=config.batch_size,
                 progress=context.progress,
             ).with_noise(plan.defense, base)
+        from codeaudit.lang.rewrite import skipped_warning
+
+        skip_note = skipped_warning(
+            obs.rewrite_skipped,
+            "rewrite averaging and the label-only boundary attack",
+            "they get no rewrite",
+        )
+        if skip_note is not None and (config.rewrites or config.boundary_samples):
+            warnings.append(skip_note)
         if config.rewrites:
             without = len(obs) - len(np.unique(obs.variant_owner))
             if without:

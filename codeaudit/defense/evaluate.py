@@ -11,8 +11,9 @@ costs attacks, not inference. The verification itself runs the real hardened mod
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -71,6 +72,8 @@ class Observations:
     variant_logits: np.ndarray  # [V, 2] the original model's logits on the rewrites
     normals: np.ndarray | None = None  # [N, 2] the defence's noise draws (see with_noise)
     variant_normals: np.ndarray | None = None  # [V, 2]
+    #: functions the rewriter skipped (over its per-function budget), by reason
+    rewrite_skipped: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -106,20 +109,35 @@ class Observations:
 
 
 def rewrite_variants(
-    samples: Sequence[Sample], count: int, *, seed: int, default_lang: str
+    samples: Sequence[Sample],
+    count: int,
+    *,
+    seed: int,
+    default_lang: str,
+    skipped: Counter[str] | None = None,
 ) -> tuple[list[Sample], np.ndarray]:
     """Up to ``count`` distinct one-step semantics-preserving rewrites per sample (seeded);
-    returns the variants and the index of the sample each belongs to."""
-    from codeaudit.lang.rewrite import random_rewrites
+    returns the variants and the index of the sample each belongs to. A function over the
+    rewriter's budget gets none; ``skipped`` counts them by reason."""
+    from codeaudit.lang.rewrite import RewriteBudgetError, over_budget, random_rewrites
 
     variants: list[Sample] = []
     owner: list[int] = []
     for index, sample in enumerate(samples):
         lang = sample.lang or default_lang
         seen = {sample.code}
+        if count > 0:
+            reason = over_budget(sample.code, lang)
+            if reason is not None:
+                if skipped is not None:
+                    skipped[reason] += 1
+                continue
         for k in range(count):
             rng = random.Random((seed * 1_000_003 + index) * 1_009 + k)
-            versions = random_rewrites(sample.code, lang, 1, rng)
+            try:
+                versions = random_rewrites(sample.code, lang, 1, rng)
+            except RewriteBudgetError:  # checked above; kept for safety
+                break
             if versions and versions[0] not in seen:
                 seen.add(versions[0])
                 variants.append(
@@ -151,11 +169,19 @@ def observe(
     variant_logits = np.zeros((0, 2), dtype=np.float32)
     variant_encodings: tuple[Encoding, ...] = ()
     owner = np.zeros(0, dtype=np.int64)
+    skipped: Counter[str] = Counter()
+    if rewrites <= 0:  # the boundary attack still rewrites: count what it will skip
+        from codeaudit.lang.rewrite import over_budget
+
+        for sample in samples:
+            reason = over_budget(sample.code, sample.lang or model.default_lang)
+            if reason is not None:
+                skipped[reason] += 1
     if rewrites > 0:
         if progress is not None:
             progress("rewriting functions", 0, 1)
         variants, owner = rewrite_variants(
-            samples, rewrites, seed=seed, default_lang=model.default_lang
+            samples, rewrites, seed=seed, default_lang=model.default_lang, skipped=skipped
         )
         variant_encodings = tuple(model.encode(variants))
         if variants:
@@ -164,7 +190,14 @@ def observe(
             progress("rewriting functions", 1, 1)
     membership = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(np.int64)
     return Observations(
-        samples, encodings, membership, clean, owner, variant_encodings, variant_logits
+        samples,
+        encodings,
+        membership,
+        clean,
+        owner,
+        variant_encodings,
+        variant_logits,
+        rewrite_skipped=dict(skipped),
     )
 
 

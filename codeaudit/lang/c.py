@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, ClassVar
 from codeaudit.lang.clike import PURE_UNARY, CLikeSupport, Decl
 from codeaudit.lang.tree import (
     Source,
-    ancestors,
     callee_name,
     deny_by_parent,
     is_field,
     named_children,
-    nearest,
     walk,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import tree_sitter
 
 __all__ = ["C_ALT_TOKENS", "C_TYPES", "CSupport"]
@@ -187,32 +187,30 @@ class CSupport(CLikeSupport):
 
     # ----- side-effect-free expressions and where they may be touched -------------------------
 
-    def pure_compound(self, node: tree_sitter.Node) -> bool:
+    def pure_operands(self, node: tree_sitter.Node) -> Sequence[tree_sitter.Node | None] | None:
         kind = node.type
         if kind == "field_expression":
-            return self.pure(node.child_by_field_name("argument"))
+            return (node.child_by_field_name("argument"),)
         if kind == "subscript_expression":
             index = node.child_by_field_name("index")
             if index is None:
                 indices = node.child_by_field_name("indices")
                 inner = named_children(indices) if indices is not None else []
                 index = inner[0] if len(inner) == 1 else None
-            return self.pure(node.child_by_field_name("argument")) and self.pure(index)
+            return (node.child_by_field_name("argument"), index)
         if kind in ("unary_expression", "pointer_expression"):
             operator = node.child_by_field_name("operator")
-            return (
-                operator is not None
-                and operator.type in (PURE_UNARY | {"*", "&"})
-                and self.pure(node.child_by_field_name("argument"))
-            )
-        return False
+            if operator is None or operator.type not in (PURE_UNARY | {"*", "&"}):
+                return None
+            return (node.child_by_field_name("argument"),)
+        return None
 
     def excludes_context(self, ancestor: tree_sitter.Node, src: Source) -> bool:
         kind = ancestor.type
         if kind.startswith("preproc_") or kind in self.excluded_contexts:
             return True
-        if kind == "argument_list" and ancestor.parent is not None:
-            callee = callee_name(ancestor.parent, src)
+        if kind == "argument_list" and src.parent(ancestor) is not None:
+            callee = callee_name(src.parent(ancestor), src)
             if _MACRO_LIKE.fullmatch(callee.split("::")[-1]) or _FIELD_MACRO.search(callee):
                 return True  # a macro could turn its argument into text or a member name
         return False
@@ -220,7 +218,7 @@ class CSupport(CLikeSupport):
     def parens_position_ok(self, node: tree_sitter.Node, src: Source) -> bool:
         if node.type == "string_literal":
             return False  # char s[] = ("x") is not a valid array initialiser
-        parent = node.parent
+        parent = src.parent(node)
         if parent is None:
             return False
         kind = parent.type
@@ -245,10 +243,10 @@ class CSupport(CLikeSupport):
         decls: dict[str, list[Decl]] = {}
         banned: set[str] = set()
         for node in walk(src.root):
-            if node.type != "identifier" or not self.inside_function(node):
+            if node.type != "identifier" or not self.inside_function(node, src):
                 continue
             current = node
-            parent = node.parent
+            parent = src.parent(node)
             wrappers = set()
             while parent is not None and parent.type in _DECLARATOR_WRAPPERS:
                 if parent.type in ("reference_declarator", "parenthesized_declarator"):
@@ -257,7 +255,7 @@ class CSupport(CLikeSupport):
                 elif not is_field(parent, current, "declarator"):
                     break
                 wrappers.add(parent.type)
-                current, parent = parent, parent.parent
+                current, parent = parent, src.parent(parent)
             if parent is None:
                 continue
             scope: tree_sitter.Node | None = None
@@ -265,22 +263,28 @@ class CSupport(CLikeSupport):
             if parent.type in ("parameter_declaration", "optional_parameter_declaration"):
                 if not is_field(parent, current, "declarator"):
                     continue
-                plist = parent.parent
-                owner = plist.parent if plist is not None else None
+                plist = src.parent(parent)
+                owner = src.parent(plist) if plist is not None else None
                 if owner is None or plist is None:
                     continue
                 if owner.type == "catch_clause":
                     scope = owner
                 elif owner.type in ("abstract_function_declarator", "lambda_declarator") and (
-                    owner.parent is not None and owner.parent.type == "lambda_expression"
+                    src.parent(owner) is not None and src.parent(owner).type == "lambda_expression"
                 ):
-                    scope = owner.parent
+                    scope = src.parent(owner)
                 elif owner.type == "function_declarator":
                     outer = owner
-                    while outer.parent is not None and outer.parent.type in _DECLARATOR_WRAPPERS:
-                        outer = outer.parent
-                    if outer.parent is not None and outer.parent.type == "function_definition":
-                        scope = outer.parent
+                    while (
+                        src.parent(outer) is not None
+                        and src.parent(outer).type in _DECLARATOR_WRAPPERS
+                    ):
+                        outer = src.parent(outer)
+                    if (
+                        src.parent(outer) is not None
+                        and src.parent(outer).type == "function_definition"
+                    ):
+                        scope = src.parent(outer)
                 if scope is None:
                     scope = plist  # a parameter of a prototype: in scope in its parameter list only
             elif parent.type == "declaration" and is_field(parent, current, "declarator"):
@@ -294,7 +298,7 @@ class CSupport(CLikeSupport):
                 if kind is not None and kind.type == "macro_type_specifier":
                     banned.add(src.text(node))  # FOREACH(x) y = 1; read as a declaration of y
                     continue
-                scope = nearest(parent, _SCOPES)
+                scope = src.nearest(parent, _SCOPES)
             elif parent.type == "for_range_loop" and is_field(parent, current, "declarator"):
                 scope = parent
                 body = parent.child_by_field_name("body")
@@ -313,17 +317,17 @@ class CSupport(CLikeSupport):
 
     def context_ok(self, node: tree_sitter.Node, src: Source) -> bool:
         """A C/C++ identifier occurrence that is not part of macro, label or member syntax."""
-        if deny_by_parent(node, _DENY_PARENT):
+        if deny_by_parent(node, _DENY_PARENT, src):
             return False
         child = node
-        for ancestor in ancestors(node):
+        for ancestor in src.ancestors(node):
             kind = ancestor.type
             if kind in ("preproc_if", "preproc_elif") and is_field(ancestor, child, "condition"):
                 return False
             if kind in ("preproc_def", "preproc_function_def", "preproc_call", "preproc_include"):
                 return False
-            if kind == "argument_list" and ancestor.parent is not None:
-                callee = callee_name(ancestor.parent, src)
+            if kind == "argument_list" and src.parent(ancestor) is not None:
+                callee = callee_name(src.parent(ancestor), src)
                 if _FIELD_MACRO.search(callee):
                     return False
             if kind in self.name_excluded_contexts:

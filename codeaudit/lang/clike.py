@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from codeaudit.lang.support import LanguageSupport
-from codeaudit.lang.tree import COMMENT_TYPES, Source, follows_error, walk
+from codeaudit.lang.tree import COMMENT_TYPES, Source, errors_before, last_index_of, walk
 
 if TYPE_CHECKING:
     import tree_sitter
@@ -69,17 +69,17 @@ class CLikeSupport(LanguageSupport):
         for block in walk(src.root):
             if block.type != self.block_type:
                 continue
-            if block.parent is not None and block.parent.type == "switch_statement":
+            if src.parent(block) is not None and src.parent(block).type == "switch_statement":
                 continue
             children = block.children
+            last_declaration = last_index_of(children, self.leading_declarations)
+            after_error = errors_before(children)
             for index, statement in enumerate(children):
                 if not self.statement_site(statement, src):
                     continue
-                if self.leading_declarations and any(
-                    c.type in self.leading_declarations for c in children[index:]
-                ):
+                if index <= last_declaration:
                     continue  # C90 forbids a declaration after a statement in a block
-                if follows_error(children[:index]):
+                if after_error[index]:
                     continue  # e.g. FOREACH(x) { ... } read as two statements: ';' would split them
                 previous = children[index - 1] if index else None
                 if (

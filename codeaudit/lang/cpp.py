@@ -14,6 +14,8 @@ from codeaudit.lang.clike import Decl
 from codeaudit.lang.tree import Source, named_children
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import tree_sitter
 
 __all__ = ["CppSupport"]
@@ -60,10 +62,10 @@ class CppSupport(CSupport):
     # Triggers
     probe_wrapper = ("void codeaudit_probe() {\n", "\n}\n")
 
-    def pure_compound(self, node: tree_sitter.Node) -> bool:
+    def pure_operands(self, node: tree_sitter.Node) -> Sequence[tree_sitter.Node | None] | None:
         if node.type == "qualified_identifier":
-            return True
-        return super().pure_compound(node)
+            return ()
+        return super().pure_operands(node)
 
     def comparison_guard(self, src: Source) -> Callable[[tree_sitter.Node, tree_sitter.Node], bool]:
         # C++ operators may be overloaded, and a class may define < without >: only built-in types.
@@ -81,15 +83,20 @@ class CppSupport(CSupport):
 
 def _builtin(node: tree_sitter.Node, src: Source, decls: dict[str, list[Decl]]) -> bool:
     """Whether a C++ operand surely has a built-in type (so ``<`` is not an overloaded call)."""
+    while node.type in ("parenthesized_expression", "unary_expression"):  # a loop, not recursion
+        if node.type == "parenthesized_expression":
+            inner = named_children(node)
+            if len(inner) != 1:
+                return False
+            node = inner[0]
+        else:
+            argument = node.child_by_field_name("argument")
+            if argument is None:
+                return False
+            node = argument
     kind = node.type
     if kind in _BUILTIN_LEAVES:
         return True
-    if kind == "parenthesized_expression":
-        inner = named_children(node)
-        return len(inner) == 1 and _builtin(inner[0], src, decls)
-    if kind == "unary_expression":
-        argument = node.child_by_field_name("argument")
-        return argument is not None and _builtin(argument, src, decls)
     if kind == "identifier":
         declared = decls.get(src.text(node), [])
         start, end = src.start(node), src.end(node)

@@ -6,9 +6,11 @@ import re
 from typing import TYPE_CHECKING
 
 from codeaudit.lang.clike import PURE_UNARY, CLikeSupport, Decl
-from codeaudit.lang.tree import Source, ancestors, deny_by_parent, is_field, nearest, walk
+from codeaudit.lang.tree import Source, deny_by_parent, is_field, walk
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import tree_sitter
 
 __all__ = ["JavaSupport"]
@@ -119,25 +121,21 @@ class JavaSupport(CLikeSupport):
 
     # ----- side-effect-free expressions and where they may be touched -------------------------
 
-    def pure_compound(self, node: tree_sitter.Node) -> bool:
+    def pure_operands(self, node: tree_sitter.Node) -> Sequence[tree_sitter.Node | None] | None:
         kind = node.type
         if kind == "field_access":
-            return self.pure(node.child_by_field_name("object"))
+            return (node.child_by_field_name("object"),)
         if kind == "array_access":
-            return self.pure(node.child_by_field_name("array")) and self.pure(
-                node.child_by_field_name("index")
-            )
+            return (node.child_by_field_name("array"), node.child_by_field_name("index"))
         if kind == "unary_expression":
             operator = node.child_by_field_name("operator")
-            return (
-                operator is not None
-                and operator.type in PURE_UNARY
-                and self.pure(node.child_by_field_name("operand"))
-            )
-        return False
+            if operator is None or operator.type not in PURE_UNARY:
+                return None
+            return (node.child_by_field_name("operand"),)
+        return None
 
     def parens_position_ok(self, node: tree_sitter.Node, src: Source) -> bool:
-        parent = node.parent
+        parent = src.parent(node)
         if parent is None:
             return False
         kind = parent.type
@@ -150,7 +148,7 @@ class JavaSupport(CLikeSupport):
         if kind == "return_statement":
             return True
         if kind == "argument_list":
-            return parent.parent is not None and parent.parent.type in (
+            return src.parent(parent) is not None and src.parent(parent).type in (
                 "method_invocation",
                 "object_creation_expression",
             )
@@ -161,30 +159,34 @@ class JavaSupport(CLikeSupport):
     def declarations(self, src: Source) -> tuple[dict[str, list[Decl]], set[str]]:
         decls: dict[str, list[Decl]] = {}
         for node in walk(src.root):
-            if node.type != "identifier" or not self.inside_function(node):
+            if node.type != "identifier" or not self.inside_function(node, src):
                 continue
-            parent = node.parent
+            parent = src.parent(node)
             if parent is None:
                 continue
             kind = parent.type
             scope: tree_sitter.Node | None = None
             scope_start = src.end(node)
             if kind == "variable_declarator" and is_field(parent, node, "name"):
-                holder = parent.parent
+                holder = src.parent(parent)
                 if holder is None:
                     continue
                 if holder.type == "local_variable_declaration":
-                    scope = nearest(holder, _SCOPES - {"switch_rule"})
+                    scope = src.nearest(holder, _SCOPES - {"switch_rule"})
                 elif holder.type == "spread_parameter":
-                    owner = holder.parent.parent if holder.parent is not None else None
+                    owner = (
+                        src.parent(src.parent(holder)) if src.parent(holder) is not None else None
+                    )
                     if owner is not None and owner.type in (_FUNCTIONS | {"lambda_expression"}):
                         scope = owner
             elif kind == "formal_parameter" and is_field(parent, node, "name"):
-                owner = parent.parent.parent if parent.parent is not None else None
+                owner = src.parent(src.parent(parent)) if src.parent(parent) is not None else None
                 if owner is not None and owner.type in (_FUNCTIONS | {"lambda_expression"}):
                     scope = owner
             elif kind in ("catch_formal_parameter", "resource") and is_field(parent, node, "name"):
-                scope = nearest(parent, frozenset({"catch_clause", "try_with_resources_statement"}))
+                scope = src.nearest(
+                    parent, frozenset({"catch_clause", "try_with_resources_statement"})
+                )
             elif kind == "enhanced_for_statement" and is_field(parent, node, "name"):
                 scope = parent
                 body = parent.child_by_field_name("body")
@@ -192,10 +194,10 @@ class JavaSupport(CLikeSupport):
             elif (kind == "lambda_expression" and is_field(parent, node, "parameters")) or (
                 kind == "inferred_parameters"
             ):
-                scope = parent if kind == "lambda_expression" else parent.parent
+                scope = parent if kind == "lambda_expression" else src.parent(parent)
             elif kind in ("instanceof_expression", "type_pattern", "record_pattern_component"):
                 # Pattern variables: flow scoping, approximated by the enclosing block.
-                scope = nearest(parent, frozenset({"block", "switch_block", "switch_rule"}))
+                scope = src.nearest(parent, frozenset({"block", "switch_block", "switch_rule"}))
             if scope is None:
                 continue
             decls.setdefault(src.text(node), []).append(
@@ -204,19 +206,19 @@ class JavaSupport(CLikeSupport):
         return decls, set()
 
     def context_ok(self, node: tree_sitter.Node, src: Source) -> bool:
-        if deny_by_parent(node, _DENY_PARENT):
+        if deny_by_parent(node, _DENY_PARENT, src):
             return False
-        parent = node.parent
+        parent = src.parent(node)
         if (
             parent is not None
             and parent.type == "variable_declarator"
-            and parent.parent is not None
-            and parent.parent.type in ("field_declaration", "constant_declaration")
+            and src.parent(parent) is not None
+            and src.parent(parent).type in ("field_declaration", "constant_declaration")
         ):
             return False
         # Inside a class declared in the function, a bare name may mean an inherited field.
         seen_class_body = False
-        for ancestor in ancestors(node):
+        for ancestor in src.ancestors(node):
             if ancestor.type in ("class_body", "enum_body", "interface_body"):
                 seen_class_body = True
             elif seen_class_body and ancestor.type in (_FUNCTIONS | {"lambda_expression"}):
@@ -233,7 +235,7 @@ class JavaSupport(CLikeSupport):
     def is_self_reference(
         self, node: tree_sitter.Node, src: Source, function: tree_sitter.Node
     ) -> bool:
-        parent = node.parent
+        parent = src.parent(node)
         if parent is not None and parent.type == "method_invocation":
             obj = parent.child_by_field_name("object")
             if obj is not None and src.text(obj) != "this":

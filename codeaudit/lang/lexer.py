@@ -199,10 +199,11 @@ _FALLBACK = re.compile(
 )
 
 
-def _identifier_role(node: tree_sitter.Node) -> IdentRole:
-    """The role a name plays, from its node type and its place in the tree."""
+def _identifier_role(node: tree_sitter.Node, parents: dict[int, tree_sitter.Node]) -> IdentRole:
+    """The role a name plays, from its node type and its place in the tree. ``parents`` maps a
+    node's id to its parent (``Node.parent`` costs the node's depth)."""
     role = _IDENTIFIER_ROLE_BY_TYPE.get(node.type, IdentRole.VARIABLE)
-    parent = node.parent
+    parent = parents.get(node.id)
     if parent is None:
         return role
     # Climb through qualified / scoped names: A::get, a.b.c
@@ -217,7 +218,7 @@ def _identifier_role(node: tree_sitter.Node) -> IdentRole:
             "destructor_name"
         ):
             break  # we are the scope part (namespace), not the name
-        child, ancestor = ancestor, ancestor.parent
+        child, ancestor = ancestor, parents.get(ancestor.id)
     if ancestor is None:
         return role
     kind = ancestor.type
@@ -226,7 +227,7 @@ def _identifier_role(node: tree_sitter.Node) -> IdentRole:
     ):
         return IdentRole.FUNCTION
     if kind == "field_expression" and _is_field(ancestor, child, ("field",)):
-        grand = ancestor.parent
+        grand = parents.get(ancestor.id)
         if (
             grand is not None
             and grand.type == "call_expression"
@@ -243,7 +244,7 @@ def _identifier_role(node: tree_sitter.Node) -> IdentRole:
     if kind == "call" and _is_field(ancestor, child, ("function",)):
         return IdentRole.FUNCTION  # Python f(x)
     if kind == "attribute" and _is_field(ancestor, child, ("attribute",)):
-        grand = ancestor.parent
+        grand = parents.get(ancestor.id)
         if grand is not None and grand.type == "call" and _is_field(grand, ancestor, ("function",)):
             return IdentRole.FUNCTION  # Python obj.f(x)
         return IdentRole.FIELD
@@ -478,9 +479,15 @@ def lex_raw(source: str, lang: str, max_tokens: int | None = None, *, roles: boo
     goto_parent = cursor.goto_parent
     depth = 0
     error_depth = -1  # depth of the outermost ERROR node around the cursor; -1: none
+    # Identifier roles look a few levels up; ``Node.parent`` costs the node's depth, so the walk
+    # records each node's parent (the ancestors on the cursor's path) when roles are wanted.
+    path: list[tree_sitter.Node] = []
+    parents: dict[int, tree_sitter.Node] = {}
     while True:
         node = cursor.node
         assert node is not None
+        if roles and path:
+            parents[node.id] = path[-1]
         kind_id = node.kind_id
         entry = info.get(kind_id)
         if entry is None:
@@ -495,6 +502,8 @@ def lex_raw(source: str, lang: str, max_tokens: int | None = None, *, roles: boo
                 error_depth = depth
         if not flags & _IS_ATOMIC and goto_first_child():
             depth += 1
+            if roles:
+                path.append(node)
             continue
         # A leaf (or a literal kept whole).
         if char_at is None:
@@ -543,7 +552,9 @@ def lex_raw(source: str, lang: str, max_tokens: int | None = None, *, roles: boo
                             end,
                             line,
                             node_type,
-                            _identifier_role(node) if roles and kind is identifier else None,
+                            _identifier_role(node, parents)
+                            if roles and kind is identifier
+                            else None,
                             error_depth >= 0,
                         )
                     )
@@ -555,6 +566,8 @@ def lex_raw(source: str, lang: str, max_tokens: int | None = None, *, roles: boo
         while depth > 0 and not goto_next_sibling():
             goto_parent()
             depth -= 1
+            if roles:
+                path.pop()
         if depth == 0:
             break
     if not truncated:

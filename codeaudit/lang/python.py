@@ -17,9 +17,8 @@ from codeaudit.lang.support import LanguageSupport
 from codeaudit.lang.tree import (
     COMMENT_TYPES,
     Source,
-    ancestors,
     deny_by_parent,
-    follows_error,
+    errors_before,
     indent_continuation,
     is_field,
     walk,
@@ -65,6 +64,7 @@ _DENY_PARENT: dict[str, str | None] = {
     "future_import_statement": None,
 }
 _EXCLUDED_NAME_CONTEXT = frozenset({"case_pattern", "case_clause", "decorator"})
+_CLASS = frozenset({"class_definition"})
 _INDENT = "    "
 
 
@@ -109,27 +109,23 @@ class PythonSupport(LanguageSupport):
 
     # ----- side-effect-free expressions and where they may be touched -------------------------
 
-    def pure_compound(self, node: tree_sitter.Node) -> bool:
+    def pure_operands(self, node: tree_sitter.Node) -> Sequence[tree_sitter.Node | None] | None:
         kind = node.type
         if kind == "string":
-            return all(c.type in _PLAIN_STRING_PARTS for c in node.children)
+            return () if all(c.type in _PLAIN_STRING_PARTS for c in node.children) else None
         if kind == "attribute":
-            return self.pure(node.child_by_field_name("object"))
+            return (node.child_by_field_name("object"),)
         if kind == "subscript":
             subscripts = node.children_by_field_name("subscript")
-            return (
-                self.pure(node.child_by_field_name("value"))
-                and len(subscripts) == 1
-                and self.pure(subscripts[0])
-            )
-        if kind == "unary_operator":
-            return self.pure(node.child_by_field_name("argument"))
-        if kind == "not_operator":
-            return self.pure(node.child_by_field_name("argument"))
-        return False
+            if len(subscripts) != 1:
+                return None
+            return (node.child_by_field_name("value"), subscripts[0])
+        if kind in ("unary_operator", "not_operator"):
+            return (node.child_by_field_name("argument"),)
+        return None
 
     def parens_position_ok(self, node: tree_sitter.Node, src: Source) -> bool:
-        parent = node.parent
+        parent = src.parent(node)
         if parent is None:
             return False
         kind = parent.type
@@ -142,25 +138,29 @@ class PythonSupport(LanguageSupport):
         if kind == "return_statement":
             return True
         if kind == "argument_list":
-            return parent.parent is not None and parent.parent.type == "call"
+            return src.parent(parent) is not None and src.parent(parent).type == "call"
         return False
 
     def empty_statement_sites(self, src: Source) -> list[tuple[int, str, tree_sitter.Node]]:
         sites = []
         for block in walk(src.root):
-            if block.type != "block" or block.parent is None:
+            if block.type != "block" or src.parent(block) is None:
                 continue
             statements = [c for c in block.named_children if c.type not in COMMENT_TYPES]
+            after_error = errors_before(statements)
             for index, statement in enumerate(statements):
                 # A docstring must stay the first statement of a function or class body.
-                if index == 0 and block.parent.type in ("function_definition", "class_definition"):
+                if index == 0 and src.parent(block).type in (
+                    "function_definition",
+                    "class_definition",
+                ):
                     continue
                 start = src.start(statement)
                 line_start = src.code.rfind("\n", 0, start) + 1
                 indent = src.code[line_start:start]
                 if indent.strip(" \t") or not self.statement_site(statement, src):
                     continue
-                if follows_error(statements[:index]):
+                if after_error[index]:
                     continue
                 sites.append((start, "pass\n" + indent, statement))
         return sites
@@ -180,11 +180,11 @@ class PythonSupport(LanguageSupport):
         scopes: dict[int, tree_sitter.Node | None] = {}
         for name, nodes in occurrences.items():
             for node in nodes:
-                binding = _binding(node)
-                scope = _scope(node, binding)
+                binding = _binding(node, src)
+                scope = _scope(node, binding, src)
                 if binding == "walrus":
                     while scope is not None and scope.type in _COMPREHENSIONS:
-                        scope = _parent_scope(scope)
+                        scope = _parent_scope(scope, src)
                 scope_of[node.id] = scope
                 if binding is not None:
                     key = scope.id if scope is not None else 0
@@ -195,9 +195,9 @@ class PythonSupport(LanguageSupport):
             while scope is not None:
                 if name in bindings.get(scope.id, ()):
                     return scope.type != "class_definition"  # a class attribute is not a variable
-                scope = _parent_scope(scope)
+                scope = _parent_scope(scope, src)
                 while scope is not None and scope.type == "class_definition":
-                    scope = _parent_scope(scope)
+                    scope = _parent_scope(scope, src)
             return False  # a global or builtin
 
         names = set()
@@ -205,8 +205,8 @@ class PythonSupport(LanguageSupport):
             if not any(name in bound for bound in bindings.values()):
                 continue
             if all(
-                not deny_by_parent(node, _DENY_PARENT)
-                and not any(a.type in _EXCLUDED_NAME_CONTEXT for a in ancestors(node))
+                not deny_by_parent(node, _DENY_PARENT, src)
+                and not src.under(node, _EXCLUDED_NAME_CONTEXT)
                 and resolves_locally(name, scope_of[node.id])
                 for node in nodes
             ):
@@ -237,24 +237,24 @@ class PythonSupport(LanguageSupport):
     def is_self_reference(
         self, node: tree_sitter.Node, src: Source, function: tree_sitter.Node
     ) -> bool:
-        parent = node.parent
+        parent = src.parent(node)
         attribute = parent.child_by_field_name("attribute") if parent is not None else None
         if attribute is not None and attribute.id == node.id:  # obj.NAME: only self.NAME
             obj = parent.child_by_field_name("object") if parent is not None else None
             return obj is not None and src.text(obj) == "self"
         # A Python method's name is not in scope in its body: a plain NAME there is a global.
-        return not any(a.type == "class_definition" for a in ancestors(function))
+        return not src.under(function, _CLASS)
 
     def deadcode_block(self, loop: str, condition: str, declarations: Sequence[str]) -> str:
         return f"{loop} {condition}:\n" + "\n".join(_INDENT + d for d in declarations)
 
 
-def _binding(node: tree_sitter.Node) -> str | None:
+def _binding(node: tree_sitter.Node, src: Source) -> str | None:
     """How an identifier binds a name: 'param', 'local', 'walrus', or None for a plain use."""
     current = node
-    parent = node.parent
+    parent = src.parent(node)
     while parent is not None and parent.type in _TARGET_WRAPPERS:
-        current, parent = parent, parent.parent
+        current, parent = parent, src.parent(parent)
     if parent is None:
         return None
     kind = parent.type
@@ -275,10 +275,10 @@ def _binding(node: tree_sitter.Node) -> str | None:
     return None
 
 
-def _scope(node: tree_sitter.Node, binding: str | None) -> tree_sitter.Node | None:
+def _scope(node: tree_sitter.Node, binding: str | None, src: Source) -> tree_sitter.Node | None:
     """The scope (function, lambda, comprehension, class; None = module) a name is looked up in."""
     child = node
-    for ancestor in ancestors(node):
+    for ancestor in src.ancestors(node):
         kind = ancestor.type
         if kind in ("function_definition", "lambda"):
             if is_field(ancestor, child, "body"):
@@ -300,5 +300,5 @@ def _scope(node: tree_sitter.Node, binding: str | None) -> tree_sitter.Node | No
     return None
 
 
-def _parent_scope(scope: tree_sitter.Node) -> tree_sitter.Node | None:
-    return _scope(scope, None)
+def _parent_scope(scope: tree_sitter.Node, src: Source) -> tree_sitter.Node | None:
+    return _scope(scope, None, src)

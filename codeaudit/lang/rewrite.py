@@ -24,6 +24,12 @@ parts are left alone), and a site where tree-sitter would read the result differ
 ambiguity, a C++ template) is skipped. All randomness comes from the caller's
 :class:`random.Random`, so a seed gives the same rewrites every time.
 
+Work per function is bounded: every pass over the tree is iterative and linear in its size, and a
+function whose syntax tree is deeper than :data:`MAX_REWRITE_DEPTH` levels or has more than
+:data:`MAX_REWRITE_NODES` nodes is not rewritten at all: every public function here raises
+:class:`RewriteBudgetError` (a ValueError) for it. The commands that rewrite catch it, count the
+function as skipped and say so in their result's warnings (:func:`skipped_warning`).
+
 This module holds the language-neutral algorithms. What differs between languages (which
 expressions are free of side effects, where a rewrite may act, what an empty statement looks
 like, which names are locals of the function) is asked of the language's
@@ -33,7 +39,7 @@ like, which names are locals of the function) is asked of the language's
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -42,10 +48,12 @@ from codeaudit.lang.languages import language_support, normalize_language
 from codeaudit.lang.lexer import CodeToken, IdentRole, TokenKind, lex
 from codeaudit.lang.support import LanguageSupport
 from codeaudit.lang.tree import (
+    MAX_REWRITE_DEPTH,
+    MAX_REWRITE_NODES,
     Edit,
+    RewriteBudgetError,
     Signature,
     Source,
-    ancestors,
     entry,
     signature,
     verified,
@@ -57,12 +65,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRESH_NAMES",
+    "MAX_REWRITE_DEPTH",
+    "MAX_REWRITE_NODES",
+    "RewriteBudgetError",
     "RewriteKind",
     "apply_rewrite",
     "fresh_names",
+    "over_budget",
     "random_rewrites",
     "renamable_variables",
     "rename_variable",
+    "skipped_warning",
     "supported_kinds",
 ]
 
@@ -208,7 +221,7 @@ def _analyse(code: str, support: LanguageSupport) -> _Analysis:
             used.add(text)
             if node.type == "identifier":
                 identifier_nodes[(src.start(node), src.end(node))] = node
-                if hiding and any(a.type in hiding for a in ancestors(node)):
+                if hiding and src.under(node, hiding):
                     hidden.add(text)
 
     by_text: dict[str, list[CodeToken]] = {}
@@ -243,6 +256,30 @@ def _analyse(code: str, support: LanguageSupport) -> _Analysis:
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
+
+
+def over_budget(code: str, lang: str) -> str | None:
+    """Why the rewriter skips this function (over its per-function budget), or None."""
+    try:
+        Source(code, language_support(lang))
+    except RewriteBudgetError as exc:
+        return exc.reason
+    return None
+
+
+def skipped_warning(skipped: Mapping[str, int], what: str, effect: str) -> str | None:
+    """The warning a command reports for the functions its rewriter skipped (``skipped``: how
+    many per reason), or None when none was: ``what`` names the step, ``effect`` says what the
+    skip means for the result."""
+    total = sum(skipped.values())
+    if not total:
+        return None
+    reasons = ", ".join(f"{count} with a {reason}" for reason, count in sorted(skipped.items()))
+    noun = "function" if total == 1 else "functions"
+    return (
+        f"{total} {noun} skipped by the rewriter ({what}): over its per-function budget "
+        f"({reasons}); {effect}"
+    )
 
 
 def supported_kinds(lang: str) -> tuple[RewriteKind, ...]:

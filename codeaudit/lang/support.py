@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from codeaudit.lang.grammar import grammar_for, grammar_reserved_words, parser_for
-from codeaudit.lang.tree import COMMENT_TYPES, SignatureEntry, Source, ancestors, named_children
+from codeaudit.lang.tree import COMMENT_TYPES, SignatureEntry, Source, named_children
 
 if TYPE_CHECKING:
     import tree_sitter
@@ -177,28 +177,40 @@ class LanguageSupport(ABC):
 
     # ----- where rewrites may act -------------------------------------------------------------
 
-    def inside_function(self, node: tree_sitter.Node) -> bool:
-        return any(a.type in self.function_types for a in ancestors(node))
+    def inside_function(self, node: tree_sitter.Node, src: Source) -> bool:
+        return src.under(node, self.function_types)
 
     def pure(self, node: tree_sitter.Node | None) -> bool:
         """Whether evaluating the expression cannot have a side effect (names, literals, a.b,
-        a[i])."""
-        if node is None:
-            return False
-        kind = node.type
-        if kind in self.pure_leaves:
-            return True
-        if node.has_error:
-            return False
-        if kind == "parenthesized_expression":
-            inner = named_children(node)
-            return len(inner) == 1 and self.pure(inner[0])
-        return self.pure_compound(node)
+        a[i]). Iterative: the operands still to check are kept on a stack."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if current is None:
+                return False
+            kind = current.type
+            if kind in self.pure_leaves:
+                continue
+            if current.has_error:
+                return False
+            if kind == "parenthesized_expression":
+                inner = named_children(current)
+                if len(inner) != 1:
+                    return False
+                stack.append(inner[0])
+                continue
+            operands = self.pure_operands(current)
+            if operands is None:
+                return False
+            stack.extend(operands)
+        return True
 
     @abstractmethod
-    def pure_compound(self, node: tree_sitter.Node) -> bool:
-        """:meth:`pure` for an error-free node that is neither a pure leaf nor parenthesised:
-        field accesses, subscripts, unary operators (recursing through :meth:`pure`)."""
+    def pure_operands(self, node: tree_sitter.Node) -> Sequence[tree_sitter.Node | None] | None:
+        """For :meth:`pure`, of an error-free node that is neither a pure leaf nor parenthesised:
+        the operands that must all be pure for it to be (a field access's object, a subscript's
+        array and index, a unary operator's operand; None for a missing one), or None when the
+        node is never pure. :meth:`pure` checks the operands; this method never recurses."""
 
     def excludes_context(self, ancestor: tree_sitter.Node, src: Source) -> bool:
         """Whether no expression under ``ancestor`` may be rewritten (default: its type is one
@@ -207,17 +219,20 @@ class LanguageSupport(ABC):
 
     def site_allowed(self, node: tree_sitter.Node, src: Source) -> bool:
         """Whether an expression may be rewritten here: inside a function, outside parse errors
-        and excluded contexts (a macro argument, an annotation, ...)."""
-        inside = False
-        for ancestor in ancestors(node):
-            kind = ancestor.type
-            if kind == "ERROR" or ancestor.is_missing:
-                return False
-            if kind in self.function_types:
-                inside = True
-            if self.excludes_context(ancestor, src):
-                return False
-        return inside and not node.has_error
+        and excluded contexts (a macro argument, an annotation, ...). One top-down pass per
+        source answers it for every node."""
+
+        def blocks(ancestor: tree_sitter.Node) -> bool:
+            return (
+                ancestor.type == "ERROR"
+                or ancestor.is_missing
+                or self.excludes_context(ancestor, src)
+            )
+
+        blocked = src.flagged("site-blocked", blocks).get(node.id)
+        if blocked is None:  # a node of another tree
+            blocked = any(blocks(a) for a in src.ancestors(node))
+        return not blocked and self.inside_function(node, src) and not node.has_error
 
     def statement_site(self, node: tree_sitter.Node, src: Source) -> bool:
         """Whether a statement of a block may get an empty statement inserted before it."""

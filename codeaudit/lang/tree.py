@@ -6,6 +6,14 @@ text, its tree, character offsets) and change it only through an :class:`Edit` t
 :func:`verified` accepts: the new text is parsed again and its syntax tree must be exactly the
 old tree with the intended change. Nothing here knows a language; what does is asked of the
 source's :class:`~codeaudit.lang.support.LanguageSupport`.
+
+Nothing here recurses over the tree, and nothing walks up a tree with tree-sitter's
+``Node.parent`` (which searches down from the root, so it costs the node's depth): a
+:class:`Source` records every node's parent in one walk, and the questions asked of every node
+(:meth:`Source.under`, :meth:`Source.flagged`) are answered by one top-down pass each. A function
+deeper than :data:`MAX_REWRITE_DEPTH` or larger than :data:`MAX_REWRITE_NODES` is not analysed at
+all: :class:`Source` raises :class:`RewriteBudgetError`, and the callers skip the function and
+count it.
 """
 
 from __future__ import annotations
@@ -21,19 +29,27 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMENT_TYPES",
+    "MAX_REWRITE_DEPTH",
+    "MAX_REWRITE_NODES",
+    "TOO_DEEP",
+    "TOO_LARGE",
     "Edit",
+    "RewriteBudgetError",
     "Signature",
     "SignatureEntry",
     "Source",
     "ancestors",
     "apply_text",
     "callee_name",
+    "check_budget",
     "deny_by_parent",
     "entry",
     "error_count",
+    "errors_before",
     "follows_error",
     "indent_continuation",
     "is_field",
+    "last_index_of",
     "named_children",
     "nearest",
     "signature",
@@ -46,10 +62,46 @@ Signature = list[SignatureEntry]
 
 COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
 
+#: Work budget per function of the rewrites and trigger insertion: a function whose syntax tree is
+#: deeper than this many levels is skipped (ordinary code stays far below it; a long ``else if``
+#: chain costs two levels per branch, a chain of ``a + b + ...`` one level per operand).
+MAX_REWRITE_DEPTH = 1_000
+#: ... or that has more syntax-tree nodes than this (about 400 KB of ordinary C).
+MAX_REWRITE_NODES = 200_000
+
+
+class RewriteBudgetError(ValueError):
+    """A function over the work budget (:data:`MAX_REWRITE_DEPTH`, :data:`MAX_REWRITE_NODES`):
+    not rewritten. ``reason`` says which limit, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"function skipped: {reason}")
+        self.reason = reason
+
+
+#: The reasons :class:`RewriteBudgetError` gives.
+TOO_DEEP = f"syntax tree deeper than {MAX_REWRITE_DEPTH} levels"
+TOO_LARGE = f"syntax tree of more than {MAX_REWRITE_NODES} nodes"
+
 
 # --------------------------------------------------------------------------------------------
 # Parsed source with character offsets
 # --------------------------------------------------------------------------------------------
+
+
+def check_budget(root: tree_sitter.Node) -> None:
+    """RewriteBudgetError when the tree is over the per-function budget; the walk stops at the
+    first node past it, so an oversized tree costs no more than the budget."""
+    stack: list[tuple[tree_sitter.Node, int]] = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_REWRITE_DEPTH:
+            raise RewriteBudgetError(TOO_DEEP)
+        if count > MAX_REWRITE_NODES:
+            raise RewriteBudgetError(TOO_LARGE)
+        stack.extend((child, depth + 1) for child in node.children)
 
 
 class Source:
@@ -68,6 +120,7 @@ class Source:
         self.lang = support.name
         parser = support.parser()
         plain = parser.parse(code.encode("utf-8", "surrogatepass")).root_node
+        check_budget(plain)  # before any other walk: a function over budget costs one parse
         self.plain_errors = error_count(plain)
         self.prefix = ""
         root = plain
@@ -75,9 +128,13 @@ class Source:
             prefix = support.analysis_prefix
             alternative = parser.parse((prefix + code).encode("utf-8", "surrogatepass")).root_node
             if error_count(alternative) < self.plain_errors:
+                check_budget(alternative)
                 self.prefix, root = prefix, alternative
         self.full = self.prefix + code
         self.root: tree_sitter.Node = root
+        self._parents: dict[int, tree_sitter.Node] = {}
+        self._memo: dict[object, dict[int, bool]] = {}
+        self._index()
         self._char_at: list[int] | None = None
         data_length = len(self.full.encode("utf-8", "surrogatepass"))
         if data_length != len(self.full):
@@ -90,6 +147,61 @@ class Source:
                 pos += width
             char_at[pos] = len(self.full)
             self._char_at = char_at
+
+    def _index(self) -> None:
+        """Every node's parent, in one walk."""
+        parents = self._parents
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            for child in node.children:
+                parents[child.id] = node
+                stack.append(child)
+
+    def parent(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
+        """The node's parent (a dictionary look-up; ``Node.parent`` costs the node's depth)."""
+        parent = self._parents.get(node.id)
+        if parent is None and node.id != self.root.id:
+            return node.parent  # a node of another tree: ask tree-sitter
+        return parent
+
+    def ancestors(self, node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
+        """The node's ancestors, nearest first."""
+        parent = self.parent(node)
+        while parent is not None:
+            yield parent
+            parent = self.parent(parent)
+
+    def nearest(self, node: tree_sitter.Node, types: frozenset[str]) -> tree_sitter.Node | None:
+        """The closest ancestor of one of these types, or None."""
+        for ancestor in self.ancestors(node):
+            if ancestor.type in types:
+                return ancestor
+        return None
+
+    def flagged(self, key: object, test: Callable[[tree_sitter.Node], bool]) -> dict[int, bool]:
+        """For every node (by id), whether ``test`` holds for one of its strict ancestors; one
+        top-down pass per ``key``, remembered."""
+        flags = self._memo.get(key)
+        if flags is None:
+            flags = {self.root.id: False}
+            stack = [self.root]
+            while stack:
+                node = stack.pop()
+                below = flags[node.id] or test(node)
+                for child in node.children:
+                    flags[child.id] = below
+                    stack.append(child)
+            self._memo[key] = flags
+        return flags
+
+    def under(self, node: tree_sitter.Node, types: frozenset[str]) -> bool:
+        """Whether one of the node's ancestors has one of these types."""
+        flags = self.flagged(("under", types), lambda n: n.type in types)
+        found = flags.get(node.id)
+        if found is None:  # a node of another tree
+            return any(a.type in types for a in self.ancestors(node))
+        return found
 
     def _char(self, byte_offset: int) -> int:
         return byte_offset if self._char_at is None else self._char_at[byte_offset]
@@ -160,19 +272,14 @@ def error_count(root: tree_sitter.Node) -> int:
     return sum(1 for node in walk(root) if node.type == "ERROR" or node.is_missing)
 
 
-def ancestors(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
-    parent = node.parent
-    while parent is not None:
-        yield parent
-        parent = parent.parent
+def ancestors(node: tree_sitter.Node, src: Source) -> Iterator[tree_sitter.Node]:
+    """The node's ancestors, nearest first (:meth:`Source.ancestors`)."""
+    return src.ancestors(node)
 
 
-def nearest(node: tree_sitter.Node, types: frozenset[str]) -> tree_sitter.Node | None:
-    """The closest ancestor of one of these types, or None."""
-    for ancestor in ancestors(node):
-        if ancestor.type in types:
-            return ancestor
-    return None
+def nearest(node: tree_sitter.Node, types: frozenset[str], src: Source) -> tree_sitter.Node | None:
+    """The closest ancestor of one of these types, or None (:meth:`Source.nearest`)."""
+    return src.nearest(node, types)
 
 
 def is_field(parent: tree_sitter.Node, child: tree_sitter.Node, name: str) -> bool:
@@ -185,10 +292,10 @@ def named_children(node: tree_sitter.Node) -> list[tree_sitter.Node]:
     return [c for c in node.named_children if c.type not in COMMENT_TYPES]
 
 
-def deny_by_parent(node: tree_sitter.Node, deny: dict[str, str | None]) -> bool:
+def deny_by_parent(node: tree_sitter.Node, deny: dict[str, str | None], src: Source) -> bool:
     """Whether the parent's type is in ``deny`` and ``node`` is under the field it names (any
     field when None)."""
-    parent = node.parent
+    parent = src.parent(node)
     if parent is None or parent.type not in deny:
         return False
     field = deny[parent.type]
@@ -207,6 +314,26 @@ def follows_error(before: Sequence[tree_sitter.Node]) -> bool:
         if node.type not in COMMENT_TYPES:
             return node.type == "ERROR" or node.is_missing or node.has_error
     return False
+
+
+def errors_before(nodes: Sequence[tree_sitter.Node]) -> list[bool]:
+    """``follows_error(nodes[:i])`` for every ``i`` (one pass, not one slice per position)."""
+    out = []
+    last = False
+    for node in nodes:
+        out.append(last)
+        if node.type not in COMMENT_TYPES:
+            last = node.type == "ERROR" or node.is_missing or node.has_error
+    return out
+
+
+def last_index_of(nodes: Sequence[tree_sitter.Node], types: frozenset[str]) -> int:
+    """The index of the last node of one of these types (-1 when none): ``any(n.type in types
+    for n in nodes[i:])`` is ``i <= last_index_of(nodes, types)``."""
+    for index in range(len(nodes) - 1, -1, -1):
+        if nodes[index].type in types:
+            return index
+    return -1
 
 
 # --------------------------------------------------------------------------------------------

@@ -148,6 +148,7 @@ class MembershipCheck(Check):
                 )
         session = self._session(inputs, verified, config, context, usable, f_members, f_nonmembers)
         evaluated = run_attacks(session)
+        warnings += session.warnings
         result = self._judge(session, evaluated, f_members, f_nonmembers, warnings, loaded)
         result = dataclasses.replace(result, inputs=verified.check)
         outputs: tuple[Output, ...] = ()

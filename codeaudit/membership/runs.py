@@ -47,6 +47,7 @@ class Session:
     model: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)  # the checkpoint's (training recipe)
     population: Dataset | None = None
+    warnings: list[str] = field(default_factory=list)  # what the attack runs add to the result
 
     @property
     def kw(self) -> dict[str, int]:
@@ -137,6 +138,15 @@ def _boundary(s: Session) -> list[Evaluated]:
         attack, s.features.subset(pick), sub, make_folds(sub, config.folds, config.seed), **s.kw
     )
     s.context.report("label-only boundary attack", 1, 1)
+    from codeaudit.lang.rewrite import skipped_warning
+
+    warning = skipped_warning(
+        attack.skipped,
+        "label-only boundary attack",
+        "they get no rewrite, so they count as surviving every one",
+    )
+    if warning is not None:
+        s.warnings.append(warning)
     return [found]
 
 

@@ -1078,3 +1078,8 @@ from tests.reliability.corpus_models2 import CASES as _MODELS2  # noqa: E402
 from tests.reliability.corpus_outputs2 import CASES as _OUTPUTS2  # noqa: E402
 
 CASES += _MODELS2 + _OUTPUTS2
+
+# Round two (issue 16): functions over the rewriter's per-function budget.
+from tests.reliability.corpus_rewrite3 import CASES as _REWRITE3  # noqa: E402
+
+CASES += _REWRITE3

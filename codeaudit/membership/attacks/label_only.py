@@ -13,6 +13,7 @@ the predicted label.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -49,17 +50,25 @@ def rewrites_to_flip(
     max_rewrites: int = 8,
     seed: int = 0,
     batch_size: int = 64,
+    skipped: Counter[str] | None = None,
 ) -> np.ndarray:
     """For each sample, how many successive random rewrites keep its predicted label
     (``max_rewrites + 1`` when none flips it). All rewritten variants go through one batched
-    inference."""
-    from codeaudit.lang.rewrite import random_rewrites
+    inference. A function over the rewriter's budget gets no rewrite (so it survives them all);
+    ``skipped`` counts them by reason."""
+    from codeaudit.lang.rewrite import RewriteBudgetError, random_rewrites
     from codeaudit.models.inference import infer
 
     chains: list[list[str]] = []
     for index, sample in enumerate(samples):
         rng = random.Random(seed * 1_000_003 + index)
-        chains.append(random_rewrites(sample.code, model.lang_of(sample), max_rewrites, rng))
+        try:
+            chain = random_rewrites(sample.code, model.lang_of(sample), max_rewrites, rng)
+        except RewriteBudgetError as exc:
+            chain = []
+            if skipped is not None:
+                skipped[exc.reason] += 1
+        chains.append(chain)
     flat = [
         Sample(id=f"{s.id}#{k}", code=code, lang=s.lang)
         for s, chain in zip(samples, chains, strict=True)
@@ -95,6 +104,7 @@ class BoundaryAttack(MembershipAttack):
         self.max_rewrites = max_rewrites
         self.seed = seed
         self.batch_size = batch_size
+        self.skipped: Counter[str] = Counter()  # functions over the rewrite budget, by reason
 
     @property
     def name(self) -> str:
@@ -114,5 +124,6 @@ class BoundaryAttack(MembershipAttack):
             max_rewrites=self.max_rewrites,
             seed=self.seed,
             batch_size=self.batch_size,
+            skipped=self.skipped,
         )
         return np.where(features.correct > 0, survived, -1.0)
