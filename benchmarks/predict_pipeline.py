@@ -9,8 +9,8 @@ functions are
 
 * forward only: encoded once beforehand, then batched through the model (``infer``);
 * end to end: ``predict_dataset`` (what ``codeaudit predict`` runs: encoding, then inference),
-  inside a fresh encoding run each time (nothing cached from the previous repeat; with more
-  than one thread, worker processes encode when there are at least PARALLEL_MIN functions).
+  inside a fresh encoding run each time (nothing cached from the previous repeat), encoded in
+  --encode-workers processes (default 1, as the runner does; more only at PARALLEL_MIN functions).
 
 Median of --repeats, both at --threads threads. Runs on older codeaudit versions too (no
 encoding run there), so before/after numbers come from the same script. These machines are
@@ -39,12 +39,12 @@ from codeaudit.train.trainer import build_model, lex_dataset
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bigvul.jsonl"
 
 
-def _run_context(threads: int) -> contextlib.AbstractContextManager[object]:
+def _run_context(workers: int) -> contextlib.AbstractContextManager[object]:
     try:
         from codeaudit.models.encoding import encoding_run
     except ImportError:  # before the encoding run existed
         return contextlib.nullcontext()
-    return encoding_run(workers=threads)
+    return encoding_run(workers=workers)
 
 
 def main() -> int:
@@ -57,6 +57,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--encode-workers",
+        type=int,
+        default=1,
+        help="encoding processes (1: what codeaudit's runner uses today)",
+    )
     args = parser.parse_args()
     if not Path(args.data).is_file():
         print(f"benchmark: {args.data}: not found", file=sys.stderr)
@@ -91,7 +97,7 @@ def main() -> int:
                 started = time.perf_counter()
                 infer(model, encodings, batch_size=args.batch_size)
                 forward.append(time.perf_counter() - started)
-                with _run_context(args.threads):
+                with _run_context(args.encode_workers):
                     started = time.perf_counter()
                     predict_dataset(model, held, batch_size=args.batch_size)
                     end_to_end.append(time.perf_counter() - started)

@@ -1,7 +1,9 @@
 """Thread count against wall time: ``--threads auto`` (the default) against 1 and 2 threads, on
 an idle machine and next to other work.
 
-    python benchmarks/threads.py [--repeats 5] [--epochs 2] [--out TABLE.md]  (results: docs/threads.md)
+    python benchmarks/threads.py [--repeats 5] [--epochs 2] [--out TABLE.md]
+
+Results and what they show: docs/threads.md.
 
 The work is what a user runs, each in a fresh ``codeaudit`` process: ``train`` (BiGRU,
 --epochs, on the example data set ``examples/make_dataset.py`` makes: 1,200 training and 400
