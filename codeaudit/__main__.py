@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from codeaudit.cli import main
+from codeaudit.entry import main
 
 if __name__ == "__main__":  # pragma: no cover
     main()

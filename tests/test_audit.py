@@ -190,3 +190,29 @@ def test_a_check_that_cannot_run_keeps_the_others_and_fails_the_gate(
     # accepted knowingly: the same audit passes the gate on membership alone
     code, _, err = run(*args, "--bootstrap", "20", "-q", "--ignore", "CA-A001,CA-M")
     assert code == 0, err
+
+
+def test_a_report_dir_the_run_made_goes_with_a_failed_write(
+    leaky: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import codeaudit.io
+    from codeaudit.errors import OutputError
+
+    real = codeaudit.io.atomic_write
+
+    def failing(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).endswith("audit.md"):
+            raise OutputError(f"{path}: disk full")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(codeaudit.io, "atomic_write", failing)
+    out = tmp_path / "reports"
+    args = ["audit", str(leaky["model"]), "--members", str(leaky["members"])]
+    args += ["--nonmembers", str(leaky["nonmembers"]), "--bootstrap", "20", "-q"]
+    code, _, err = run(*args, "--report-dir", str(out))
+    assert code == 2 and "disk full" in err
+    assert not out.exists()  # made by the run, emptied by its roll-back, then removed
+    kept = tmp_path / "kept"
+    kept.mkdir()  # a directory the user made stays, empty
+    code, _, _ = run(*args, "--report-dir", str(kept))
+    assert code == 2 and kept.is_dir() and list(kept.iterdir()) == []

@@ -1,7 +1,7 @@
 """The package's layers, read from the source: every import, function-level ones included (they
 hide cycles from Python but not from a reader), except those under ``if TYPE_CHECKING``.
 
-    edge     cli, __main__, settings             parse flags, load inputs, write outputs, render
+    edge     cli, __main__, entry, settings      parse flags, load inputs, write outputs, render
     runner   api, audit, gate, runner            run checks, apply rules and the gate
     checks   predict, train, membership,         one subsystem each
              defense, backdoor
@@ -23,7 +23,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "codeaudit"
 
 LAYERS: dict[str, tuple[str, ...]] = {
-    "edge": ("codeaudit.cli", "codeaudit.__main__", "codeaudit.settings"),
+    "edge": ("codeaudit.cli", "codeaudit.__main__", "codeaudit.entry", "codeaudit.settings"),
     "runner": ("codeaudit.api", "codeaudit.audit", "codeaudit.gate", "codeaudit.runner"),
     "checks": (
         "codeaudit.predict",

@@ -296,12 +296,18 @@ def audit(report_dir: str | None, report_output: str | None, model_options: Any,
     checked = check_reports(((report_output,) if report_output else ()) + reports, force)
     in_dir, make_dir = _report_dir(report_dir, force)
     files = run_files(checked + in_dir, *inputs_of_the_edge())
-    with also_in_this_run(files), all_or_nothing():
-        with stage_progress(not quiet, "auditing") as callback:
-            result = run_audit(config, progress=callback, gate=gate_of())
-        if make_dir and report_dir:
-            os.makedirs(report_dir, exist_ok=True)
-        result = emit(result, fmt, checked + in_dir, force)
+    try:
+        with also_in_this_run(files), all_or_nothing():
+            with stage_progress(not quiet, "auditing") as callback:
+                result = run_audit(config, progress=callback, gate=gate_of())
+            if make_dir and report_dir:
+                os.makedirs(report_dir, exist_ok=True)
+            result = emit(result, fmt, checked + in_dir, force)
+    except BaseException:
+        if make_dir and report_dir:  # the directory this run made, emptied by the roll-back
+            with suppress(OSError):
+                os.rmdir(report_dir)
+        raise
     return exit_code(result.findings, fail_on)
 
 
@@ -393,6 +399,8 @@ def main() -> None:
 
     for name, value in PROCESS_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    _SIGNALLED.clear()  # one run's record: main may be called again in the same process
+    _FINISHING.clear()
 
     def interrupted(signum: int, frame: Any) -> None:
         # Ctrl-C, or a cancelled CI job (SIGTERM): clean up and exit 130. Remember it, because
