@@ -64,10 +64,8 @@ def parse_threads(value: object, where: str = "--threads") -> int | None:
 
 
 def _affinity() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
+    allowed = _allowed_cpus()
+    return len(allowed) if allowed is not None else (os.cpu_count() or 1)
 
 
 def _quota_v2(directory: Path) -> float | None:
@@ -163,6 +161,7 @@ class CpuSample:
 
 
 def _allowed_cpus() -> set[int] | None:
+    """The CPUs this process may run on (None where the platform cannot say: not Linux)."""
     try:
         return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -117,12 +117,18 @@ class LogProgress:
 
 
 @contextmanager
-def progress_bar(enabled: bool) -> Iterator[Any]:
-    """A rich progress bar on stderr (nothing when disabled or stderr is not a terminal)."""
-    if not enabled or not sys.stderr.isatty():
+def stage_progress(enabled: bool, label: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress callback ``(stage, done, total)`` for the library's long runs: one rich bar on
+    stderr that takes each stage's name on a terminal, log lines elsewhere, None with ``-q``."""
+    if not enabled:
         yield None
         return
+    if not sys.stderr.isatty():
+        with LogProgress(label, sys.stderr) as log:
+            yield log
+        return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -139,24 +145,7 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         TextColumn("{task.fields[extra]}"),
         console=Console(stderr=True),
         transient=True,
-    ) as progress:
-        yield progress
-
-
-@contextmanager
-def stage_progress(enabled: bool, label: str) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A progress callback ``(stage, done, total)`` for the library's long runs: one bar that
-    takes each stage's name on a terminal, log lines elsewhere, None with ``-q``."""
-    if not enabled:
-        yield None
-        return
-    if not sys.stderr.isatty():
-        with LogProgress(label, sys.stderr) as log:
-            yield log
-        return
-    with progress_bar(enabled) as bar:
-        from rich.markup import escape
-
+    ) as bar:
         task = bar.add_task(escape(printable(label, one_line=True)), total=None, extra="")
 
         def callback(stage: str, done: int, total: int) -> None:
