@@ -66,8 +66,10 @@ COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
 #: deeper than this many levels is skipped (ordinary code stays far below it; a long ``else if``
 #: chain costs two levels per branch, a chain of ``a + b + ...`` one level per operand).
 MAX_REWRITE_DEPTH = 1_000
-#: ... or that has more syntax-tree nodes than this (about 400 KB of ordinary C).
-MAX_REWRITE_NODES = 200_000
+#: ... or that has more syntax-tree nodes than this (about 250-300 KB of ordinary C; the largest
+#: function of Big-Vul and Juliet has under 4,000). Eight rewrites of a function at this limit take
+#: about 2.6 s on one core, trigger insertion about 0.5 s (benchmarks/input_budget.py).
+MAX_REWRITE_NODES = 50_000
 
 
 class RewriteBudgetError(ValueError):
