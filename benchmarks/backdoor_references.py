@@ -42,13 +42,19 @@ from codeaudit.config import BackdoorConfig
 SCAN = dict(victim_samples=20, candidates=32, steps=50, heldout=200, trigger_len=5)
 
 
-def scan(model: Path, data_dir: Path, kind: str, references: int, threads: int) -> dict:
+def scan(
+    model: Path, data_dir: Path, kind: str, references: int, threads: int, weight: float = 1.0
+) -> dict:
     from codeaudit.api import backdoor as run_backdoor
 
     manifest = data_dir / f"train.{kind}.jsonl.manifest.json"
     extra: dict = {}
     if references:
-        extra = {"references": references, "reference_data": str(data_dir / "train.clean.jsonl")}
+        extra = {
+            "references": references,
+            "reference_data": str(data_dir / "train.clean.jsonl"),
+            "reference_weight": weight,
+        }
     config = BackdoorConfig(
         model=str(model),
         data=str(data_dir / "detect.clean.jsonl"),
@@ -66,6 +72,7 @@ def scan(model: Path, data_dir: Path, kind: str, references: int, threads: int) 
         "model": model.stem,
         "kind": kind,
         "references": references,
+        "weight": weight if references else None,
         "seconds": round(seconds, 2),
         "timings": r.timings,
         "backdoored": r.backdoored,
@@ -102,6 +109,12 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _refs(r: dict) -> str:
+    if not r["references"]:
+        return "0"
+    return f"{r['references']} (weight {r.get('weight', 1.0):g})"
+
+
 def render(rows: list[dict], threads: int) -> str:
     lines = [
         "| model | references | verdict | pair | anchored trigger | flip (suspect) "
@@ -113,7 +126,7 @@ def render(rows: list[dict], threads: int) -> str:
             refs = " / ".join(_pct(x) for x in p["refs"]) or "-"
             both = f"{_pct(p['ref_max'])} / {_pct(p['ref_mean'])}" if p["refs"] else "-"
             lines.append(
-                f"| {r['model']} | {r['references']} | {r['verdict_kind']} | {p['pair']} | "
+                f"| {r['model']} | {_refs(r)} | {r['verdict_kind']} | {p['pair']} | "
                 f"`{p['anchored']}` | {_pct(p['flip'])} | {refs} | {both} | {p['kind']} |"
             )
     lines += ["", "| model | real trigger ASR: suspect | on each reference |", "|---|---:|---|"]
@@ -132,6 +145,8 @@ def render(rows: list[dict], threads: int) -> str:
     ratios, search = [], []
     by_model: dict[str, dict[int, dict]] = {}
     for r in rows:
+        if r["references"] and r.get("weight", 1.0) != 1.0:
+            continue  # the cost is that of the default weight
         by_model.setdefault(r["model"], {})[r["references"]] = r
     for name, runs in by_model.items():
         without = next((v for k, v in runs.items() if k == 0), None)
@@ -163,6 +178,12 @@ def main() -> None:
     ap.add_argument("--kinds", default="clean,identifier")
     ap.add_argument("--references", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--reference-weight",
+        type=float,
+        default=1.0,
+        help="the inversion's reference penalty weight (0: references only judge the trigger)",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (args.data_dir / "detect.clean.jsonl").is_file():
@@ -175,11 +196,12 @@ def main() -> None:
         for kind in args.kinds.split(","):
             model, _ = train(args.data_dir, args.models, arch, kind)
             for k in (0, args.references):
-                cache = args.models / f"refscan-{arch}-{kind}-refs{k}-t{args.threads}.json"
+                w = "" if args.reference_weight == 1.0 or not k else f"-w{args.reference_weight:g}"
+                cache = args.models / f"refscan-{arch}-{kind}-refs{k}{w}-t{args.threads}.json"
                 if cache.is_file():
                     row = json.loads(cache.read_text())
                 else:
-                    row = scan(model, args.data_dir, kind, k, args.threads)
+                    row = scan(model, args.data_dir, kind, k, args.threads, args.reference_weight)
                     cache.write_text(json.dumps(row, indent=1))
                 print(
                     json.dumps(
