@@ -143,7 +143,7 @@ def _pct(x: float | None) -> str:
 def _refs(r: dict) -> str:
     if not r["references"]:
         return "0"
-    return f"{r['references']} (weight {r.get('weight', 1.0):g})"
+    return f"{r['references']} (weight {r.get('weight', 0.0):g})"
 
 
 def render(rows: list[dict], threads: int) -> str:
@@ -176,7 +176,7 @@ def render(rows: list[dict], threads: int) -> str:
     ratios, search = [], []
     by_model: dict[str, dict[int, dict]] = {}
     for r in rows:
-        if r["references"] and r.get("weight", 1.0) != 1.0:
+        if r["references"] and r.get("weight", 0.0) != 0.0:
             continue  # the cost is that of the default weight
         by_model.setdefault(r["model"], {})[r["references"]] = r
     for name, runs in by_model.items():
@@ -212,8 +212,9 @@ def main() -> None:
     ap.add_argument(
         "--reference-weight",
         type=float,
-        default=1.0,
-        help="the inversion's reference penalty weight (0: references only judge the trigger)",
+        default=0.0,
+        help="the inversion's reference penalty weight (0, the default: the references only "
+        "judge the trigger)",
     )
     ap.add_argument("--out", type=Path)
     ap.add_argument(
@@ -233,7 +234,7 @@ def main() -> None:
         for kind in args.kinds.split(","):
             model, _ = train(args.data_dir, args.models, arch, kind)
             for k in (0, args.references):
-                w = "" if args.reference_weight == 1.0 or not k else f"-w{args.reference_weight:g}"
+                w = f"-w{args.reference_weight:g}" if k else ""
                 w += "-saved" if k and args.saved_references else ""
                 cache = args.models / f"refscan-{arch}-{kind}-refs{k}{w}-t{args.threads}.json"
                 if cache.is_file():
