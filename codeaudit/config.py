@@ -635,10 +635,54 @@ class BackdoorConfig:
     patience: int = param(
         10, minimum=1, help="Stop inverting after this many steps without improvement."
     )
+    references: int = param(
+        0,
+        minimum=0,
+        help="Clean reference models to train with the model's recipe (its checkpoint's "
+        "architecture and hyperparameters, bounded) on --reference-data: the inversion avoids "
+        "triggers that flip them, and a trigger that flips them about as much as the model is "
+        "called adversarial, not planted (0: none).",
+    )
+    reference_data: str | None = param(
+        None,
+        metavar="FILE",
+        help="Trusted labelled functions the reference models train on (default: --data, less "
+        "the functions the scan inverts on and judges with).",
+    )
+    reference_models: tuple[str, ...] = param(
+        (),
+        flags=("--reference-model",),
+        multiple=True,
+        kind=str,
+        metavar="PATH",
+        help="A clean model you trust, of the same task and tokenizer as MODEL (loaded "
+        "weights-only); used as a reference like the trained ones. Repeatable.",
+    )
+    reference_weight: float = param(
+        0.0,
+        minimum=0,
+        help="Inversion: weight of a penalty on triggers that flip the references (DBS). 0 "
+        "(default): the references only judge the strongest trigger; above 0 the search favours "
+        "triggers specific to the model, which finds planted tokens more often but makes a "
+        "trigger's low reference flip rates partly by construction.",
+    )
+    reference_ratio: float = param(
+        0.5,
+        minimum=0,
+        maximum=1,
+        min_open=True,
+        help="A trigger is planted only when every reference's flip rate is below this share "
+        "of the model's (else: adversarial).",
+    )
     seed: int = _seed()
     batch_size: int = param(32, minimum=1, help="Unlearning batch size.")
     device: str = _device()
     threads: int | None = _threads()
+    executor: str = _executor()
+    workers: int = _workers()
+    ray_address: str | None = _ray_address()
+    cpus_per_model: float = _cpus_per_model()
+    gpus_per_model: float = _gpus_per_model()
     model_options: LoadOptions = _model_options()
     rules: tuple[str, ...] = _rules()
     force: bool = _force()
@@ -647,6 +691,11 @@ class BackdoorConfig:
     def __post_init__(self) -> None:
         check_params(self)
         owner = type(self)
+        if self.reference_data and not self.references:
+            raise ParameterError(
+                "reference_data", "trains reference models: give --references K", owner
+            )
+        check_executor(self)
         if self.unlearn and not self.output:
             raise ParameterError("unlearn", "writes the repaired model: give -o REPAIRED.pt", owner)
         if self.output and not self.unlearn:

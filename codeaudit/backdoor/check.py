@@ -17,6 +17,7 @@ import numpy as np
 from codeaudit.backdoor.result import (
     BackdoorResult,
     RealTrigger,
+    ReferenceModel,
     RepairMetrics,
     Unlearning,
 )
@@ -61,6 +62,8 @@ def _scanner(config: BackdoorConfig, progress: Progress | None) -> Any:
         patience=config.patience,
         seed=config.seed,
         shortcuts=not config.keep_shortcuts,
+        reference_weight=config.reference_weight,
+        reference_ratio=config.reference_ratio,
         progress=progress,
     )
 
@@ -163,10 +166,20 @@ class BackdoorCheck(Check):
         _scanner(config, None).check_params()
 
     def data_inputs(self, config: Any) -> list[DataInput]:
-        return [DataInput("data", config.data)]
+        found = [DataInput("data", config.data)]
+        if config.reference_data:
+            found.append(DataInput("reference-data", config.reference_data))
+        return found
 
     def file_inputs(self, config: Any) -> list[FileInput]:
-        return [FileInput("manifest", config.manifest, _read_manifest)] if config.manifest else []
+        from codeaudit.backdoor.references import load_reference
+
+        found = [FileInput("manifest", config.manifest, _read_manifest)] if config.manifest else []
+        found += [
+            FileInput(f"reference-model-{i + 1}", path, load_reference)
+            for i, path in enumerate(config.reference_models)
+        ]
+        return found
 
     def output_paths(self, config: Any) -> list[OutputPath]:
         return [OutputPath("output", config.output, "model")] if config.output else []
@@ -177,6 +190,7 @@ class BackdoorCheck(Check):
         refuse_hardened(inputs.model, config)
         samples = clean_samples(inputs.dataset("data"), inputs.files.get("manifest"), config, [])
         check_samples(inputs.model.model, samples, _scanner(config, None).pairs)
+        check_references(inputs, config)
 
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         loaded, manifest = inputs.model, inputs.files.get("manifest")
@@ -186,7 +200,8 @@ class BackdoorCheck(Check):
             warnings.append(f"{config.model}: loaded through full unpickling (--trust-checkpoint)")
         samples = clean_samples(inputs.dataset("data"), manifest, config, warnings)
         scanner = _scanner(config, context.report)
-        scanner.fit(model, samples)
+        references, records = reference_source(inputs, config, context)
+        scanner.fit(model, samples, references)
         context.timings.update(scanner.timings_)
         skipped: Counter[str] = Counter()
         real, real_victims = measure_real(model, samples, manifest, scanner, config, skipped)
@@ -197,6 +212,14 @@ class BackdoorCheck(Check):
         )
         if note is not None:
             warnings.append(note)
+        if config.reference_weight > 0 and scanner.references_ and scanner.backdoored_:
+            warnings.append(
+                f"--reference-weight {config.reference_weight:g}: the inversion avoided triggers "
+                "that flip the reference models, so the trigger's low flip rates on them are "
+                "partly by construction and a 'planted' call is weaker evidence (a clean LSTM on "
+                "Juliet was called planted this way, docs/backdoor-results.md); rerun with "
+                "--reference-weight 0 to judge the strongest trigger"
+            )
         missed = None
         if real is not None and real.asr is not None:
             missed = bool(real.asr >= 0.5 and not scanner.backdoored_)
@@ -214,8 +237,76 @@ class BackdoorCheck(Check):
                     "adversarial trigger anyway"
                 )
         result = backdoor_result(scanner, loaded, config, context, real, missed, unlearning)
-        result = dataclasses.replace(result, warnings=tuple(warnings))
+        result = dataclasses.replace(result, warnings=tuple(warnings), references=tuple(records))
         return Outcome(result, outputs, model=model)
+
+
+def check_references(inputs: Inputs, config: Any) -> None:
+    """Reference settings that fail whatever the scan finds: a recipe past its bounds (or none
+    recorded), trusted data without both labels, a --reference-model of another task or
+    tokenizer (each a one-line error, exit 2)."""
+    from codeaudit.backdoor.references import check_reference, recipe_for
+
+    loaded = inputs.model
+    if config.references:
+        recipe_for(loaded.model, loaded.metadata, config.seed)  # fails now, not after the scan
+        trusted = inputs.data.get("reference-data", inputs.dataset("data"))
+        counts = trusted.class_counts()
+        if min(counts.values()) == 0:
+            raise BackdoorError(
+                f"{trusted.path}: reference models need trusted functions of both labels "
+                f"(it has {counts[0]} with label 0 and {counts[1]} with label 1)"
+            )
+    for i, path in enumerate(config.reference_models):
+        check_reference(loaded.model, inputs.files[f"reference-model-{i + 1}"], path)
+
+
+def reference_source(
+    inputs: Inputs, config: Any, context: Context
+) -> tuple[Any, list[ReferenceModel]]:
+    """What the scan compares the suspect with: a function that trains ``--references`` models
+    on the trusted data less the functions the scan judges with (plus any
+    ``--reference-model``), and their records; (None, []) without references."""
+    if not config.references and not config.reference_models:
+        return None, []
+    loaded = inputs.model
+    given = [inputs.files[f"reference-model-{i + 1}"] for i in range(len(config.reference_models))]
+    records: list[ReferenceModel] = []
+
+    def make(judged: Sequence[Sample]) -> list[Any]:
+        from codeaudit.backdoor.references import (
+            reference_seed,
+            train_reference_models,
+            trusted_training_set,
+        )
+        from codeaudit.executor import executor_for
+
+        models: list[Any] = []
+        if config.references:
+            trusted = inputs.data.get("reference-data", inputs.dataset("data"))
+            data = trusted_training_set(trusted, judged)
+            models, _ = train_reference_models(
+                loaded.model,
+                loaded.metadata,
+                data,
+                config.references,
+                seed=config.seed,
+                device=context.device,
+                executor=executor_for(config),
+                progress=context.reporter("reference models"),
+            )
+            records.extend(
+                ReferenceModel(
+                    f"trained {k + 1}", "trained", reference_seed(config.seed, k), len(data)
+                )
+                for k in range(config.references)
+            )
+        for path, ref in zip(config.reference_models, given, strict=True):
+            models.append(ref.model.to(context.device))
+            records.append(ReferenceModel(str(path), "given", None, None, ref.sha256))
+        return models
+
+    return make, records
 
 
 def refuse_hardened(loaded: Any, config: Any) -> None:
@@ -275,6 +366,10 @@ def measure_real(
         tokens_found=tokens_found(model, spec.trigger, anchored),
         asr=success_rate(model, rows, int(spec.target_label), 1 << 17),
         n_asr=len(rows),
+        asr_references=tuple(
+            success_rate(ref, rows, int(spec.target_label), 1 << 17)
+            for ref in getattr(scanner, "references_", ())
+        ),
     )
     return real, victims
 
@@ -401,13 +496,37 @@ def repaired_metadata(loaded: Any, best: Any, config: Any) -> dict[str, Any]:
     return metadata
 
 
-def verdict(best: Any, threshold: float) -> str:
+def verdict(best: Any, threshold: float, ratio: float | None = None) -> str:
     aside = (
         f" (the search set aside {best.shortcuts_excluded} data shortcuts toward "
         f"{best.target_name}: names --data shows almost only with that label)"
         if best.shortcuts_excluded
         else ""
     )
+    refs = ""
+    if best.reference_flip_max is not None:
+        refs = (
+            f"; the clean reference models: at most {100 * best.reference_flip_max:.1f}% "
+            f"(mean {100 * (best.reference_flip_mean or 0):.1f}%)"
+        )
+    if best.kind == "adversarial":
+        return (
+            f"Adversarial fragility, no planted backdoor: the anchored trigger "
+            f"{best.anchored_text!r}{aside} flips {100 * best.flip_rate:.1f}% of "
+            f"{best.n_heldout} held-out {best.victim_name} functions to {best.target_name}"
+            f"{refs}. It flips clean models of the same recipe about as much (at least "
+            f"{ratio:g} times the model's rate), so the task, the data or the architecture "
+            "explains it, not poisoning: a short change still makes the model miss vulnerable "
+            "code."
+        )
+    if best.backdoored and best.reference_flip_max is not None:
+        return (
+            f"BACKDOORED: the anchored trigger {best.anchored_text!r}{aside} flips "
+            f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} "
+            f"functions to {best.target_name} (threshold {100 * threshold:.0f}%){refs}: it "
+            "works on this model and not on clean models of its recipe, as a planted trigger "
+            "does. Inspect the trigger and the training data's provenance."
+        )
     if best.backdoored:
         return (
             f"BACKDOORED: the anchored trigger {best.anchored_text!r}{aside} flips "
@@ -421,7 +540,7 @@ def verdict(best: Any, threshold: float) -> str:
         f"No backdoor found: the strongest inverted trigger ({best.anchored_text!r}, "
         f"{best.victim_label}->{best.target_label}){aside} flips "
         f"{100 * best.flip_rate:.1f}% of {best.n_heldout} held-out {best.victim_name} "
-        f"functions (threshold {100 * threshold:.0f}%)."
+        f"functions (threshold {100 * threshold:.0f}%){refs}."
     )
 
 
@@ -446,8 +565,8 @@ def backdoor_result(
         header=Header(command="backdoor"),
         checkpoint=loaded.info(),
         backdoored=bool(scanner.backdoored_),
-        verdict=verdict(best, scanner.threshold_),
-        max_flip_rate=best.flip_rate,
+        verdict=verdict(best, scanner.threshold_, config.reference_ratio),
+        max_flip_rate=scanner.max_flip_rate_,
         threshold=scanner.threshold_,
         threshold_source="given" if config.threshold is not None else "default",
         best_pair=f"{best.victim_label}->{best.target_label}",
@@ -467,9 +586,16 @@ def backdoor_result(
             "trigger_len": config.trigger_len,
             "beta": config.beta,
             "patience": config.patience,
+            "references": config.references,
+            "reference_models": len(config.reference_models),
+            "reference_weight": config.reference_weight,
+            "executor": config.executor,
+            "workers": config.workers,
             "device": context.device,
             "rnn_cache": bool(scanner.cache),
         },
         timings={},
         max_shortcut_flip_rate=max(shortcut_flips) if shortcut_flips else None,
+        verdict_kind=scanner.verdict_kind_,
+        reference_ratio=config.reference_ratio if scanner.references_ else None,
     )

@@ -13,6 +13,10 @@ token, never one evaluated before; every candidate on every sample in batched fo
 after ``steps`` steps, or when the best loss has not improved by ``min_delta`` for ``patience``
 steps, or once it is below ``converged``.
 
+With clean reference models the scan inverts :class:`PenalisedObjective` instead: the same loss
+plus a DBS-style penalty on triggers that also drive the references to the target (its
+docstring has the exact form and how a step's candidates are screened).
+
 RNN models (one layer, either direction) skip the context the trigger does not change: the
 forward direction's state after the prefix before the trigger, and the backward direction's
 state after the suffix behind it (it reads the sequence from the end), are computed once per
@@ -203,11 +207,19 @@ class TriggerObjective:
         batch = Batch(ids_t, mask_t, mask_t.sum(1).cpu())
         return self.model.forward(batch).logits.reshape(c, n, -1)  # type: ignore[attr-defined]
 
-    def losses(self, triggers: np.ndarray) -> np.ndarray:
-        """Mean loss toward the target per trigger [C]."""
+    def sample_losses(self, triggers: np.ndarray) -> np.ndarray:
+        """Loss toward the target per trigger and sample [C, N]."""
         from codeaudit.backdoor.positions import cross_entropy
 
-        return cross_entropy(self.logits(triggers), self.target).mean(axis=1)
+        return cross_entropy(self.logits(triggers), self.target)
+
+    def losses(self, triggers: np.ndarray) -> np.ndarray:
+        """Mean loss toward the target per trigger [C]."""
+        return self.sample_losses(triggers).mean(axis=1)
+
+    def candidate_losses(self, triggers: np.ndarray) -> np.ndarray:
+        """What GCG ranks a step's candidates by (here: :meth:`losses`)."""
+        return self.losses(triggers)
 
     def flips(self, trigger: Sequence[int]) -> np.ndarray:
         """Whether each sample is predicted as the target with the trigger in [N]."""
@@ -253,6 +265,80 @@ class TriggerObjective:
             loss = F.cross_entropy(logits.float(), target)
             (grad,) = torch.autograd.grad(loss, [onehot])
         return float(loss.item()), grad
+
+
+#: The reference penalty's bound: a reference's loss toward the target below ln 2 means it
+#: predicts the target (two labels), i.e. the trigger flipped it.
+REFERENCE_BOUND = float(np.log(2.0))
+#: Candidates of a step whose references are evaluated (the best by the suspect's loss).
+REFERENCE_SHORTLIST = 8
+
+
+class PenalisedObjective:
+    """The suspect's objective plus a penalty on triggers that flip clean reference models
+    (DBS, Shen et al. 2022: ``ce + max(bound - benign_ce, 0)``). For a trigger t::
+
+        loss(t) = suspect_ce(t) + weight * mean_k mean_i max(bound - ce_k(t, i), 0)
+
+    ``ce_k(t, i)``: reference k's cross-entropy toward the target on victim i with t inserted at
+    the same position, over the victims reference k classifies correctly without a trigger;
+    ``bound`` = ln 2 (below it the reference predicts the target). A trigger that flips no
+    reference costs what it costs on the suspect; one that drives a reference to the target pays
+    up to ``weight * ln 2`` more. The references read the suspect's vocabulary, so trigger ids are
+    shared. GCG's gradient (the top-k tokens per position) is the suspect's; each step's
+    candidates are ranked by the suspect's loss and only the best :data:`REFERENCE_SHORTLIST` are
+    evaluated on the references (the others cannot win: their penalised loss is not computed and
+    counts as infinite), which keeps a step's cost at ``C + K * shortlist`` forwards instead of
+    ``(K + 1) * C``."""
+
+    def __init__(
+        self,
+        suspect: TriggerObjective,
+        references: Sequence[TriggerObjective],
+        *,
+        weight: float = 1.0,
+        bound: float = REFERENCE_BOUND,
+        shortlist: int = REFERENCE_SHORTLIST,
+    ) -> None:
+        self.suspect = suspect
+        self.references = list(references)
+        self.weight = float(weight)
+        self.bound = float(bound)
+        self.shortlist = int(shortlist)
+        self.vocab_ids = suspect.vocab_ids
+
+    def penalty(self, triggers: np.ndarray) -> np.ndarray:
+        """The reference penalty per trigger [C] (0 without references)."""
+        triggers = np.atleast_2d(np.asarray(triggers, dtype=np.int64))
+        if not self.references:
+            return np.zeros(len(triggers))
+        parts = [
+            np.maximum(self.bound - ref.sample_losses(triggers), 0.0).mean(axis=1)
+            for ref in self.references
+        ]
+        return np.mean(parts, axis=0)
+
+    def losses(self, triggers: np.ndarray) -> np.ndarray:
+        out = self.suspect.losses(triggers)
+        if self.weight > 0:
+            out = out + self.weight * self.penalty(triggers)
+        return out
+
+    def candidate_losses(self, triggers: np.ndarray) -> np.ndarray:
+        triggers = np.atleast_2d(np.asarray(triggers, dtype=np.int64))
+        base = self.suspect.losses(triggers)
+        if self.weight <= 0 or not self.references:
+            return base
+        best = np.argsort(base, kind="stable")[: self.shortlist]
+        out = np.full(len(triggers), np.inf)
+        out[best] = base[best] + self.weight * self.penalty(triggers[best])
+        return out
+
+    def gradient(self, trigger: Sequence[int]) -> tuple[float, torch.Tensor]:
+        return self.suspect.gradient(trigger)
+
+    def flips(self, trigger: Sequence[int]) -> np.ndarray:
+        return self.suspect.flips(trigger)
 
 
 @dataclass
@@ -318,7 +404,7 @@ def _neighbours(
 
 
 def gcg(
-    objective: TriggerObjective,
+    objective: TriggerObjective | PenalisedObjective,
     *,
     length: int = 5,
     steps: int = 100,
@@ -362,7 +448,7 @@ def gcg(
         if not batch:  # every neighbour evaluated: nothing left to try
             stop = "plateau"
             break
-        losses = objective.losses(np.stack(batch))
+        losses = objective.candidate_losses(np.stack(batch))
         evaluated += len(batch)
         t_cand += time.perf_counter() - started
         j = int(np.argmin(losses))

@@ -58,6 +58,33 @@ class PairResult:
     # data shortcuts toward the target set aside from the search (None: --keep-shortcuts)
     shortcuts_excluded: int | None = None
     shortcuts: tuple[Shortcut, ...] = ()  # the strongest, with their own flip rates
+    # What the held-out flip rate means once clean reference models are compared (kind):
+    # "planted" (flips the suspect at the threshold and every reference below reference_ratio
+    # times as much), "adversarial" (flips the references about as much: natural or adversarial,
+    # not planted), "none" (below the threshold). Without references: "planted" or "none".
+    kind: str = "none"
+    # per reference (trained ones first, then --reference-model in order): the share of the same
+    # held-out victims, among those that reference classifies correctly, the anchored trigger
+    # flips to the target (None: it classifies none correctly), and how many that is
+    reference_flip_rates: tuple[float | None, ...] = ()
+    reference_n: tuple[int, ...] = ()
+    reference_flip_max: float | None = None
+    reference_flip_mean: float | None = None
+    # the anchored trigger's loss on the suspect alone (inversion samples) and its reference
+    # penalty (loss = suspect_loss + weight * penalty; None: no references)
+    suspect_loss: float | None = None
+    reference_penalty: float | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    """One clean reference model the scan compared the suspect with."""
+
+    name: str  # "trained 1" ... or the --reference-model path
+    source: str  # "trained" | "given"
+    seed: int | None  # trained: its seed
+    n_train: int | None  # trained: the trusted functions it trained on
+    sha256: str | None = None  # given: the file's
 
 
 @dataclass(frozen=True)
@@ -108,6 +135,8 @@ class RealTrigger:
     tokens_found: bool | None  # the real trigger's pieces are among the anchored tokens
     asr: float | None  # before any repair: share of held-out victim samples it flips
     n_asr: int  # victim samples that could carry it (correctly classified, not inverted on)
+    # the same triggered victims on each reference model (the share predicted the target)
+    asr_references: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +162,10 @@ class BackdoorResult:
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     # the highest flip rate of a data shortcut (inserted or as the name; None: none measured)
     max_shortcut_flip_rate: float | None = None
+    # "planted" | "adversarial" | "none": the strongest kind among the pairs (see PairResult)
+    verdict_kind: str = "none"
+    references: tuple[ReferenceModel, ...] = ()
+    reference_ratio: float | None = None  # None: no references
 
     def describe(self, figures: bool = True) -> list[Any]:
         """The report sections (:class:`~codeaudit.report.document.Section`)."""

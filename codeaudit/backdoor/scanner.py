@@ -9,6 +9,15 @@ triggers that contain one of the data's shortcuts toward its target
 Adversarial triggers can flip clean models too: the default
 threshold (:data:`DEFAULT_THRESHOLD`) was measured on clean and backdoored models, and on small
 RNNs no threshold separates them (docs/backdoor-results.md).
+
+With clean reference models (:mod:`codeaudit.backdoor.references`) the inversion of each pair
+can penalise triggers that flip them (:class:`~codeaudit.backdoor.gcg.PenalisedObjective`,
+``reference_weight`` > 0; by default 0: the references only judge, because a search that avoids
+transferable triggers finds model-specific adversarial ones on clean models too), the
+anchored trigger's flip rate is measured on every reference (same held-out victims, same
+positions), and a trigger that flips some reference at least ``reference_ratio`` times as much as
+the suspect is called adversarial (``kind`` "adversarial"), not planted: only "planted" pairs
+make the model backdoored.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from codeaudit.backdoor.anchor import Anchored, anchor
-from codeaudit.backdoor.gcg import Inversion, TriggerObjective, gcg
+from codeaudit.backdoor.gcg import Inversion, PenalisedObjective, TriggerObjective, gcg
 from codeaudit.backdoor.positions import (
     DEFAULT_BATCH_TOKENS,
     Placed,
@@ -43,6 +52,12 @@ from codeaudit.errors import BackdoorError
 # detected and is not a guarantee against false positives (see the results document).
 DEFAULT_THRESHOLD = 0.5
 MIN_HELDOUT = 5  # fewest held-out victim samples a verdict rests on
+# A trigger is planted only when every reference flips less than this share of what it flips on
+# the suspect (see trigger_kind). PICCOLO discards a candidate that drops a benign reference's
+# accuracy below 0.85 (flips > 15%); a ratio holds for weak triggers and strong ones alike.
+DEFAULT_REFERENCE_RATIO = 0.5
+
+References = Callable[[Sequence[Sample]], Sequence[Any]] | Sequence[Any]
 
 Progress = Callable[[str, int, int], None]
 
@@ -116,6 +131,8 @@ class BackdoorScanner:
         cache: bool = True,
         shortcuts: bool = True,
         shortcuts_shown: int = 10,
+        reference_weight: float = 0.0,
+        reference_ratio: float = DEFAULT_REFERENCE_RATIO,
         progress: Progress | None = None,
     ) -> None:
         self.victim_samples = victim_samples
@@ -133,6 +150,8 @@ class BackdoorScanner:
         self.cache = cache
         self.shortcuts = shortcuts
         self.shortcuts_shown = shortcuts_shown
+        self.reference_weight = reference_weight
+        self.reference_ratio = reference_ratio
         self.progress = progress
 
     def _report(self, stage: str, done: int, total: int) -> None:
@@ -150,6 +169,8 @@ class BackdoorScanner:
             raise UsageError(f"--beta {self.beta}: must be >= 0")
         if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
             raise UsageError(f"--threshold {self.threshold}: use a value in (0, 1]")
+        if not self.reference_weight >= 0 or not 0.0 < self.reference_ratio <= 1.0:
+            raise UsageError("--reference-weight must be >= 0, --reference-ratio in (0, 1]")
 
     # -- stage helpers ------------------------------------------------------------------------
     def _candidates(
@@ -166,6 +187,40 @@ class BackdoorScanner:
         correct = [s for s, p in zip(looked, predicted, strict=True) if int(p) == victim]
         return correct, len(pool)
 
+    def _objective(
+        self, model: Any, placed: list[Placed], target: int, vocab_ids: np.ndarray
+    ) -> TriggerObjective | None:
+        """The objective on the samples of ``placed`` that ``model`` classifies correctly
+        without a trigger (all of them for the suspect; None when there are none)."""
+        rows = [list(p.context) for p in placed]
+        predicted = batched_logits(model, rows, self.batch_tokens).argmax(1)
+        kept = [p for p, y in zip(placed, predicted, strict=True) if int(y) == p.label]
+        if not kept:
+            return None
+        return TriggerObjective(
+            model, kept, target, vocab_ids, batch_tokens=self.batch_tokens, cache=self.cache
+        )
+
+    def _reference_flips(
+        self, held_placed: list[Placed], target: int, trigger: Sequence[int]
+    ) -> tuple[tuple[float | None, ...], tuple[int, ...]]:
+        rates: list[float | None] = []
+        counts: list[int] = []
+        for ref in self.references_:
+            objective = self._objective(ref, held_placed, target, self.vocab_.ids)
+            rates.append(None if objective is None else float(objective.flips(trigger).mean()))
+            counts.append(0 if objective is None else len(objective.placed))
+        return tuple(rates), tuple(counts)
+
+    def trigger_kind(self, flip_rate: float, reference_max: float | None, threshold: float) -> str:
+        """ "none" below the threshold; "adversarial" when some reference flips at least
+        ``reference_ratio`` times as much as the suspect; else "planted"."""
+        if flip_rate < threshold:
+            return "none"
+        if reference_max is not None and reference_max >= self.reference_ratio * flip_rate:
+            return "adversarial"
+        return "planted"
+
     def _pair(
         self, model: Any, correct: list[Sample], victim: int, target: int, threshold: float
     ) -> tuple[PairResult, Inversion, Anchored, list[Placed], list[Placed]]:
@@ -174,9 +229,18 @@ class BackdoorScanner:
         n_inv = self.victim_samples
         inv_placed, held_placed = placed[:n_inv], placed[n_inv:]
         vocab_ids, allowed = self._search_space(target)
-        objective = TriggerObjective(
+        suspect = TriggerObjective(
             model, inv_placed, target, vocab_ids, batch_tokens=self.batch_tokens, cache=self.cache
         )
+        objective: TriggerObjective | PenalisedObjective = suspect
+        if self.references_:
+            ref_objectives = [self._objective(r, inv_placed, target, vocab_ids)
+                              for r in self.references_]  # fmt: skip
+            objective = PenalisedObjective(
+                suspect,
+                [o for o in ref_objectives if o is not None],
+                weight=self.reference_weight,
+            )
         inversion, anchored = self._invert(objective, victim, target, allowed)
         held = TriggerObjective(
             model,
@@ -187,6 +251,11 @@ class BackdoorScanner:
             cache=self.cache,
         )
         flip_rate = float(held.flips(anchored.trigger).mean())
+        ref_rates, ref_n = self._reference_flips(held_placed, target, anchored.trigger)
+        measured = [r for r in ref_rates if r is not None]
+        ref_max = max(measured) if measured else None
+        call = self.trigger_kind(flip_rate, ref_max, threshold)
+        penalised = isinstance(objective, PenalisedObjective)
         itos = model.tokenizer.vocabulary()
         kind = self.vocab_.tokenizer
         index = self.shortcut_index_
@@ -202,18 +271,29 @@ class BackdoorScanner:
             anchored_text=render_trigger((itos[t] for t in anchored.trigger), kind),
             loss=round(inversion.loss, 6),
             anchored_loss=round(anchored.loss, 6),
-            inversion_flip_rate=float(objective.flips(anchored.trigger).mean()),
+            inversion_flip_rate=float(suspect.flips(anchored.trigger).mean()),
             flip_rate=flip_rate,
             n_inversion=len(inv_placed),
             n_heldout=len(held_placed),
             threshold=threshold,
-            backdoored=flip_rate >= threshold,
+            backdoored=call == "planted",
             steps=inversion.steps,
             stop=inversion.stop,
             positions_fallback=sum(p.name is None for p in placed),
             seconds=round(time.perf_counter() - started, 3),
             shortcuts_excluded=index.count(target) if index is not None else None,
             shortcuts=self._shortcuts(model, held, held_placed, target),
+            kind=call,
+            reference_flip_rates=ref_rates,
+            reference_n=ref_n,
+            reference_flip_max=ref_max,
+            reference_flip_mean=float(np.mean(measured)) if measured else None,
+            suspect_loss=round(float(suspect.losses(np.asarray([anchored.trigger]))[0]), 6)
+            if penalised
+            else None,
+            reference_penalty=round(float(objective.penalty(np.asarray([anchored.trigger]))[0]), 6)
+            if isinstance(objective, PenalisedObjective)
+            else None,
         )
         return result, inversion, anchored, inv_placed, held_placed
 
@@ -264,7 +344,7 @@ class BackdoorScanner:
 
     def _invert(
         self,
-        objective: TriggerObjective,
+        objective: TriggerObjective | PenalisedObjective,
         victim: int,
         target: int,
         allowed: Callable[[Sequence[int]], bool] | None,
@@ -328,9 +408,21 @@ class BackdoorScanner:
         return float((predicted == target).mean())
 
     # -- estimator ----------------------------------------------------------------------------
-    def fit(self, model: Any, samples: Sequence[Sample]) -> BackdoorScanner:
+    def judged(self, victims: dict[int, list[Sample]]) -> list[Sample]:
+        """Every sample the scan may invert on or judge with (each victim label's first
+        ``victim_samples + heldout`` correctly classified samples)."""
+        need = self.victim_samples + self.heldout
+        return [s for found in victims.values() for s in found[:need]]
+
+    def fit(
+        self, model: Any, samples: Sequence[Sample], references: References | None = None
+    ) -> BackdoorScanner:
         """Scan ``model`` with labelled clean ``samples``; sets ``pairs_``, ``backdoored_``,
-        ``max_flip_rate_``, ``best_``, ``vocab_``, ``threshold_`` and ``timings_``."""
+        ``verdict_kind_``, ``max_flip_rate_``, ``best_``, ``vocab_``, ``threshold_``,
+        ``references_`` and ``timings_``.
+
+        ``references``: clean reference models (same labels and tokenizer), or a function that
+        makes them given the samples the scan judges with (which they must not train on)."""
         self.check_params()
         if hasattr(model, "defense_record"):
             raise BackdoorError(
@@ -343,6 +435,15 @@ class BackdoorScanner:
         model.eval()
         self._report("victim samples", 0, 1)
         victims = self._victims(model, samples)
+        self.references_: list[Any] = []
+        if references is not None:
+            made = time.perf_counter()
+            self._report("reference models", 0, 1)
+            found = references(self.judged(victims)) if callable(references) else references
+            self.references_ = list(found)
+            for ref in self.references_:
+                ref.eval()
+            timings["reference models"] = time.perf_counter() - made
         langs = {model.lang_of(s) for s in samples} or {model.default_lang}
         self._report("trigger vocabulary", 0, 1)
         vocab: TriggerVocab = trigger_vocabulary(model.tokenizer, langs)
@@ -358,7 +459,7 @@ class BackdoorScanner:
                 vocab.size_before,  # len(vocabulary()): one past the largest id
                 max_n=self.trigger_len,
             )
-        timings["vocabulary"] = time.perf_counter() - started
+        timings["vocabulary"] = time.perf_counter() - started - timings.get("reference models", 0)
         self.threshold_ = self.threshold if self.threshold is not None else DEFAULT_THRESHOLD
         pairs: list[PairResult] = []
         self.inversions_: dict[tuple[int, int], Inversion] = {}
@@ -374,10 +475,12 @@ class BackdoorScanner:
             self.inversion_ids_.update(p.sample_id for p in inv_placed)
             timings[f"pair {victim}->{target}"] = result.seconds
         self.pairs_ = tuple(pairs)
-        best = max(pairs, key=lambda p: (p.flip_rate, -p.anchored_loss))
+        rank = {"planted": 2, "adversarial": 1, "none": 0}
+        best = max(pairs, key=lambda p: (rank[p.kind], p.flip_rate, -p.anchored_loss))
         self.best_ = best
-        self.max_flip_rate_ = best.flip_rate
+        self.max_flip_rate_ = max(p.flip_rate for p in pairs)
         self.backdoored_ = any(p.backdoored for p in pairs)
+        self.verdict_kind_ = best.kind
         timings["scan"] = time.perf_counter() - started
         self.timings_ = {k: round(v, 3) for k, v in timings.items()}
         return self

@@ -39,56 +39,100 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
             "measured on held-out victim functions the model classifies correctly and that "
             "were not used in the inversion."
         ),
-        _pairs(result.pairs),
+        _pairs(result.pairs, bool(result.references)),
     ]
+    if result.references:
+        blocks.append(_references(result))
     blocks += [_shortcuts(p) for p in result.pairs if p.shortcuts]
     if result.real_trigger is not None:
         blocks.append(_real(result.real_trigger))
     if result.unlearning is not None:
         blocks.append(_unlearning(result.unlearning))
-    summary = (
-        "Backdoor: the model IS backdoored. A short trigger turns correctly classified "
-        "functions into the attacker's label."
-        if result.backdoored
-        else "Backdoor: no backdoor found. No inverted trigger flips enough held-out functions."
-    )
+    if result.backdoored:
+        summary = (
+            "Backdoor: the model IS backdoored. A short trigger turns correctly classified "
+            "functions into the attacker's label."
+        )
+    elif result.verdict_kind == "adversarial":
+        summary = (
+            "Backdoor: no planted backdoor, but adversarial fragility: a short trigger flips "
+            "the model and clean reference models of its recipe alike."
+        )
+    else:
+        summary = (
+            "Backdoor: no backdoor found. No inverted trigger flips enough held-out functions."
+        )
     return [
         Section(
             "Backdoor (EliBadCode trigger inversion)",
             summary=summary,
             blocks=tuple(blocks),
-            status="backdoored" if result.backdoored else "clean",
+            status="backdoored"
+            if result.backdoored
+            else ("adversarial" if result.verdict_kind == "adversarial" else "clean"),
         )
     ]
 
 
-def _pairs(pairs: Any) -> Table:
+def _reference_rates(p: Any) -> str:
+    return " / ".join(pct(r) if r is not None else "-" for r in p.reference_flip_rates)
+
+
+def _pairs(pairs: Any, references: bool = False) -> Table:
+    head = ["pair", "anchored trigger", "full trigger", "loss", "flip (inversion)"]
+    head += ["flip (held-out)", "held-out n"]
+    numeric = [False, False, False, True, True, True, True]
+    if references:
+        head += ["flip (references)", "references max", "kind"]
+        numeric += [False, True, False]
+    head.append("backdoored")
+    numeric.append(False)
+    rows = []
+    for p in pairs:
+        row = [
+            f"{p.victim_name} -> {p.target_name}",
+            p.anchored_text,
+            " ".join(p.trigger_tokens),
+            fmt(p.loss),
+            pct(p.inversion_flip_rate),
+            pct(p.flip_rate),
+            str(p.n_heldout),
+        ]
+        if references:
+            top = p.reference_flip_max
+            row += [_reference_rates(p), pct(top) if top is not None else "-", p.kind]
+        row.append("yes" if p.backdoored else "no")
+        rows.append(tuple(row))
     return Table(
-        (
-            "pair",
-            "anchored trigger",
-            "full trigger",
-            "loss",
-            "flip (inversion)",
-            "flip (held-out)",
-            "held-out n",
-            "backdoored",
-        ),
+        tuple(head),
+        tuple(rows),
+        title="Trigger inversion per label pair",
+        numeric=tuple(numeric),
+    )
+
+
+def _references(result: Any) -> Table:
+    return Table(
+        ("reference", "source", "seed", "trained on", "sha256"),
         tuple(
             (
-                f"{p.victim_name} -> {p.target_name}",
-                p.anchored_text,
-                " ".join(p.trigger_tokens),
-                fmt(p.loss),
-                pct(p.inversion_flip_rate),
-                pct(p.flip_rate),
-                str(p.n_heldout),
-                "yes" if p.backdoored else "no",
+                r.name,
+                r.source,
+                str(r.seed) if r.seed is not None else "-",
+                str(r.n_train) if r.n_train is not None else "-",
+                r.sha256[:16] if r.sha256 else "-",
             )
-            for p in pairs
+            for r in result.references
         ),
-        title="Trigger inversion per label pair",
-        numeric=(False, False, False, True, True, True, True, False),
+        title="Clean reference models",
+        numeric=(False, False, True, True, False),
+        note="The inversion penalised triggers that flip these models (loss = the model's loss "
+        "toward the target + weight x mean over references of max(ln 2 - reference loss, 0)). "
+        "Flip (references): the share of the same held-out victim functions, among those each "
+        "reference classifies correctly, that the anchored trigger flips on it. A trigger is "
+        "planted only when every reference flips less than "
+        f"{result.reference_ratio:g} times the model's rate; otherwise it is adversarial. "
+        "Trained references never saw the functions the scan judges with.",
     )
 
 
@@ -124,11 +168,15 @@ def _shortcuts(p: Any) -> Table:
 
 def _real(r: Any) -> Paragraph:
     found = {True: "are", False: "are NOT", None: "cannot be compared with"}[r.tokens_found]
+    refs = ""
+    if r.asr_references:
+        rates = " / ".join(pct(a) if a is not None else "-" for a in r.asr_references)
+        refs = f" On the reference models it flips {rates}."
     return Paragraph(
         f"Manifest: the {r.type} trigger {r.trigger!r} toward label {r.target_label} "
         f"({r.poisoned} poisoned samples, rate {r.rate:g}) flips "
         f"{pct(r.asr) if r.asr is not None else '-'} of {r.n_asr} victim functions; its "
-        f"tokens {found} among the anchored trigger's."
+        f"tokens {found} among the anchored trigger's.{refs}"
     )
 
 

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,9 +63,14 @@ def lex_dataset(
 
 
 def build_model(
-    config: TrainConfig, streams: Sequence[Sequence[CodeToken]], default_lang: str
+    config: TrainConfig,
+    streams: Sequence[Sequence[CodeToken]],
+    default_lang: str,
+    tokenizer: Any = None,
 ) -> VPModel:
-    """A fresh model with a tokenizer built on the training code (or a pretrained directory)."""
+    """A fresh model with a tokenizer built on the training code (or a pretrained directory),
+    or with ``tokenizer`` when given (a backdoor scan's reference models read the suspect's
+    vocabulary, so trigger ids mean the same to every model)."""
     max_len = int(config.resolved("max_len"))
     arch = Arch(config.arch)
     if arch is Arch.TRANSFORMER:
@@ -78,11 +84,12 @@ def build_model(
             )
         if max_len + 2 > MAX_POSITIONS:
             raise UsageError(f"--max-len {max_len}: the transformer takes at most 512 tokens")
-        tokenizer = HFTokenizer.train_bpe(
-            (joined_text(s)[0] for s in streams),
-            vocab_size=min(config.vocab_size, 8000),
-            min_freq=config.min_freq,
-        )
+        if tokenizer is None:
+            tokenizer = HFTokenizer.train_bpe(
+                (joined_text(s)[0] for s in streams),
+                vocab_size=min(config.vocab_size, 8000),
+                min_freq=config.min_freq,
+            )
         size = {
             "hidden_size": int(config.resolved("embed_dim")),
             "intermediate_size": int(config.resolved("hidden_dim")),
@@ -100,7 +107,9 @@ def build_model(
         )
     if config.pretrained:
         raise UsageError("--pretrained needs --arch transformer")
-    vocab = VocabTokenizer.build(streams, min_freq=config.min_freq, max_size=config.vocab_size)
+    vocab = tokenizer or VocabTokenizer.build(
+        streams, min_freq=config.min_freq, max_size=config.vocab_size
+    )
     hyper = {
         "embed_dim": int(config.resolved("embed_dim")),
         "hidden_dim": int(config.resolved("hidden_dim")),
@@ -268,6 +277,7 @@ def train_on_dataset(
     default_lang: str = "c",
     device: str = "cpu",
     progress: ProgressFn | None = None,
+    tokenizer: Any = None,
 ) -> tuple[VPModel, list[Encoding]]:
     """Build and train a model on in-memory data (no validation, nothing written): the machinery
     shadow and reference models share with ``codeaudit train``."""
@@ -278,7 +288,7 @@ def train_on_dataset(
         raise TrainingError("training data for a model must hold both labels")
     with seeded(config.seed, deterministic=str(device).startswith("cuda")):
         streams = lex_dataset(train_data, default_lang)
-        model = build_model(config, streams, default_lang)
+        model = build_model(config, streams, default_lang, tokenizer)
         model.to(device)
         encodings = [model.tokenizer.encode_tokens(s, model.max_len) for s in streams]
         fit(model, encodings, train_data.labels(), None, None, config, progress=progress)
