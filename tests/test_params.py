@@ -75,7 +75,7 @@ def test_values_are_checked_where_they_are_declared() -> None:
     with pytest.raises(ParameterError, match="needs --population"):
         configs.MembershipConfig(model="m", members="a", nonmembers="b", shadows=2)
     thorough = configs.MembershipConfig(model="m", members="a", nonmembers="b", thorough=True)
-    assert thorough.attack_classifiers == ("logreg", "mlp", "rf", "gb")
+    assert thorough.attack_classifiers == ("logreg", "mlp", "rf", "gb", "knn", "svm", "dt")
     assert thorough.boundary_count == 200  # --thorough is expanded in one place
     import dataclasses
 
