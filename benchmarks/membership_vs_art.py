@@ -6,9 +6,11 @@
 
 One BiGRU target is trained on --members functions (one side of each Big-Vul before/after pair,
 no validation split: a memoriser); --nonmembers other pairs are the non-members; --population
-further pairs (default: every pair left) are the attacker's data for --shadows shadow models, each trained with the
-target's recipe on a random half of it (codeaudit's ``train_shadows``). Target and shadows are
-queried once; every attack of both tools then reads those same probabilities:
+further pairs (default: every pair left) are the attacker's data for --shadows shadow models,
+each trained with the target's recipe on a random half of it (codeaudit's ``train_shadows``).
+Target and shadows are queried once; every attack of both tools then reads those same
+probabilities (codeaudit's inputs are derived from them as for a model that releases only
+probabilities: logits = log-probabilities; no embedding, no tokenizer):
 
 * supervised attacks (codeaudit's trained attacks, ART's ``MembershipInferenceBlackBox``) are
   cross-fitted on the same 3 stratified folds (trained on two, scored on the third);
@@ -28,7 +30,6 @@ import json
 import random
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,229 @@ def prepare(args: argparse.Namespace, out: Path) -> dict:
     return meta
 
 
+def released(f: object) -> object:
+    """The outputs as a probability-only model releases them (what ART's attacks read):
+    float32 probabilities; logits are their logarithms."""
+    from codeaudit.membership.features import FeatureSet
+
+    probs = f.probabilities.astype(np.float32)
+    return FeatureSet(
+        ids=f.ids,
+        labels=f.labels,
+        logits=np.log(np.clip(probs, np.finfo(np.float32).tiny, 1.0)),
+        embeddings=np.zeros((len(f), 1), dtype=np.float32),
+        unk_rate=np.zeros(len(f)),
+        n_ids=f.n_ids,
+        truncated=f.truncated,
+    )
+
+
+def measured(membership: np.ndarray, scores: np.ndarray, folds: list | None) -> tuple:
+    """(AUC, TPR at 1% FPR) with codeaudit's metrics; cross-fitted scores (``folds``) per fold
+    and averaged, as the audit does for every supervised attack, whatever the tool."""
+    from codeaudit.membership.metrics import combine_folds, score_attack
+
+    if folds is None:
+        score = score_attack(membership, scores, n_boot=10)
+    else:
+        score = combine_folds(
+            [membership[te] for _, te in folds],
+            [scores[te] for _, te in folds],
+            [0.5] * len(folds),
+            n_boot=10,
+            seed=0,
+            pooled=False,
+        )
+    return score.auc, score.tpr_at_fpr["0.01"]
+
+
+def art_attack(kind: str, seed: int) -> object:
+    import torch
+    from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
+    from art.estimators.classification.scikitlearn import ScikitlearnClassifier
+    from sklearn.dummy import DummyClassifier
+
+    # ART's attack reads only predictions here (pred=...): the estimator is a stand-in that
+    # tells it there are two classes
+    estimator = ScikitlearnClassifier(DummyClassifier().fit(np.zeros((2, 1)), [0, 1]))
+    torch.manual_seed(seed)  # ART's nn attack model draws from torch's global generator
+    np.random.seed(seed)  # and its sklearn models from numpy's
+    return MembershipInferenceBlackBox(estimator, attack_model_type=kind, input_type="prediction")
+
+
+def art_fit_score(
+    kind: str, seed: int, train: object, y_train: np.ndarray, test: object
+) -> np.ndarray:
+    """ART's black-box attack fitted on members/non-members of ``train``, P(member) on ``test``."""
+    attack = art_attack(kind, seed)
+    probs = train.probabilities.astype(np.float32)
+    inside, outside = y_train == 1, y_train == 0
+    attack.fit(
+        y=train.labels[inside],
+        test_y=train.labels[outside],
+        pred=probs[inside],
+        test_pred=probs[outside],
+    )
+    inferred = attack.infer(
+        None, test.labels, pred=test.probabilities.astype(np.float32), probabilities=True
+    )
+    inferred = np.asarray(inferred, dtype=np.float64)
+    return inferred[:, -1] if inferred.ndim == 2 else inferred.ravel()
+
+
+ART_MODELS = ("rf", "gb", "nn", "lr", "knn", "svm", "dt")
+CODEAUDIT_MODELS = ("logreg", "mlp", "rf", "gb", "knn", "svm", "dt")
+
+
+def evaluate(args: argparse.Namespace, out: Path) -> list[tuple]:
+    """Rows (tool, channel, attack, AUC, TPR at 1% FPR, seconds)."""
+    from codeaudit.membership.attacks.shadow import ShadowAttack
+    from codeaudit.membership.attacks.threshold import SIGNALS, ThresholdAttack
+    from codeaudit.membership.evaluate import SELECTED, evaluate_trained, make_folds
+    from codeaudit.membership.features import all_feature_sets
+    from codeaudit.membership.references import ShadowOutputs
+
+    meta = json.loads((out / "meta.json").read_text())
+    target = released(load_features(out / "target.npz"))
+    membership = np.r_[np.ones(meta["members"]), np.zeros(meta["nonmembers"])].astype(np.int64)
+    folds = make_folds(membership, args.folds, args.seed)
+    shadows = ShadowOutputs(
+        released(load_features(out / "shadows.npz")),
+        np.load(out / "shadow_membership.npy"),
+        0.0,
+        np.load(out / "shadow_of.npy"),
+    )
+    rows: list[tuple] = []
+
+    def add(tool: str, channel: str, attack: str, scores: np.ndarray, cross: bool, t: float):
+        auc, tpr = measured(membership, scores, folds if cross else None)
+        rows.append((tool, channel, attack, auc, tpr, time.perf_counter() - t))
+        print(f"{tool:9s} {channel:22s} {attack:40s} {auc:.3f} {tpr:.3f}", flush=True)
+
+    # threshold attacks (no training)
+    for signal in SIGNALS:
+        if signal == "unknown-tokens":  # the tokenizer: a channel ART cannot see
+            continue
+        t0 = time.perf_counter()
+        add(
+            "codeaudit",
+            "threshold",
+            f"threshold-{signal}",
+            ThresholdAttack(signal).score(target),
+            False,
+            t0,
+        )
+    # supervised attacks on the target's outputs, cross-fitted on the same folds
+    outputs = [fs for fs in all_feature_sets() if "embedding" not in fs]
+    t0 = time.perf_counter()
+    found = evaluate_trained(
+        CODEAUDIT_MODELS,
+        outputs,
+        target,
+        membership,
+        folds,
+        n_boot=10,
+        seed=args.seed,
+        select=True,
+    )
+    seconds = time.perf_counter() - t0
+    fixed = ("logits", "loss", "confidence")
+    for ev in found:
+        if ev.attack == SELECTED:
+            rows.append(
+                (
+                    "codeaudit",
+                    "trained (3 folds)",
+                    f"{SELECTED} ({'+'.join(ev.features)} in most folds)",
+                    *measured(membership, ev.scores, folds),
+                    seconds,
+                )
+            )
+        elif ev.features == fixed:
+            rows.append(
+                (
+                    "codeaudit",
+                    "trained (3 folds)",
+                    f"{ev.attack} on {'+'.join(fixed)}",
+                    *measured(membership, ev.scores, folds),
+                    ev.seconds,
+                )
+            )
+    best = max((ev for ev in found if ev.attack != SELECTED), key=lambda e: e.score.auc)
+    rows.append(
+        (
+            "codeaudit",
+            "trained (3 folds)",
+            f"max over {len(found) - 1} models on the evaluation folds ({best.attack} on "
+            f"{'+'.join(best.features)}; biased)",
+            *measured(membership, best.scores, folds),
+            0.0,
+        )
+    )
+    for row in rows[-len(CODEAUDIT_MODELS) - 2 :]:
+        print(row, flush=True)
+    for kind in args.art_models.split(","):
+        t0 = time.perf_counter()
+        scores = np.zeros(len(membership))
+        for train_idx, test_idx in folds:
+            scores[test_idx] = art_fit_score(
+                kind,
+                args.seed,
+                target.subset(train_idx),
+                membership[train_idx],
+                target.subset(test_idx),
+            )
+        add("ART", "trained (3 folds)", f"MembershipInferenceBlackBox {kind}", scores, True, t0)
+    # shadow models: the same shadows' outputs for both tools
+    t0 = time.perf_counter()
+    attack = ShadowAttack(shadows, seed=args.seed).fit(target, np.zeros(len(membership)))
+    add(
+        "codeaudit",
+        "shadow",
+        f"{attack.name} on {'+'.join(attack.features)} (chosen on the shadows)",
+        attack.score(target),
+        False,
+        t0,
+    )
+    t0 = time.perf_counter()
+    former = ShadowAttack(shadows, candidates=(("gb", "logits+loss"),), seed=args.seed)
+    former.fit(target, np.zeros(len(membership)))
+    add(
+        "codeaudit",
+        "shadow",
+        "shadow-gb on logits+loss (before this change)",
+        former.score(target),
+        False,
+        t0,
+    )
+    for kind in args.art_models.split(","):
+        t0 = time.perf_counter()
+        scores = art_fit_score(kind, args.seed, shadows.features, shadows.membership, target)
+        add("ART", "shadow", f"ShadowModels + BlackBox {kind}", scores, False, t0)
+    return rows
+
+
+def table(meta: dict, rows: list[tuple], args: argparse.Namespace) -> str:
+    r = meta["recipe"]
+    lines = [
+        f"Target: BiGRU ({r['embed_dim']}-d embeddings, {r['hidden_dim']} hidden units, "
+        f"{r['max_len']} tokens, {r['epochs']} epochs, no validation split) trained on "
+        f"{meta['members']} functions of `{meta['data']}` in {meta['target_seconds']} s; "
+        f"{meta['nonmembers']} non-members; {meta['shadows']} shadows on halves of "
+        f"{meta['population']} population functions ({meta['shadows_seconds']} s). "
+        f"{args.folds} folds, seed {args.seed}, --threads {args.threads}.",
+        "",
+        "| tool | channel | attack | AUC | TPR@1%FPR | seconds |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for tool, channel, attack, auc, tpr, seconds in rows:
+        lines.append(
+            f"| {tool} | {channel} | {attack} | {auc:.3f} | "
+            f"{'-' if tpr is None else f'{tpr:.3f}'} | {seconds:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
@@ -157,18 +381,34 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--prepare-only", action="store_true")
+    parser.add_argument("--art-models", default=",".join(ART_MODELS))
     parser.add_argument("--out", help="write the Markdown table here")
     args = parser.parse_args()
     if not Path(args.data).is_file():
         print(f"benchmark: {args.data}: not found", file=sys.stderr)
         return 2
-    import torch
+    try:
+        import art  # noqa: F401
+    except ImportError:
+        print(
+            f"benchmark: needs IBM's Adversarial Robustness Toolbox {ART_VERSION}: "
+            "pip install 'codeaudit[bench]'",
+            file=sys.stderr,
+        )
+        return 2
+    from codeaudit.threads import limit_threads
 
-    torch.set_num_threads(args.threads)  # a benchmark process of its own
     out = OUT / args.name
     out.mkdir(parents=True, exist_ok=True)
-    meta = prepare(args, out)
-    print(json.dumps(meta), flush=True)
+    with limit_threads(args.threads):
+        meta = prepare(args, out)
+        print(json.dumps(meta), flush=True)
+        if args.prepare_only:
+            return 0
+        rows = evaluate(args, out)
+    (out / "rows.json").write_text(json.dumps(rows, indent=1))
+    if args.out:
+        Path(args.out).write_text(table(meta, rows, args))
     return 0
 
 

@@ -81,8 +81,8 @@ def test_values_are_checked_where_they_are_declared() -> None:
 
     quick = dataclasses.replace(thorough, thorough=False)  # nothing was frozen in by --thorough
     assert quick.attack_classifiers == ("logreg",) and quick.boundary_count == 0
-    with pytest.raises(ParameterError, match=r"'svm': use one of"):
-        configs.HardenConfig(model="m", output="o", sigma=1.0, classifiers=("svm",))
+    with pytest.raises(ParameterError, match=r"'xgboost': use one of"):
+        configs.HardenConfig(model="m", output="o", sigma=1.0, classifiers=("xgboost",))
     assert configs.HardenConfig(model="m", output="o", sigma=1, plot=None).sweep is False
     with pytest.raises(ParameterError, match="measure attacks"):
         configs.HardenConfig(model="m", output="o", sigma=1, plot="p.png")

@@ -17,6 +17,7 @@ from codeaudit.membership.attacks.base import MembershipAttack
 from codeaudit.membership.attacks.trained import BlockPreprocessor, TrainedAttack
 from codeaudit.membership.features import FEATURES, FeatureSet
 from codeaudit.membership.metrics import AttackScore, best_threshold, combine_folds
+from codeaudit.membership.names import SELECTED
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,6 @@ def evaluate_unsupervised(
 
 
 Pair = tuple[str, tuple[str, ...]]  # (classifier, feature set)
-
-#: The name of the cross-fitted selection of the trained attack model (:func:`evaluate_trained`).
-SELECTED = "trained-selected"
 
 
 def _fit_score_pairs(
