@@ -337,6 +337,27 @@ def evaluate(args: argparse.Namespace, out: Path) -> list[tuple]:
         False,
         t0,
     )
+    # what --shadows reads on a model that releases its raw logits (not only probabilities):
+    # each model's logits carry an offset of their own, which the former attack learnt
+    raw_target = load_features(out / "target.npz")
+    raw = ShadowOutputs(
+        load_features(out / "shadows.npz"), shadows.membership, 0.0, shadows.shadow_of
+    )
+    for label, candidates in (
+        ("shadow-gb on raw logits+loss (before this change)", (("gb", "logits+loss"),)),
+        ("shadow, chosen on the shadows, on raw logits (this change)", None),
+    ):
+        t0 = time.perf_counter()
+        kw = {"candidates": candidates} if candidates else {}
+        on_raw = ShadowAttack(raw, seed=args.seed, **kw).fit(raw_target, np.zeros(len(membership)))
+        add(
+            "codeaudit",
+            "shadow (raw logits)",
+            f"{label}: {on_raw.name}",
+            on_raw.score(raw_target),
+            False,
+            t0,
+        )
     for kind in args.art_models.split(","):
         t0 = time.perf_counter()
         scores = art_fit_score(kind, args.seed, shadows.features, shadows.membership, target)
