@@ -58,7 +58,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 TRANSFORMER_HEADS = 4
 #: The trained-attack classifiers (codeaudit.membership.attacks.trained.CLASSIFIERS; a test
 #: keeps the two equal).
-CLASSIFIER_NAMES = ("logreg", "mlp", "rf", "gb")
+CLASSIFIER_NAMES = ("logreg", "mlp", "rf", "gb", "knn", "svm", "dt")
 ALL_CLASSIFIERS = CLASSIFIER_NAMES
 #: Where reference and shadow models train (codeaudit.executor.EXECUTORS; a test keeps the two
 #: equal).
@@ -108,8 +108,8 @@ def _classifiers() -> Any:
         comma=True,
         choices=CLASSIFIER_NAMES,
         kind=str,
-        help="Trained attack classifiers from logreg, mlp, rf, gb (default logreg; --thorough: "
-        "all).",
+        help="Trained attack classifiers from logreg, mlp, rf, gb, knn, svm, dt (default logreg; "
+        "--thorough: all).",
     )
 
 
@@ -320,7 +320,7 @@ class MembershipConfig:
     classifiers: tuple[str, ...] | None = _classifiers()  # None: logreg, or all with thorough
     thorough: bool = param(
         False,
-        help="All four attack classifiers on every feature set and the label-only boundary "
+        help="All seven attack classifiers on every feature set and the label-only boundary "
         "attack (several times slower; use it for release gates).",
     )
     folds: int = _folds()
@@ -356,6 +356,12 @@ class MembershipConfig:
     rules: tuple[str, ...] = _rules()
     force: bool = _force()
     data_options: DataConfig = _data_options()
+    selection_folds: int = param(
+        3,
+        minimum=2,
+        help="Inner folds that choose the trained attack model inside each training part "
+        "(the reported 'trained-selected' attack; never chosen on the folds it is scored on).",
+    )
 
     def __post_init__(self) -> None:
         check_params(self)
@@ -410,7 +416,7 @@ class AuditConfig:
         help="Comma-separated checks to run (default: every check whose inputs are given).",
     )
     thorough: bool = param(
-        False, help="Membership: all four attack classifiers and the label-only boundary attack."
+        False, help="Membership: all seven attack classifiers and the label-only boundary attack."
     )
     folds: int = _folds()
     shadows: int = param(0, minimum=0, help="Shadow models (membership; needs --population).")
@@ -524,7 +530,7 @@ class HardenConfig:
     )
     boundary_rewrites: int = param(8, minimum=1, help="Rewrites tried per sample.")
     classifiers: tuple[str, ...] | None = _classifiers()
-    thorough: bool = param(False, help="All four attack classifiers (slower).")
+    thorough: bool = param(False, help="All seven attack classifiers (slower).")
     folds: int = _folds()
     n_boot: int = _bootstrap()
     seed: int = _seed("Splits and attacks (not the key).")

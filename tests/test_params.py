@@ -75,14 +75,14 @@ def test_values_are_checked_where_they_are_declared() -> None:
     with pytest.raises(ParameterError, match="needs --population"):
         configs.MembershipConfig(model="m", members="a", nonmembers="b", shadows=2)
     thorough = configs.MembershipConfig(model="m", members="a", nonmembers="b", thorough=True)
-    assert thorough.attack_classifiers == ("logreg", "mlp", "rf", "gb")
+    assert thorough.attack_classifiers == ("logreg", "mlp", "rf", "gb", "knn", "svm", "dt")
     assert thorough.boundary_count == 200  # --thorough is expanded in one place
     import dataclasses
 
     quick = dataclasses.replace(thorough, thorough=False)  # nothing was frozen in by --thorough
     assert quick.attack_classifiers == ("logreg",) and quick.boundary_count == 0
-    with pytest.raises(ParameterError, match=r"'svm': use one of"):
-        configs.HardenConfig(model="m", output="o", sigma=1.0, classifiers=("svm",))
+    with pytest.raises(ParameterError, match=r"'xgboost': use one of"):
+        configs.HardenConfig(model="m", output="o", sigma=1.0, classifiers=("xgboost",))
     assert configs.HardenConfig(model="m", output="o", sigma=1, plot=None).sweep is False
     with pytest.raises(ParameterError, match="measure attacks"):
         configs.HardenConfig(model="m", output="o", sigma=1, plot="p.png")

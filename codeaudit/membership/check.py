@@ -12,7 +12,7 @@ import numpy as np
 from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
 from codeaudit.data.samples import Dataset
 from codeaudit.membership.attacks.threshold import SIGNALS
-from codeaudit.membership.evaluate import Evaluated, make_folds
+from codeaudit.membership.evaluate import SELECTED, Evaluated, make_folds
 from codeaudit.membership.features import (
     FeatureSet,
     cache_key,
@@ -28,6 +28,7 @@ from codeaudit.membership.judge import (
     blind_baseline,
     check_sets,
     data_warnings,
+    ranked,
     risk_key,
     shift_verdict,
     shift_warnings,
@@ -214,8 +215,9 @@ class MembershipCheck(Check):
         baselines = [ev for ev in evaluated if ev.family == BASELINE_FAMILY]
         evaluated = [ev for ev in evaluated if ev.family != BASELINE_FAMILY]
         rows = sorted((attack_row(ev) for ev in evaluated), key=risk_key)
-        best = rows[0]
-        best_tpr = max(rows, key=lambda r: (tpr_at_1(r), r.auc))
+        contenders = ranked(rows)  # the trained models' selection, not their maximum
+        best = contenders[0]
+        best_tpr = max(contenders, key=lambda r: (tpr_at_1(r), r.auc))
         utility = utility_of(f_members, f_nonmembers)
         blind = blind_baseline(baselines, best)
         risk, text = verdict(best, best_tpr, utility)
@@ -274,7 +276,9 @@ def by_features(rows: list[Any], feature_sets: list[tuple[str, ...]]) -> tuple[F
     found = []
     for feature_set in feature_sets:
         name = "+".join(feature_set)
-        candidates = [r for r in rows if r.family == "trained" and r.features == name]
+        candidates = [
+            r for r in rows if r.family == "trained" and r.features == name and r.attack != SELECTED
+        ]
         if candidates:
             top = min(candidates, key=risk_key)
             found.append(FeatureRow(name, top.attack, top.auc, top.tpr_at_fpr))

@@ -17,6 +17,7 @@ from codeaudit.membership.attacks.base import MembershipAttack
 from codeaudit.membership.attacks.trained import BlockPreprocessor, TrainedAttack
 from codeaudit.membership.features import FEATURES, FeatureSet
 from codeaudit.membership.metrics import AttackScore, best_threshold, combine_folds
+from codeaudit.membership.names import SELECTED
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,83 @@ def evaluate_unsupervised(
     )
 
 
+Pair = tuple[str, tuple[str, ...]]  # (classifier, feature set)
+
+
+def _fit_score_pairs(
+    pairs: Sequence[Pair],
+    features: FeatureSet,
+    membership: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    signals: Mapping[str, np.ndarray],
+    *,
+    pca_components: int,
+    seed: int,
+    seconds: dict[Pair, float] | None = None,
+) -> dict[Pair, np.ndarray]:
+    """Every pair trained on ``train_idx`` and scored on ``test_idx``; the per-block
+    preprocessing (scaling, PCA of the embedding) and the signals' scaling fitted on
+    ``train_idx`` only, once, shared by the pairs."""
+    from sklearn.preprocessing import StandardScaler
+
+    train, test = features.subset(train_idx), features.subset(test_idx)
+    needed = tuple(f for f in FEATURES if any(f in fs for _, fs in pairs))
+    pre = BlockPreprocessor(pca_components, seed).fit(train, needed)
+    blocks_train = {b: pre.transform_block(train, b) for b in needed}
+    blocks_test = {b: pre.transform_block(test, b) for b in needed}
+    for name, values in signals.items():
+        column = np.asarray(values, dtype=np.float64)[:, None]
+        scaler = StandardScaler().fit(column[train_idx])
+        blocks_train[name] = scaler.transform(column[train_idx])
+        blocks_test[name] = scaler.transform(column[test_idx])
+    scored = {}
+    for classifier, feature_set in pairs:
+        started = time.perf_counter()
+        attack = TrainedAttack(classifier, feature_set, pca_components=pca_components, seed=seed)
+        attack.fit_matrix(np.hstack([blocks_train[b] for b in feature_set]), membership[train_idx])
+        scored[(classifier, feature_set)] = attack.score_matrix(
+            np.hstack([blocks_test[b] for b in feature_set])
+        )
+        if seconds is not None:
+            seconds[(classifier, feature_set)] += time.perf_counter() - started
+    return scored
+
+
+def select_pair(
+    pairs: Sequence[Pair],
+    features: FeatureSet,
+    membership: np.ndarray,
+    train_idx: np.ndarray,
+    signals: Mapping[str, np.ndarray],
+    *,
+    inner_folds: int,
+    pca_components: int,
+    seed: int,
+) -> Pair:
+    """The pair with the highest mean AUC over ``inner_folds`` stratified folds of ``train_idx``
+    alone (ties: the earlier pair). Nothing outside ``train_idx`` is read, so the held-out fold
+    that the chosen pair is then scored on plays no part in choosing it."""
+    from codeaudit.metrics import rank_auc
+
+    inner_y = membership[train_idx]
+    auc = {pair: 0.0 for pair in pairs}
+    for inner_tr, inner_te in make_folds(inner_y, inner_folds, seed + 1):
+        scored = _fit_score_pairs(
+            pairs,
+            features,
+            membership,
+            train_idx[inner_tr],
+            train_idx[inner_te],
+            signals,
+            pca_components=pca_components,
+            seed=seed,
+        )
+        for pair in pairs:
+            auc[pair] += rank_auc(inner_y[inner_te], scored[pair]) or 0.5
+    return max(pairs, key=lambda p: auc[p])  # max keeps the first of equal values
+
+
 def evaluate_trained(
     classifiers: Sequence[str],
     feature_sets: Sequence[tuple[str, ...]],
@@ -79,15 +157,23 @@ def evaluate_trained(
     pca_components: int = 16,
     signals: Mapping[str, np.ndarray] | None = None,
     family: str = "trained",
+    select: bool = False,
+    inner_folds: int = 3,
 ) -> list[Evaluated]:
     """Every (classifier, feature set) pair, trained per fold on the training folds only. The
     per-block preprocessing (scaling, PCA of the embedding) is fitted once per fold and shared.
 
     ``signals`` are further per-sample inputs aligned with ``features`` (e.g. a reference-model
     attack's scores, which learn nothing from the target's membership); a feature set may name
-    them beside the model outputs. Each is standardised on the training folds like the blocks."""
-    from sklearn.preprocessing import StandardScaler
+    them beside the model outputs. Each is standardised on the training folds like the blocks.
 
+    Each pair's out-of-fold AUC is an honest estimate of *that* pair; the largest of them is
+    not: with many pairs, picking the maximum on the folds it is reported on favours the pair
+    that fits those folds' noise best. ``select`` (with more than one pair) adds the attack an
+    attacker could actually run, :data:`SELECTED`: in each outer fold the pair is chosen by
+    ``inner_folds``-fold cross-validation inside the training folds (:func:`select_pair`), and
+    that pair's model, fitted on the training folds, scores the held-out fold. Its features are
+    the set chosen in most folds."""
     signals = dict(signals or {})
     for name, values in signals.items():
         if name in FEATURES or np.shape(values) != (len(features),):
@@ -99,51 +185,81 @@ def evaluate_trained(
     pairs = [(c, fs) for fs in feature_sets for c in classifiers]
     oof = {pair: np.zeros(n) for pair in pairs}
     seconds = {pair: 0.0 for pair in pairs}
+    selecting = select and len(pairs) > 1
+    chosen: list[Pair] = []
+    selected = np.zeros(n)
+    selection_seconds = 0.0
+    kw = {"pca_components": pca_components, "seed": seed}
     for train_idx, test_idx in folds:
-        train, test = features.subset(train_idx), features.subset(test_idx)
-        needed = tuple(f for f in FEATURES if any(f in fs for fs in feature_sets))
-        pre = BlockPreprocessor(pca_components, seed).fit(train, needed)
-        blocks_train = {b: pre.transform_block(train, b) for b in needed}
-        blocks_test = {b: pre.transform_block(test, b) for b in needed}
-        for name, values in signals.items():
-            column = np.asarray(values, dtype=np.float64)[:, None]
-            scaler = StandardScaler().fit(column[train_idx])
-            blocks_train[name] = scaler.transform(column[train_idx])
-            blocks_test[name] = scaler.transform(column[test_idx])
-        for classifier, feature_set in pairs:
+        scored = _fit_score_pairs(
+            pairs, features, membership, train_idx, test_idx, signals, seconds=seconds, **kw
+        )
+        for pair in pairs:
+            oof[pair][test_idx] = scored[pair]
+        if selecting:
             started = time.perf_counter()
-            attack = TrainedAttack(
-                classifier, feature_set, pca_components=pca_components, seed=seed
+            pick = select_pair(
+                pairs, features, membership, train_idx, signals, inner_folds=inner_folds, **kw
             )
-            attack.fit_matrix(
-                np.hstack([blocks_train[b] for b in feature_set]), membership[train_idx]
-            )
-            oof[(classifier, feature_set)][test_idx] = attack.score_matrix(
-                np.hstack([blocks_test[b] for b in feature_set])
-            )
-            seconds[(classifier, feature_set)] += time.perf_counter() - started
-    results = []
-    for classifier, feature_set in pairs:
-        s = oof[(classifier, feature_set)]
-        metrics = combine_folds(
-            [membership[te] for _, te in folds],
-            [s[te] for _, te in folds],
-            [0.5] * len(folds),  # the classifier's own decision rule
+            chosen.append(pick)
+            selected[test_idx] = scored[pick]
+            selection_seconds += time.perf_counter() - started + seconds[pick] / len(folds)
+    results = [
+        _cross_fitted(
+            f"trained-{c}",
+            family,
+            fs,
+            oof[(c, fs)],
+            membership,
+            folds,
+            seconds[(c, fs)],
             n_boot=n_boot,
             seed=seed,
-            pooled=False,  # each fold's model scores on its own scale
         )
+        for c, fs in pairs
+    ]
+    if selecting:
+        counts: dict[tuple[str, ...], int] = {}
+        for _, fs in chosen:
+            counts[fs] = counts.get(fs, 0) + 1
+        modal = max(counts, key=lambda fs: counts[fs])
         results.append(
-            Evaluated(
-                f"trained-{classifier}",
+            _cross_fitted(
+                SELECTED,
                 family,
-                feature_set,
-                metrics,
-                s,
-                seconds[(classifier, feature_set)],
+                modal,
+                selected,
+                membership,
+                folds,
+                selection_seconds,
+                n_boot=n_boot,
+                seed=seed,
             )
         )
     return results
+
+
+def _cross_fitted(
+    name: str,
+    family: str,
+    feature_set: tuple[str, ...],
+    scores: np.ndarray,
+    membership: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    seconds: float,
+    *,
+    n_boot: int,
+    seed: int,
+) -> Evaluated:
+    metrics = combine_folds(
+        [membership[te] for _, te in folds],
+        [scores[te] for _, te in folds],
+        [0.5] * len(folds),  # the classifier's own decision rule
+        n_boot=n_boot,
+        seed=seed,
+        pooled=False,  # each fold's model scores on its own scale
+    )
+    return Evaluated(name, family, feature_set, metrics, scores, seconds)
 
 
 class RowAttack(Protocol):

@@ -286,6 +286,9 @@ class ShadowOutputs:
     features: FeatureSet  # all shadows' outputs on their own in and out halves, stacked
     membership: np.ndarray  # 1 = in that shadow's training data
     seconds_training: float
+    # which shadow produced each row (the shadow attack's held-out selection leaves one out);
+    # None: not recorded (treated as one shadow)
+    shadow_of: np.ndarray | None = None
 
 
 def train_shadows(
@@ -328,4 +331,5 @@ def train_shadows(
         features=FeatureSet.concat(parts),
         membership=np.concatenate(labels).astype(np.int64),
         seconds_training=time.perf_counter() - started,
+        shadow_of=np.concatenate([np.full(len(x), k) for k, x in enumerate(labels)]),
     )

@@ -94,7 +94,14 @@ def _correctness(s: Session) -> list[Evaluated]:
 def _trained(s: Session) -> list[Evaluated]:
     s.context.report("trained attacks", 0, 1)
     found = evaluate_trained(
-        s.config.attack_classifiers, s.feature_sets, s.features, s.membership, s.folds, **s.kw
+        s.config.attack_classifiers,
+        s.feature_sets,
+        s.features,
+        s.membership,
+        s.folds,
+        select=True,
+        inner_folds=s.config.selection_folds,
+        **s.kw,
     )
     s.context.report("trained attacks", 1, 1)
     return found
@@ -211,6 +218,8 @@ def _references(s: Session) -> list[Evaluated]:
         s.folds,
         signals={"lira-online": found[0].scores},
         family="reference",
+        select=True,
+        inner_folds=config.selection_folds,
         **s.kw,
     )
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codeaudit.membership.names import SELECTED
 from codeaudit.report.document import Block, Figure, Paragraph, Section, Table, fmt, pct
 
 _PLAIN_RISK = {
@@ -97,7 +98,15 @@ def _attacks_table(result: Any, top: int) -> Any:
         numeric=(False, False, False, *([True] * 6)),
         note="AUC: 0.5 is guessing, 1.0 always right. TPR at 1% FPR: the share of training "
         "functions an attacker identifies while wrongly accusing 1 in 100 others "
-        "('-': too few non-members to measure).",
+        "('-': too few non-members to measure)."
+        + (
+            f" {SELECTED}: the attack model and features chosen inside each fold's training "
+            "part, the trained attack the verdict counts; each other trained-* row is honest "
+            "for that model alone, but the best of many is picked on the folds it is measured "
+            "on, which flatters it."
+            if any(row.attack == SELECTED for row in result.attacks)
+            else ""
+        ),
     )
 
 
@@ -108,7 +117,8 @@ def _by_features_table(result: Any, figures: bool) -> Any:
             (row.features, row.attack, fmt(row.auc), _tpr(row, "0.01"))
             for row in result.by_features
         ),
-        title="By model output the attacker sees (best trained attack)",
+        title="By model output the attacker sees (best trained attack on each, picked on the "
+        "evaluation folds)",
         numeric=(False, False, True, True),
     )
 

@@ -309,7 +309,7 @@ def test_bad_membership_inputs_are_one_line_exit_2(
         (["--references", "3"], "even number"),
         (["--shadows", "2"], "--population"),
         (["--features", "logits+gradient"], "unknown feature"),
-        (["--attack-models", "svm"], "svm"),
+        (["--attack-models", "xgboost"], "xgboost"),
         (["--folds", "1"], "--folds"),
         (["--bootstrap", "0"], "--bootstrap"),
     ],

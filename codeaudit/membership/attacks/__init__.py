@@ -7,7 +7,7 @@ from codeaudit.membership.attacks.blind import BlindAttack
 from codeaudit.membership.attacks.label_only import BoundaryAttack, CorrectnessAttack
 from codeaudit.membership.attacks.reference import RMIA, LiRA
 from codeaudit.membership.attacks.shadow import ShadowAttack
-from codeaudit.membership.attacks.threshold import SIGNALS, ThresholdAttack
+from codeaudit.membership.attacks.threshold import LABEL_FREE, SIGNALS, ThresholdAttack
 from codeaudit.membership.attacks.trained import CLASSIFIERS, TrainedAttack
 
 #: Every attack family, for the registry test and the docs.
@@ -25,6 +25,7 @@ ATTACK_CLASSES: dict[str, type[MembershipAttack]] = {
 __all__ = [
     "ATTACK_CLASSES",
     "CLASSIFIERS",
+    "LABEL_FREE",
     "RMIA",
     "SIGNALS",
     "BlindAttack",

@@ -3,7 +3,13 @@
 The attacker knows some members and non-members, learns a classifier on their outputs and
 applies it to the rest. Inputs: any combination of embedding, logits, loss and confidence; the
 embedding is standardised and reduced with PCA, the other blocks standardised, all fitted on the
-attack-training data only.
+attack-training data only (so the distance-based k-NN and RBF-SVM see scaled inputs).
+
+Classifiers: logistic regression, an MLP, a random forest, gradient boosting, and (ART's other
+attack models) k-nearest neighbours (distance-weighted, so its scores are not a handful of
+vote shares), an RBF support-vector machine (scored by its decision function through a
+logistic link: the same ranking and the same 0.5 decision rule as the SVM's sign, without
+Platt scaling's internal 5-fold refits) and a decision tree (leaves of at least 5 samples).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import numpy as np
 from codeaudit.membership.attacks.base import MembershipAttack
 from codeaudit.membership.features import FEATURES, FeatureSet
 
-CLASSIFIERS = ("logreg", "mlp", "rf", "gb")
+CLASSIFIERS = ("logreg", "mlp", "rf", "gb", "knn", "svm", "dt")
+_KNN_NEIGHBOURS = 15
 
 
 def make_classifier(kind: str, seed: int) -> Any:
@@ -39,6 +46,18 @@ def make_classifier(kind: str, seed: int) -> Any:
         )
     if kind == "gb":
         return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=seed)
+    if kind == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return KNeighborsClassifier(n_neighbors=_KNN_NEIGHBOURS, weights="distance")
+    if kind == "svm":
+        from sklearn.svm import SVC
+
+        return SVC(kernel="rbf", C=1.0, gamma="scale", random_state=seed)
+    if kind == "dt":
+        from sklearn.tree import DecisionTreeClassifier
+
+        return DecisionTreeClassifier(min_samples_leaf=5, random_state=seed)
     raise ValueError(f"unknown attack classifier {kind!r} (use {', '.join(CLASSIFIERS)})")
 
 
@@ -50,7 +69,10 @@ def fit_classifier(kind: str, seed: int, x: np.ndarray, y: np.ndarray) -> Any:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = make_classifier(kind, seed).fit(x, y)
+        model = make_classifier(kind, seed)
+        if kind == "knn":  # never more neighbours than training samples
+            model.set_params(n_neighbors=min(_KNN_NEIGHBOURS, len(x)))
+        model = model.fit(x, y)
     for w in caught:
         if "Training interrupted by user" in str(w.message):
             raise KeyboardInterrupt
@@ -133,4 +155,13 @@ class TrainedAttack(MembershipAttack):
         return self.score_matrix(self.preprocessor_.transform(features, self.feature_set))
 
     def score_matrix(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model_.predict_proba(x)[:, 1], dtype=np.float64)
+        return classifier_scores(self.model_, x)
+
+
+def classifier_scores(model: Any, x: np.ndarray) -> np.ndarray:
+    """P(member) from a fitted classifier; an SVM's decision value through a logistic link
+    (monotone, 0.5 at its decision boundary)."""
+    if not hasattr(model, "predict_proba") or getattr(model, "probability", True) is False:
+        decision = np.asarray(model.decision_function(x), dtype=np.float64)
+        return 1.0 / (1.0 + np.exp(-np.clip(decision, -500, 500)))
+    return np.asarray(model.predict_proba(x)[:, 1], dtype=np.float64)
