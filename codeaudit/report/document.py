@@ -278,6 +278,17 @@ def all_warnings(result: Any) -> tuple[str, ...]:
     return tuple(warnings)
 
 
+def training_privacy(result: Any) -> Any:
+    """The DP guarantee the audited model's training recorded (a ``TrainingPrivacy``), from the
+    result's checkpoint or, for a combined result, its first check's; None when none."""
+    results = [result, *(getattr(s, "result", None) for s in getattr(result, "sections", ()) or ())]
+    for item in results:
+        privacy = getattr(getattr(item, "checkpoint", None), "privacy", None)
+        if privacy is not None:
+            return privacy
+    return getattr(result, "privacy", None)  # train's own result
+
+
 def build_document(result: Any, *, figures: bool = True) -> Document:
     header = result.header
     sections = tuple(sections_for(result, figures))
@@ -292,6 +303,9 @@ def build_document(result: Any, *, figures: bool = True) -> Document:
         meta.append(("seed", str(header.seed)))
     if header.threads is not None:
         meta.append(("threads", header.threads.describe()))
+    privacy = training_privacy(result)
+    if privacy is not None:  # the model's training recorded a DP guarantee
+        meta.append(("training privacy", privacy.describe()))
     return Document(
         title=f"codeaudit {header.command} report",
         verdict=verdict,

@@ -155,6 +155,7 @@ class TrainCheck(Check):
         train_metrics: Any,
         val_metrics: Any,
     ) -> Any:
+        from codeaudit.models.privacy import privacy_of
         from codeaudit.train.result import TrainResult
 
         return TrainResult(
@@ -173,6 +174,7 @@ class TrainCheck(Check):
             conflicting_identical=trained.conflicts,
             skipped=0,
             seconds=0.0,
+            privacy=privacy_of({"privacy": trained.privacy}, str(config.output)),
         )
 
 
@@ -183,6 +185,7 @@ class Trained:
     history: list[Any]
     kept_epoch: int
     conflicts: int
+    privacy: dict[str, Any] | None = None  # --dp: the guarantee (codeaudit.train.private)
 
 
 def fit_model(
@@ -216,10 +219,12 @@ def fit_model(
             warnings.append(
                 f"{truncated} of {len(train_enc)} training samples truncated at {max_len}"
             )
-        history, kept_epoch = fit(
+        fitted = fit(
             model, train_enc, train_y, val_enc, val_y, config, progress=epoch_reporter(context)
         )
-    return model, Trained(train_enc, val_enc, history, kept_epoch, conflicts)
+    return model, Trained(
+        train_enc, val_enc, fitted.history, fitted.kept_epoch, conflicts, fitted.privacy
+    )
 
 
 def epoch_reporter(context: Context) -> Any:
@@ -248,6 +253,8 @@ def hyperparameters(config: Any, model: Any, device: str) -> dict[str, Any]:
     }
     if config.pretrained:
         hyper["pretrained"] = config.pretrained
+    if config.preset:
+        hyper["preset"] = config.preset
     return hyper
 
 
@@ -282,6 +289,7 @@ def metadata_of(
         "train_accuracy": train_metrics.accuracy,
         "val_accuracy": val_metrics.accuracy if val_metrics else None,
         "val_f1": val_metrics.f1 if val_metrics else None,
+        **({"privacy": trained.privacy} if trained.privacy is not None else {}),
     }
 
 
