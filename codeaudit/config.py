@@ -244,13 +244,6 @@ def check_private(config: Any) -> None:
         raise ParameterError(
             "dp", "give exactly one of --dp-epsilon and --dp-noise-multiplier", owner
         )
-    if config.arch == "transformer":
-        raise ParameterError(
-            "dp",
-            "trains the LSTM and BiGRU only: Opacus has no per-sample gradients for the "
-            "transformer's attention layers as codeaudit builds them",
-            owner,
-        )
     if not opacus_installed():
         raise ParameterError(
             "dp", "needs Opacus, which is not installed: pip install 'codeaudit[dp]'", owner
@@ -324,7 +317,7 @@ class TrainConfig:
         False,
         help="Train with DP-SGD through Opacus (pip install 'codeaudit[dp]'): Poisson-sampled "
         "batches, per-sample gradients clipped and noised; the checkpoint records the "
-        "guarantee (RNNs only).",
+        "guarantee.",
     )
     dp_epsilon: float | None = param(
         None,

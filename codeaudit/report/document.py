@@ -22,7 +22,7 @@ rule settings. A result type without ``describe`` still renders (its scalar fiel
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from codeaudit.report.model import Finding, Severity, to_jsonable
@@ -292,6 +292,12 @@ def training_privacy(result: Any) -> Any:
 def build_document(result: Any, *, figures: bool = True) -> Document:
     header = result.header
     sections = tuple(sections_for(result, figures))
+    privacy = training_privacy(result)
+    if privacy is not None and sections and getattr(result, "privacy", None) is None:
+        # a report on a model trained with --dp (train's own report has it in its table)
+        first = sections[0]
+        note = Paragraph(f"The model's training recorded a guarantee: {privacy.describe()}.")
+        sections = (replace(first, blocks=(note, *first.blocks)), *sections[1:])
     verdict, passed, status = verdict_paragraph(result, sections)
     findings = tuple(getattr(result, "findings", ()))
     meta = [
@@ -303,7 +309,6 @@ def build_document(result: Any, *, figures: bool = True) -> Document:
         meta.append(("seed", str(header.seed)))
     if header.threads is not None:
         meta.append(("threads", header.threads.describe()))
-    privacy = training_privacy(result)
     if privacy is not None:  # the model's training recorded a DP guarantee
         meta.append(("training privacy", privacy.describe()))
     return Document(

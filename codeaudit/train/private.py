@@ -26,6 +26,7 @@ as in every codeaudit model (see docs/dp-training.md).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterator
@@ -140,7 +141,10 @@ class PrivateTraining:
         if missing:
             raise TrainingError(f"--dp: Opacus's layers lack weights {sorted(missing)[:3]}")
         self.inner = fixed.to(device)
-        self.wrapped = GradSampleModule(self.inner, batch_first=True, loss_reduction="mean")
+        try:
+            self.wrapped = GradSampleModule(self.inner, batch_first=True, loss_reduction="mean")
+        except (NotImplementedError, ValueError) as exc:
+            raise TrainingError(f"--dp: Opacus cannot train this model ({exc})") from None
         self.sampler = UniformWithReplacementSampler(
             num_samples=n_train,
             sample_rate=plan.sample_rate,
@@ -150,6 +154,15 @@ class PrivateTraining:
         self.accountant = create_accountant(mechanism=plan.accountant)
         self.steps = 0
         model.module = self.wrapped
+
+    @staticmethod
+    @contextlib.contextmanager
+    def quiet() -> Iterator[None]:
+        """A block in which Opacus's per-sample hooks do not warn: torch's full backward hooks
+        say, on every run, that the first layer's inputs (token ids) need no gradient."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            yield
 
     def optimizer(self, optimizer: torch.optim.Optimizer) -> Any:
         """``optimizer`` (over this copy's parameters) as Opacus's clipping, noising one."""
@@ -198,7 +211,9 @@ class PrivateTraining:
         if self.steps:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                epsilon = float(self.accountant.get_epsilon(delta=self.plan.delta))
+                # PRV's upper bound can dip below 0 for very large noise (its discretisation);
+                # (e, delta)-DP with e < 0 implies (0, delta)-DP, so 0 is still a bound.
+                epsilon = max(0.0, float(self.accountant.get_epsilon(delta=self.plan.delta)))
         if not math.isfinite(epsilon):
             raise TrainingError(
                 f"--dp: the {self.plan.accountant} accountant gives no finite epsilon for "

@@ -7,6 +7,7 @@ with deterministic algorithms.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -245,12 +246,13 @@ def fit(
                     continue
                 batch = model.collate([train_enc[i] for i in index]).to(device)
                 target = labels_t[index].to(device)
-                loss = loss_fn(model.forward(batch).logits, target)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"training diverged at epoch {epoch} (loss {loss.item()}); lower --lr"
-                    )
-                loss.backward()
+                with private.quiet() if private is not None else contextlib.nullcontext():
+                    loss = loss_fn(model.forward(batch).logits, target)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"training diverged at epoch {epoch} (loss {loss.item()}); lower --lr"
+                        )
+                    loss.backward()
                 if private is None:
                     nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
                 optimizer.step()
