@@ -204,7 +204,7 @@ class PrivateTraining:
     def finish(self, state: dict[str, torch.Tensor] | None) -> dict[str, Any]:
         """Load ``state`` (default: the last weights) into the ordinary module, put it back in
         the model and return the guarantee as the checkpoint records it."""
-        self.wrapped.remove_hooks() if hasattr(self.wrapped, "remove_hooks") else None
+        self.wrapped.remove_hooks()  # the copy is dropped; no hook outlives the training
         self.original.load_state_dict(state if state is not None else self.state(), strict=True)
         self.model.module = self.original
         epsilon = 0.0

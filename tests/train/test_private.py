@@ -53,7 +53,7 @@ def dp_model(tmp_path_factory: pytest.TempPathFactory, planted_files: dict, tiny
 def test_dp_training_records_a_guarantee_within_the_target(dp_model: Any, trained: dict) -> None:
     import torch
 
-    path, model, result = dp_model
+    path, _, result = dp_model
     payload = torch.load(path, weights_only=True)
     record = payload["metadata"]["privacy"]
     assert 0 < record["epsilon"] <= 8.0
@@ -64,6 +64,11 @@ def test_dp_training_records_a_guarantee_within_the_target(dp_model: Any, traine
     assert record["steps"] == 3 * 5  # 1 / sample rate steps an epoch
     assert record["noise_multiplier"] > 0
     assert result.privacy == privacy_of(payload["metadata"], str(path))
+    from codeaudit.report import render
+
+    text = render(result, "markdown")
+    assert f"| differential privacy | DP-SGD ({record['epsilon']:.2f}, 0.01)-DP (target 8)" in text
+    assert "trained with DP-SGD and spent epsilon" in text
     # an ordinary checkpoint: the architecture's own keys and shapes, nothing of Opacus's
     plain = torch.load(trained["bigru"][0], weights_only=True)
     assert payload["arch"] == "bigru"
@@ -237,3 +242,24 @@ def test_preset_private_fills_only_the_settings_left_at_their_defaults() -> None
     assert (mine.patience, mine.weight_decay, mine.dropout) == (5, 0.1, 0.2)
     plain = TrainConfig(data="d.jsonl", output="m.pt")
     assert (plain.patience, plain.weight_decay, plain.dropout) == (0, 0.01, 0.1)
+
+
+def test_unlearning_drops_the_recorded_guarantee() -> None:
+    """backdoor --unlearn fine-tunes without DP-SGD: the repaired checkpoint claims nothing."""
+    from types import SimpleNamespace
+
+    from codeaudit.backdoor.check import repaired_metadata
+
+    loaded = SimpleNamespace(metadata={"privacy": {"epsilon": 1.0}, "seed": 3}, sha256="a" * 64)
+    best = SimpleNamespace(victim_label=1, target_label=0, anchored_ids=[5], anchored_text="x")
+    config = SimpleNamespace(
+        model="m.pt",
+        unlearn_scope="head",
+        unlearn_epochs=1,
+        unlearn_lr=1e-3,
+        trigger_share=0.1,
+        seed=0,
+    )
+    metadata = repaired_metadata(loaded, best, config)
+    assert "privacy" not in metadata
+    assert metadata["seed"] == 3 and metadata["repaired"]["parent_sha256"] == "a" * 64
