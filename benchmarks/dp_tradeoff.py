@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -74,28 +75,36 @@ def codeaudit(*args: str) -> tuple[dict[str, Any], float]:
     return json.loads(done.stdout), seconds
 
 
-def settings(args: argparse.Namespace, val: Path) -> list[tuple[str, list[str]]]:
-    """(name, train flags) of every setting compared."""
+def settings(args: argparse.Namespace, files: dict[str, Path]) -> list[tuple[str, list[str]]]:
+    """(name, train flags) of every setting compared; with --public-vocab each builds its
+    vocabulary on other Juliet functions (--vocab) instead of the training functions."""
+    val = str(files["val"])
     found = [
         ("none", ["--val-split", "0"]),
-        ("early stopping (patience 2)", ["--val", str(val), "--patience", "2"]),
-        ("preset private", ["--val", str(val), "--preset", "private"]),
+        ("early stopping (patience 2)", ["--val", val, "--patience", "2"]),
+        ("preset private", ["--val", val, "--preset", "private"]),
     ]
     for eps in args.epsilons:
         found.append(
             (
                 f"DP-SGD eps {eps:g} + early stopping",
-                ["--val", str(val), "--patience", "2", "--dp", "--dp-epsilon", f"{eps:g}"],
+                ["--val", val, "--patience", "2", "--dp", "--dp-epsilon", f"{eps:g}"],
             )
         )
+    if args.public_vocab:
+        found = [
+            (f"{name} + public vocabulary", [*flags, "--vocab", str(files["vocab"])])
+            for name, flags in found
+            if not name.startswith("preset")
+        ]
     return found
 
 
 def run_one(
     name: str, flags: list[str], seed: int, files: dict[str, Path], args: argparse.Namespace
 ) -> dict[str, Any]:
-    slug = name.split(" (")[0].replace(" ", "-").replace("+", "").replace("--", "-")
-    model = OUT / f"{slug}-s{seed}.pt"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", re.sub(r" \(.*?\)", "", name)).strip("-")
+    model = OUT / f"{slug}-e{args.epochs}-s{seed}.pt"
     common = ["--threads", str(args.threads)]
     size = [
         "--arch",
@@ -139,6 +148,7 @@ def run_one(
     return {
         "name": name,
         "seed": seed,
+        "epochs": args.epochs,
         "train_cmd": "codeaudit " + " ".join(train_args),
         "audit_cmd": "codeaudit " + " ".join(audit_args),
         "epsilon": privacy.get("epsilon"),
@@ -168,8 +178,18 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def epochs_of(row: dict[str, Any]) -> int:
+    """The epochs a row's model was planned for (from its command: rows of the first runs do
+    not carry the field)."""
+    if "epochs" in row:
+        return int(row["epochs"])
+    return int(re.search(r"--epochs (\d+)", row["train_cmd"]).group(1))  # type: ignore[union-attr]
+
+
 def report(results: list[dict[str, Any]], args: argparse.Namespace, n: dict[str, int]) -> str:
-    names = list(dict.fromkeys(r["name"] for r in results))
+    """The table over every row measured so far (this run's and the cached ones)."""
+    keys = list(dict.fromkeys((epochs_of(r), r["name"]) for r in results))
+    keys.sort(key=lambda k: k[0])
     seeds = sorted({r["seed"] for r in results})
     lines = [
         "| training | epsilon spent (delta) | noise multiplier | epochs run / kept | train acc. "
@@ -177,13 +197,13 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, n: dict[str,
         "TPR@1%FPR | unknown-token channel AUC | train s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name in names:
-        rows = [r for r in results if r["name"] == name]
+    for epochs, name in keys:
+        rows = [r for r in results if r["name"] == name and epochs_of(r) == epochs]
         eps, delta = _median(rows, "epsilon"), _median(rows, "delta")
         bound = min(1.0, math.exp(eps) * 0.01 + delta) if eps is not None else None
         spent = f"{eps:.2f} ({delta:g})" if eps is not None and delta is not None else "-"
         lines.append(
-            f"| {name} | {spent} | {_f(_median(rows, 'noise_multiplier'), 2)} "
+            f"| {name}, {epochs} epochs | {spent} | {_f(_median(rows, 'noise_multiplier'), 2)} "
             f"| {_f(_median(rows, 'epochs_run'), 0)} / {_f(_median(rows, 'kept_epoch'), 0)} "
             f"| {_f(_median(rows, 'train_accuracy'))} | {_f(_median(rows, 'test_accuracy'))} "
             f"| {_f(_median(rows, 'test_roc_auc'))} | {_f(_median(rows, 'attack_auc'))} "
@@ -194,14 +214,14 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, n: dict[str,
         f"Juliet ({args.data.name}), one function per pair (seed 1): {n['members']} members, "
         f"{n['val']} validation functions, {n['nonmembers']} non-members (also the test set). "
         f"BiGRU, embedding {args.embed_dim}, hidden {args.hidden_dim}, at most {args.max_len} ids, "
-        f"{args.epochs} epochs, batch 32, lr 2e-3; seeds {', '.join(map(str, seeds))}"
+        f"batch 32, lr 2e-3; seeds {', '.join(map(str, seeds))}"
         + (" (medians)" if len(seeds) > 1 else "")
         + f"; --threads {args.threads}.",
         "",
     ]
     commands = ["", "Commands (first seed):", ""]
-    for name in names:
-        first = next(r for r in results if r["name"] == name)
+    for epochs, name in keys:
+        first = next(r for r in results if r["name"] == name and epochs_of(r) == epochs)
         commands += [f"    {first['train_cmd']}"]
     first = results[0]
     commands += [
@@ -228,6 +248,11 @@ def main() -> int:
     parser.add_argument("--hidden-dim", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", default=None, help="run only settings whose name has this")
+    parser.add_argument(
+        "--public-vocab",
+        action="store_true",
+        help="the settings with their vocabulary built on 2,000 other functions (--vocab)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the table here")
     args = parser.parse_args()
     if not args.data.is_file():
@@ -240,19 +265,23 @@ def main() -> int:
         "members": write(OUT / "members.jsonl", records[:a]),
         "val": write(OUT / "val.jsonl", records[a:b]),
         "nonmembers": write(OUT / "nonmembers.jsonl", records[b : b + args.nonmembers]),
+        # --public-vocab: "public" code of the same kind, none of it a member or non-member
+        "vocab": write(
+            OUT / "vocab.jsonl", records[b + args.nonmembers : b + args.nonmembers + 2000]
+        ),
     }
     results_file = OUT / "results.jsonl"
     done = {}
     if results_file.is_file():
         for line in results_file.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
-            done[(row["name"], row["seed"])] = row
+            done[(row["name"], row["seed"], epochs_of(row))] = row
     results = []
     for seed in args.seeds:
-        for name, flags in settings(args, files["val"]):
+        for name, flags in settings(args, files):
             if args.only and args.only not in name:
                 continue
-            row = done.get((name, seed))
+            row = done.pop((name, seed, args.epochs), None)
             if row is None:
                 row = run_one(name, flags, seed, files, args)
                 with open(results_file, "a", encoding="utf-8") as handle:
@@ -265,7 +294,7 @@ def main() -> int:
                 flush=True,
             )
     n = {"members": a, "val": args.val, "nonmembers": args.nonmembers}
-    table = report(results, args, n)
+    table = report(results + list(done.values()), args, n)
     print(table)
     if args.out is not None:
         args.out.write_text(table, encoding="utf-8")

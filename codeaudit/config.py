@@ -234,6 +234,8 @@ def check_private(config: Any) -> None:
                 "private: early stopping needs validation data (--val FILE or --val-split > 0)",
                 owner,
             )
+    if config.vocab and config.pretrained:
+        raise ParameterError("vocab", "does not apply with --pretrained (its own tokenizer)", owner)
     dp_settings = ("dp_epsilon", "dp_noise_multiplier", "dp_delta")
     if not config.dp:
         given = next((name for name in dp_settings if getattr(config, name) is not None), None)
@@ -350,6 +352,13 @@ class TrainConfig:
         "prv",
         choices=DP_ACCOUNTANTS,
         help="--dp: privacy accountant ('prv': Opacus's default and tighter; 'rdp').",
+    )
+    vocab: str | None = param(
+        None,
+        metavar="FILE",
+        help="Build the vocabulary (RNN) or BPE (transformer) from these functions instead of "
+        "the training data (labels not needed): public code keeps the vocabulary out of the "
+        "training data, so with --dp the guarantee covers it too.",
     )
 
     def __post_init__(self) -> None:

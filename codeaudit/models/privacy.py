@@ -14,6 +14,7 @@ from codeaudit.report.model import TrainingPrivacy
 
 MECHANISMS = ("dp-sgd",)
 ACCOUNTANTS = ("prv", "rdp", "gdp")
+COVERS = ("weights", "weights+vocabulary")
 
 
 def _number(value: Any) -> float | None:
@@ -61,6 +62,9 @@ def privacy_of(metadata: Any, where: str) -> TrainingPrivacy | None:
         if number is None or not math.isfinite(number) or number <= 0:
             raise bad(f"target_epsilon {str(target)[:40]} (must be a finite number > 0)")
         target = number
+    covers = record.get("covers", "weights")
+    if covers not in COVERS:
+        raise bad(f"covers {str(covers)[:40]!r} (known: {', '.join(COVERS)})")
     library = record.get("library")
     if library is not None and not isinstance(library, str):
         raise bad("library is not a string")
@@ -75,4 +79,5 @@ def privacy_of(metadata: Any, where: str) -> TrainingPrivacy | None:
         steps=steps,
         target_epsilon=target,
         library=library[:80] if library is not None else None,
+        covers=covers,
     )

@@ -97,6 +97,7 @@ class TrainingPrivacy:
     steps: int
     target_epsilon: float | None = None  # --dp-epsilon, when the noise was chosen from it
     library: str | None = None  # "opacus 1.6.0"
+    covers: str = "weights"  # "weights+vocabulary": the vocabulary was built on other code
 
     def describe(self) -> str:
         """The guarantee in one line."""
@@ -104,8 +105,12 @@ class TrainingPrivacy:
         return (
             f"DP-SGD ({self.epsilon:.2f}, {self.delta:g})-DP{target}: noise multiplier "
             f"{self.noise_multiplier:.3g}, clipping norm {self.max_grad_norm:g}, {self.steps} "
-            f"steps at sample rate {self.sample_rate:.3g}, {self.accountant} accountant; covers "
-            "the weights, not the vocabulary built from the training data"
+            f"steps at sample rate {self.sample_rate:.3g}, {self.accountant} accountant; "
+            + (
+                "covers the weights and the vocabulary (built on other code)"
+                if self.covers == "weights+vocabulary"
+                else "covers the weights, not the vocabulary built from the training data"
+            )
         )
 
 

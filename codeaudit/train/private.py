@@ -231,5 +231,5 @@ class PrivateTraining:
             "sample_rate": self.plan.sample_rate,
             "steps": self.steps,
             "sampling": "poisson",
-            "covers": "weights",
+            "covers": "weights",  # the caller adds the vocabulary when --vocab keeps it apart
         }

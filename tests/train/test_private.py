@@ -263,3 +263,38 @@ def test_unlearning_drops_the_recorded_guarantee() -> None:
     metadata = repaired_metadata(loaded, best, config)
     assert "privacy" not in metadata
     assert metadata["seed"] == 3 and metadata["repaired"]["parent_sha256"] == "a" * 64
+
+
+def test_a_vocabulary_built_on_other_code_is_covered_by_the_guarantee(
+    tiny_config, planted_files: dict, tmp_path: Path
+) -> None:
+    import torch
+
+    public = write_jsonl(
+        tmp_path / "public.jsonl",
+        [{"id": r["id"], "func": r["func"]} for r in planted_records(30, seed=9)],  # unlabelled
+    )
+    base = replace(
+        tiny_config("lstm", planted_files["train"], tmp_path / "v.pt", epochs=1),
+        dp=True,
+        dp_noise_multiplier=1.0,
+    )
+    _, result = api.train(replace(base, vocab=str(public)))
+    assert result.privacy.covers == "weights+vocabulary"
+    assert "covers the weights and the vocabulary" in result.privacy.describe()
+    metadata = torch.load(tmp_path / "v.pt", weights_only=True)["metadata"]
+    assert metadata["vocab_file"] == "public.jsonl" and len(metadata["vocab_sha256"]) == 64
+    assert not any("--vocab" in w for w in result.warnings)
+    # the training file itself as --vocab: the vocabulary is the training data's, and says so
+    _, same = api.train(replace(base, vocab=str(planted_files["train"]), force=True))
+    assert same.privacy.covers == "weights"
+    assert any("80 of the 80 --vocab functions are training functions" in w for w in same.warnings)
+
+
+def test_vocab_is_refused_with_pretrained() -> None:
+    from codeaudit.params import ParameterError
+
+    with pytest.raises(ParameterError, match="vocab does not apply with --pretrained"):
+        TrainConfig(
+            data="d.jsonl", output="m.pt", arch="transformer", pretrained="dir", vocab="v.jsonl"
+        )
