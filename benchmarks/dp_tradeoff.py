@@ -84,13 +84,17 @@ def settings(args: argparse.Namespace, files: dict[str, Path]) -> list[tuple[str
         ("early stopping (patience 2)", ["--val", val, "--patience", "2"]),
         ("preset private", ["--val", val, "--preset", "private"]),
     ]
+    stop = {0: "", 2: " + early stopping"}.get(
+        args.dp_patience, f" + early stopping (patience {args.dp_patience})"
+    )
+    patience = ["--patience", str(args.dp_patience)]
     for eps in args.epsilons:
-        found.append(
-            (
-                f"DP-SGD eps {eps:g} + early stopping",
-                ["--val", val, "--patience", "2", "--dp", "--dp-epsilon", f"{eps:g}"],
-            )
-        )
+        dp = ["--dp", "--dp-epsilon", f"{eps:g}"]
+        found.append((f"DP-SGD eps {eps:g}{stop}", ["--val", val, *patience, *dp]))
+    if (args.batch_size, args.lr) != (32, 2e-3):
+        found = [
+            (f"{name}, batch {args.batch_size}, lr {args.lr:g}", flags) for name, flags in found
+        ]
     if args.public_vocab:
         found = [
             (f"{name} + public vocabulary", [*flags, "--vocab", str(files["vocab"])])
@@ -119,6 +123,8 @@ def run_one(
         str(args.hidden_dim),
         "--seed",
         str(seed),
+        *(["--batch-size", str(args.batch_size)] if args.batch_size != 32 else []),
+        *(["--lr", f"{args.lr:g}"] if args.lr != 2e-3 else []),
     ]
     train_args = ["train", str(files["members"]), "-o", str(model), *size, *flags, *common]
     trained, train_s = codeaudit(*train_args, "--force")
@@ -214,7 +220,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, n: dict[str,
         f"Juliet ({args.data.name}), one function per pair (seed 1): {n['members']} members, "
         f"{n['val']} validation functions, {n['nonmembers']} non-members (also the test set). "
         f"BiGRU, embedding {args.embed_dim}, hidden {args.hidden_dim}, at most {args.max_len} ids, "
-        f"batch 32, lr 2e-3; seeds {', '.join(map(str, seeds))}"
+        f"batch 32, lr 2e-3 unless a row says otherwise; seeds {', '.join(map(str, seeds))}"
         + (" (medians)" if len(seeds) > 1 else "")
         + f"; --threads {args.threads}.",
         "",
@@ -247,6 +253,11 @@ def main() -> int:
     parser.add_argument("--embed-dim", type=int, default=64)
     parser.add_argument("--hidden-dim", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--dp-patience", type=int, default=2, help="early stopping of the DP settings (0: off)"
+    )
     parser.add_argument("--only", default=None, help="run only settings whose name has this")
     parser.add_argument(
         "--public-vocab",
