@@ -82,6 +82,11 @@ def plan(config: Any, n_train: int, batch_size: int, epochs: int) -> PrivacyPlan
     delta = config.dp_delta if config.dp_delta is not None else default_delta(n_train)
     if config.dp_noise_multiplier is not None:
         sigma = float(config.dp_noise_multiplier)
+        from opacus.accountants import create_accountant
+
+        check = create_accountant(mechanism=config.dp_accountant)
+        check.history = [(sigma, sample_rate, epochs * steps_per_epoch)]
+        epsilon_of(check, delta, sigma)  # fails now, not after training
     else:
         try:
             with warnings.catch_warnings():
@@ -101,6 +106,12 @@ def plan(config: Any, n_train: int, batch_size: int, epochs: int) -> PrivacyPlan
                 f"{epochs * steps_per_epoch} steps at sample rate {sample_rate:.4g} ({exc}); "
                 "raise it or train fewer epochs"
             ) from None
+        except (MemoryError, OverflowError, FloatingPointError, RuntimeError) as exc:
+            raise TrainingError(
+                f"--dp-epsilon {config.dp_epsilon:g}: the {config.dp_accountant} accountant "
+                f"cannot search the noise for it ({type(exc).__name__}); use --dp-accountant "
+                "rdp or a smaller epsilon"
+            ) from None
     return PrivacyPlan(
         noise_multiplier=sigma,
         max_grad_norm=float(config.dp_max_grad_norm),
@@ -110,6 +121,29 @@ def plan(config: Any, n_train: int, batch_size: int, epochs: int) -> PrivacyPlan
         accountant=config.dp_accountant,
         target_epsilon=config.dp_epsilon,
     )
+
+
+def epsilon_of(accountant: Any, delta: float, sigma: float) -> float:
+    """The epsilon an accountant gives for its history (at least 0; see :meth:`finish`), or a
+    one-line error: PRV's discretisation needs memory that grows without bound as the noise
+    falls (1.4 TiB at noise multiplier 0.001)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # RDP's "optimal order is the largest alpha"
+            epsilon = float(accountant.get_epsilon(delta=delta))
+    except (MemoryError, ValueError, OverflowError, FloatingPointError, RuntimeError) as exc:
+        raise TrainingError(
+            f"--dp: the {accountant.mechanism()} accountant cannot compute epsilon at noise "
+            f"multiplier {sigma:.4g} ({type(exc).__name__}); use --dp-accountant rdp or more noise"
+        ) from None
+    if not math.isfinite(epsilon):
+        raise TrainingError(
+            f"--dp: the {accountant.mechanism()} accountant gives no finite epsilon at noise "
+            f"multiplier {sigma:.4g}; raise the noise"
+        )
+    # PRV's upper bound can dip below 0 for very large noise (its discretisation), and RDP's
+    # improved conversion too; (e, delta)-DP with e < 0 implies (0, delta)-DP.
+    return max(0.0, epsilon)
 
 
 class PrivateTraining:
@@ -209,16 +243,7 @@ class PrivateTraining:
         self.model.module = self.original
         epsilon = 0.0
         if self.steps:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # PRV's upper bound can dip below 0 for very large noise (its discretisation);
-                # (e, delta)-DP with e < 0 implies (0, delta)-DP, so 0 is still a bound.
-                epsilon = max(0.0, float(self.accountant.get_epsilon(delta=self.plan.delta)))
-        if not math.isfinite(epsilon):
-            raise TrainingError(
-                f"--dp: the {self.plan.accountant} accountant gives no finite epsilon for "
-                f"noise multiplier {self.plan.noise_multiplier:.4g}; raise the noise"
-            )
+            epsilon = epsilon_of(self.accountant, self.plan.delta, self.plan.noise_multiplier)
         return {
             "mechanism": "dp-sgd",
             "library": f"opacus {_opacus().__version__}",

@@ -198,6 +198,17 @@ def test_bad_dp_settings_are_one_line_usage_errors(
     assert not out.exists()
 
 
+def test_too_little_noise_for_the_prv_accountant_fails_before_training(
+    planted_files: dict, tmp_path: Path
+) -> None:
+    """PRV's discretisation at noise multiplier 0.001 would need 1.4 TiB: refused up front."""
+    out = tmp_path / "m.pt"
+    flags = ["--dp", "--dp-noise-multiplier", "0.001"]
+    code, _, stderr = run("train", str(planted_files["train"]), "-o", str(out), *TINY, *flags)
+    assert_one_line_error(code, stderr, "the prv accountant cannot compute epsilon", "rdp")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
