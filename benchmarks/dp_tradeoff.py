@@ -56,7 +56,10 @@ def one_per_pair(path: Path, seed: int) -> list[dict[str, Any]]:
 
 
 def write(path: Path, records: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    """Write the file unless it already holds this (runs in parallel share the files)."""
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
     return path
 
 
