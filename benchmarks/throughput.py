@@ -65,7 +65,7 @@ def main() -> int:
         model = build_model(config, streams, "c")
         encodings = [model.tokenizer.encode_tokens(s, model.max_len) for s in streams]
         tokenize_fps = len(train) / (time.perf_counter() - started)
-        history, _ = fit(model, encodings, train.labels(), None, None, config)
+        history = fit(model, encodings, train.labels(), None, None, config).history
         train_fps = len(train) / statistics.median(h.seconds for h in history)
         held_enc = model.encode(held.samples)
         infer(model, held_enc[:64], batch_size=64)  # warm-up

@@ -198,6 +198,60 @@ def _force() -> Any:
     return param(False, cli=False)  # the command line's --force
 
 
+#: ``--preset`` values and what each sets (on settings left at their defaults).
+TRAIN_PRESETS = ("private",)
+PRIVATE_PRESET: dict[str, Any] = {"patience": 3, "weight_decay": 0.1, "dropout": 0.3}
+_TRAIN_DEFAULTS: dict[str, Any] = {"patience": 0, "weight_decay": 0.01, "dropout": 0.1}
+#: Opacus's privacy accountants offered by ``--dp-accountant``.
+DP_ACCOUNTANTS = ("prv", "rdp")
+
+
+def opacus_installed() -> bool:
+    """Whether Opacus can be imported (found without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("opacus") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_private(config: Any) -> None:
+    """The --preset and --dp settings: fill what a preset sets, refuse what does not fit."""
+    owner = type(config)
+    if config.preset == "private":
+        resolve(
+            config,
+            **{
+                key: value
+                for key, value in PRIVATE_PRESET.items()
+                if getattr(config, key) == _TRAIN_DEFAULTS[key]
+            },
+        )
+        if not config.val and config.val_split == 0:
+            raise ParameterError(
+                "preset",
+                "private: early stopping needs validation data (--val FILE or --val-split > 0)",
+                owner,
+            )
+    if config.vocab and config.pretrained:
+        raise ParameterError("vocab", "does not apply with --pretrained (its own tokenizer)", owner)
+    dp_settings = ("dp_epsilon", "dp_noise_multiplier", "dp_delta")
+    if not config.dp:
+        given = next((name for name in dp_settings if getattr(config, name) is not None), None)
+        if given is not None:
+            raise ParameterError(given, "needs --dp", owner)
+        return
+    if (config.dp_epsilon is None) == (config.dp_noise_multiplier is None):
+        raise ParameterError(
+            "dp", "give exactly one of --dp-epsilon and --dp-noise-multiplier", owner
+        )
+    if not opacus_installed():
+        raise ParameterError(
+            "dp", "needs Opacus, which is not installed: pip install 'codeaudit[dp]'", owner
+        )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = param(argument=True, metavar="DATA", help="Labelled functions to train on.")
@@ -253,9 +307,63 @@ class TrainConfig:
     threads: int | None = _threads()
     force: bool = _force()
     data_options: DataConfig = _data_options()
+    preset: str | None = param(
+        None,
+        choices=TRAIN_PRESETS,
+        kind=str,
+        help="'private': regularised against memorisation (early stopping on validation loss "
+        "with patience 3, weight decay 0.1, dropout 0.3) for settings left at their defaults; "
+        "needs validation data (docs/dp-training.md).",
+    )
+    dp: bool = param(
+        False,
+        help="Train with DP-SGD through Opacus (pip install 'codeaudit[dp]'): Poisson-sampled "
+        "batches, per-sample gradients clipped and noised; the checkpoint records the "
+        "guarantee.",
+    )
+    dp_epsilon: float | None = param(
+        None,
+        minimum=0,
+        min_open=True,
+        kind=float,
+        help="--dp: target epsilon; the noise multiplier is chosen so that the planned epochs "
+        "spend at most this (give it or --dp-noise-multiplier).",
+    )
+    dp_noise_multiplier: float | None = param(
+        None,
+        minimum=0,
+        min_open=True,
+        kind=float,
+        help="--dp: noise standard deviation over the clipping norm (instead of --dp-epsilon).",
+    )
+    dp_delta: float | None = param(
+        None,
+        minimum=0,
+        maximum=1,
+        min_open=True,
+        max_open=True,
+        kind=float,
+        help="--dp: delta (default: the largest power of ten below 1/training functions).",
+    )
+    dp_max_grad_norm: float = param(
+        1.0, minimum=0, min_open=True, help="--dp: per-sample gradient clipping norm."
+    )
+    dp_accountant: str = param(
+        "prv",
+        choices=DP_ACCOUNTANTS,
+        help="--dp: privacy accountant ('prv': Opacus's default and tighter; 'rdp').",
+    )
+    vocab: str | None = param(
+        None,
+        metavar="FILE",
+        help="Build the vocabulary (RNN) or BPE (transformer) from these functions instead of "
+        "the training data (labels not needed): public code keeps the vocabulary out of the "
+        "training data, so with --dp the guarantee covers it too.",
+    )
 
     def __post_init__(self) -> None:
         check_params(self)
+        check_private(self)
         if self.pretrained and self.arch != "transformer":
             raise ParameterError("pretrained", "needs --arch transformer", type(self))
         if self.pretrained:

@@ -493,6 +493,8 @@ def repaired_metadata(loaded: Any, best: Any, config: Any) -> dict[str, Any]:
         "seed": config.seed,
     }
     metadata.pop("sha256", None)
+    # Fine-tuning without DP-SGD voids a recorded training guarantee (train --dp).
+    metadata.pop("privacy", None)
     return metadata
 
 

@@ -103,6 +103,7 @@ class LoadedModel:
 
     def info(self) -> Any:
         """How the model was loaded and what it reads (:class:`CheckpointInfo`)."""
+        from codeaudit.models.privacy import privacy_of
         from codeaudit.report.model import CheckpointInfo
 
         return CheckpointInfo(
@@ -111,6 +112,7 @@ class LoadedModel:
             input_format=self.model.tokenizer.input_format,
             max_len=int(self.model.max_len),
             outputs=int(self.model.n_outputs),
+            privacy=privacy_of(self.metadata, self.path),
         )
 
 
@@ -377,6 +379,9 @@ def _load_file(p: Path, trust: bool, base: str | None, input_format: str | None)
             "text, and another format would feed it text it never saw"
         )
     metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+    from codeaudit.models.privacy import privacy_of
+
+    privacy_of(metadata, str(p))  # a guarantee that cannot be one is refused, not shown
     defense = payload.get("defense")
     return LoadedModel(
         model,

@@ -22,7 +22,7 @@ rule settings. A result type without ``describe`` still renders (its scalar fiel
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from codeaudit.report.model import Finding, Severity, to_jsonable
@@ -278,9 +278,26 @@ def all_warnings(result: Any) -> tuple[str, ...]:
     return tuple(warnings)
 
 
+def training_privacy(result: Any) -> Any:
+    """The DP guarantee the audited model's training recorded (a ``TrainingPrivacy``), from the
+    result's checkpoint or, for a combined result, its first check's; None when none."""
+    results = [result, *(getattr(s, "result", None) for s in getattr(result, "sections", ()) or ())]
+    for item in results:
+        privacy = getattr(getattr(item, "checkpoint", None), "privacy", None)
+        if privacy is not None:
+            return privacy
+    return getattr(result, "privacy", None)  # train's own result
+
+
 def build_document(result: Any, *, figures: bool = True) -> Document:
     header = result.header
     sections = tuple(sections_for(result, figures))
+    privacy = training_privacy(result)
+    if privacy is not None and sections and getattr(result, "privacy", None) is None:
+        # a report on a model trained with --dp (train's own report has it in its table)
+        first = sections[0]
+        note = Paragraph(f"The model's training recorded a guarantee: {privacy.describe()}.")
+        sections = (replace(first, blocks=(note, *first.blocks)), *sections[1:])
     verdict, passed, status = verdict_paragraph(result, sections)
     findings = tuple(getattr(result, "findings", ()))
     meta = [
@@ -292,6 +309,8 @@ def build_document(result: Any, *, figures: bool = True) -> Document:
         meta.append(("seed", str(header.seed)))
     if header.threads is not None:
         meta.append(("threads", header.threads.describe()))
+    if privacy is not None:  # the model's training recorded a DP guarantee
+        meta.append(("training privacy", privacy.describe()))
     return Document(
         title=f"codeaudit {header.command} report",
         verdict=verdict,

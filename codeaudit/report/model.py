@@ -83,6 +83,38 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class TrainingPrivacy:
+    """The differential-privacy guarantee a checkpoint records for its training
+    (``codeaudit train --dp``; read back by :func:`codeaudit.models.privacy.privacy_of`)."""
+
+    mechanism: str  # "dp-sgd"
+    epsilon: float  # spent, from the accountant after the last step
+    delta: float
+    noise_multiplier: float
+    max_grad_norm: float
+    accountant: str  # "prv" | "rdp"
+    sample_rate: float  # Poisson sampling: each function's chance to join a step's batch
+    steps: int
+    target_epsilon: float | None = None  # --dp-epsilon, when the noise was chosen from it
+    library: str | None = None  # "opacus 1.6.0"
+    covers: str = "weights"  # "weights+vocabulary": the vocabulary was built on other code
+
+    def describe(self) -> str:
+        """The guarantee in one line."""
+        target = f" (target {self.target_epsilon:g})" if self.target_epsilon is not None else ""
+        return (
+            f"DP-SGD ({self.epsilon:.2f}, {self.delta:g})-DP{target}: noise multiplier "
+            f"{self.noise_multiplier:.3g}, clipping norm {self.max_grad_norm:g}, {self.steps} "
+            f"steps at sample rate {self.sample_rate:.3g}, {self.accountant} accountant; "
+            + (
+                "covers the weights and the vocabulary (built on other code)"
+                if self.covers == "weights+vocabulary"
+                else "covers the weights, not the vocabulary built from the training data"
+            )
+        )
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     """How the model was loaded (the checkpoint-safety rules read this)."""
 
@@ -91,6 +123,7 @@ class CheckpointInfo:
     input_format: str | None = None  # the text the model reads: "tokens" | "raw"
     max_len: int | None = None  # ids per function it reads (special tokens included)
     outputs: int | None = None  # logits it computes: 2, or 1 for a sigmoid model
+    privacy: TrainingPrivacy | None = None  # the DP guarantee its training recorded, if any
 
 
 @dataclass(frozen=True)

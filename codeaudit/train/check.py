@@ -90,6 +90,8 @@ class TrainCheck(Check):
         found = [DataInput("data", config.data)]
         if config.val:
             found.append(DataInput("val", config.val))
+        if config.vocab:
+            found.append(DataInput("vocab", config.vocab, require_labels=False))
         return found
 
     def output_paths(self, config: Any) -> list[OutputPath]:
@@ -108,8 +110,12 @@ class TrainCheck(Check):
         warnings = skip_warnings(inputs.dataset("data"))
         if config.val:
             warnings += skip_warnings(inputs.dataset("val"))
+        if config.vocab:
+            warnings += skip_warnings(inputs.dataset("vocab"))
         with context.stage("train"):
-            model, trained = fit_model(sets, config, context, warnings)
+            model, trained = fit_model(
+                sets, config, context, warnings, vocab=inputs.data.get("vocab")
+            )
         batch = int(config.resolved("batch_size")) * 2
         train_metrics = evaluate(model, trained.train_enc, sets.train.labels(), batch)
         val_metrics = None
@@ -155,6 +161,7 @@ class TrainCheck(Check):
         train_metrics: Any,
         val_metrics: Any,
     ) -> Any:
+        from codeaudit.models.privacy import privacy_of
         from codeaudit.train.result import TrainResult
 
         return TrainResult(
@@ -173,6 +180,7 @@ class TrainCheck(Check):
             conflicting_identical=trained.conflicts,
             skipped=0,
             seconds=0.0,
+            privacy=privacy_of({"privacy": trained.privacy}, str(config.output)),
         )
 
 
@@ -183,13 +191,14 @@ class Trained:
     history: list[Any]
     kept_epoch: int
     conflicts: int
+    privacy: dict[str, Any] | None = None  # --dp: the guarantee (codeaudit.train.private)
 
 
 def fit_model(
-    sets: Split, config: Any, context: Context, warnings: list[str]
+    sets: Split, config: Any, context: Context, warnings: list[str], *, vocab: Any = None
 ) -> tuple[Any, Trained]:
-    """Build the model on the training code and fit it, seeded (and giving the process's random
-    state back)."""
+    """Build the model on the training code (or its vocabulary on ``vocab``, --vocab) and fit
+    it, seeded (and giving the process's random state back)."""
     from codeaudit.seed import seeded
     from codeaudit.train.trainer import build_model, conflicting_identical, fit, lex_dataset
 
@@ -197,7 +206,8 @@ def fit_model(
     device = context.device
     with seeded(config.seed, deterministic=str(device).startswith("cuda")):
         streams = lex_dataset(sets.train, default_lang)
-        model = build_model(config, streams, default_lang)
+        vocab_streams = lex_dataset(vocab, default_lang) if vocab is not None else streams
+        model = build_model(config, vocab_streams, default_lang)
         model.to(device)
         max_len = model.max_len
         train_enc = [model.tokenizer.encode_tokens(s, max_len) for s in streams]
@@ -216,10 +226,33 @@ def fit_model(
             warnings.append(
                 f"{truncated} of {len(train_enc)} training samples truncated at {max_len}"
             )
-        history, kept_epoch = fit(
+        fitted = fit(
             model, train_enc, train_y, val_enc, val_y, config, progress=epoch_reporter(context)
         )
-    return model, Trained(train_enc, val_enc, history, kept_epoch, conflicts)
+    if fitted.privacy is not None:
+        fitted.privacy["covers"] = vocabulary_covered(sets.train, vocab, warnings)
+    return model, Trained(
+        train_enc, val_enc, fitted.history, fitted.kept_epoch, conflicts, fitted.privacy
+    )
+
+
+def vocabulary_covered(train: Dataset, vocab: Dataset | None, warnings: list[str]) -> str:
+    """What a --dp guarantee covers: the weights, and the vocabulary too when it was built on
+    --vocab functions none of which is a training function (by code fingerprint)."""
+    from codeaudit.data.split_record import fingerprint
+
+    if vocab is None:
+        return "weights"
+    trained_on = {fingerprint(s.code) for s in train.samples}
+    shared = sum(fingerprint(s.code) in trained_on for s in vocab.samples)
+    if shared:
+        warnings.append(
+            f"{shared} of the {len(vocab)} --vocab functions are training functions: the "
+            "vocabulary depends on the training data, and the DP guarantee covers the weights "
+            "only"
+        )
+        return "weights"
+    return "weights+vocabulary"
 
 
 def epoch_reporter(context: Context) -> Any:
@@ -248,6 +281,8 @@ def hyperparameters(config: Any, model: Any, device: str) -> dict[str, Any]:
     }
     if config.pretrained:
         hyper["pretrained"] = config.pretrained
+    if config.preset:
+        hyper["preset"] = config.preset
     return hyper
 
 
@@ -282,7 +317,15 @@ def metadata_of(
         "train_accuracy": train_metrics.accuracy,
         "val_accuracy": val_metrics.accuracy if val_metrics else None,
         "val_f1": val_metrics.f1 if val_metrics else None,
+        **({"privacy": trained.privacy} if trained.privacy is not None else {}),
+        **(vocab_record(inputs, config) if config.vocab else {}),
     }
+
+
+def vocab_record(inputs: Inputs, config: Any) -> dict[str, Any]:
+    """Where a --vocab vocabulary came from."""
+    vocab = inputs.dataset("vocab")
+    return {"vocab_file": Path(config.vocab).name, "vocab_sha256": vocab.sha256}
 
 
 def _replace(result: Any, **changes: Any) -> Any:

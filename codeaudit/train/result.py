@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from codeaudit.report.model import Finding, Header
+from codeaudit.report.model import Finding, Header, TrainingPrivacy
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class TrainResult:
     seconds: float
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    privacy: TrainingPrivacy | None = None  # --dp: the guarantee the checkpoint records
 
     def describe(self, figures: bool = True) -> list[Any]:
         """The report sections (:class:`~codeaudit.report.document.Section`)."""

@@ -36,6 +36,12 @@ def train_sections(result: Any, figures: bool) -> list[Section]:
         )
     else:
         summary += " (no validation data, so how well it generalises is unknown)."
+    privacy = result.privacy
+    if privacy is not None:
+        summary += (
+            f" It was trained with DP-SGD and spent epsilon {privacy.epsilon:.2f} at delta "
+            f"{privacy.delta:g}."
+        )
     rows = [_split_row("train", result.train_metrics)]
     if held is not None:
         rows.append(_split_row(f"validation ({result.val_source})", held))
@@ -49,6 +55,8 @@ def train_sections(result: Any, figures: bool) -> list[Section]:
             ("kept epoch", str(result.kept_epoch)),
             ("skipped records", str(result.skipped)),
             ("seconds", fmt(result.seconds, 1)),
+            ("preset", str(result.hyperparameters.get("preset") or "-")),
+            ("differential privacy", privacy.describe() if privacy is not None else "none"),
         ),
         title="Model",
     )

@@ -7,6 +7,7 @@ with deterministic algorithms.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -184,6 +185,16 @@ def _schedule(total_steps: int, warmup_fraction: float = 0.05) -> Callable[[int]
     return factor
 
 
+@dataclass
+class Fitted:
+    """What :func:`fit` did: the per-epoch history, the epoch whose weights are kept, and with
+    --dp the guarantee (:meth:`codeaudit.train.private.PrivateTraining.finish`)."""
+
+    history: list[EpochRecord]
+    kept_epoch: int
+    privacy: dict[str, Any] | None = None
+
+
 def fit(
     model: VPModel,
     train_enc: Sequence[Encoding],
@@ -193,8 +204,8 @@ def fit(
     config: TrainConfig,
     *,
     progress: ProgressFn | None = None,
-) -> tuple[list[EpochRecord], int]:
-    """Train in place; returns the per-epoch history and the epoch whose weights are kept."""
+) -> Fitted:
+    """Train in place (with ``config.dp``: DP-SGD, :mod:`codeaudit.train.private`)."""
     epochs = int(config.resolved("epochs"))
     batch_size = int(config.resolved("batch_size"))
     lr = float(config.resolved("lr"))
@@ -203,10 +214,19 @@ def fit(
     device = model.device
     generator = torch.Generator().manual_seed(config.seed)
     lengths = np.array([len(e.ids) for e in train_enc], dtype=np.int64)
+    private = None
     steps_per_epoch = math.ceil(len(train_enc) / batch_size)
-    optimizer = torch.optim.AdamW(
+    if getattr(config, "dp", False):
+        from codeaudit.train.private import PrivateTraining, plan
+
+        dp_plan = plan(config, len(train_enc), batch_size, epochs)
+        private = PrivateTraining(model, dp_plan, len(train_enc), config.seed)
+        steps_per_epoch = dp_plan.steps_per_epoch
+    optimizer: Any = torch.optim.AdamW(
         model.module.parameters(), lr=lr, weight_decay=config.weight_decay
     )
+    if private is not None:
+        optimizer = private.optimizer(optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(epochs * steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss()
     labels_t = torch.as_tensor(train_labels, dtype=torch.long)
@@ -215,59 +235,92 @@ def fit(
     best_epoch = 0
     best_state: dict[str, torch.Tensor] | None = None
     early_stop = config.patience > 0 and val_enc is not None and val_labels is not None
-    for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        total, count = 0.0, 0
-        for step, index in enumerate(training_batches(lengths, batch_size, generator), start=1):
-            batch = model.collate([train_enc[i] for i in index]).to(device)
-            target = labels_t[index].to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model.forward(batch).logits, target)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"training diverged at epoch {epoch} (loss {loss.item()}); lower --lr"
-                )
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(index)
-            count += len(index)
-            if progress is not None:
-                progress(TrainProgress(epoch, epochs, step, steps_per_epoch, total / count))
-        model.eval()
-        val = None
-        if val_enc is not None and val_labels is not None:
-            if progress is not None:
-                progress(
-                    TrainProgress(
-                        epoch, epochs, steps_per_epoch, steps_per_epoch, total / count, stage="eval"
-                    )
-                )
-            val = evaluate(model, val_enc, val_labels, batch_size * 2)
-        history.append(
-            EpochRecord(
-                epoch=epoch,
-                train_loss=total / max(1, count),
-                val_loss=val.loss if val else None,
-                val_accuracy=val.accuracy if val else None,
-                val_f1=val.f1 if val else None,
-                seconds=time.perf_counter() - started,
+    try:
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            total, count = 0.0, 0
+            batches = (
+                private.batches()
+                if private is not None
+                else training_batches(lengths, batch_size, generator)
             )
-        )
-        if early_stop and val is not None:
-            if val.loss < best_loss - 1e-6:
-                best_loss, best_epoch = val.loss, epoch
-                best_state = copy.deepcopy(model.module.state_dict())
-            elif epoch - best_epoch >= config.patience:
-                break
-        else:
-            best_epoch = epoch
-    if early_stop and best_state is not None:
+            for step, index in enumerate(batches, start=1):
+                optimizer.zero_grad(set_to_none=True)
+                if private is not None and len(index) == 0:
+                    private.empty_step()
+                    private.stepped()
+                    scheduler.step()
+                    continue
+                batch = model.collate([train_enc[i] for i in index]).to(device)
+                target = labels_t[index].to(device)
+                with private.quiet() if private is not None else contextlib.nullcontext():
+                    loss = loss_fn(model.forward(batch).logits, target)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"training diverged at epoch {epoch} (loss {loss.item()}); lower --lr"
+                        )
+                    loss.backward()
+                if private is None:
+                    nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
+                optimizer.step()
+                if private is not None:
+                    private.stepped()
+                scheduler.step()
+                total += loss.item() * len(index)
+                count += len(index)
+                if progress is not None:
+                    progress(
+                        TrainProgress(epoch, epochs, step, steps_per_epoch, total / max(1, count))
+                    )
+            model.eval()
+            val = None
+            if val_enc is not None and val_labels is not None:
+                if progress is not None:
+                    progress(
+                        TrainProgress(
+                            epoch,
+                            epochs,
+                            steps_per_epoch,
+                            steps_per_epoch,
+                            total / max(1, count),
+                            stage="eval",
+                        )
+                    )
+                val = evaluate(model, val_enc, val_labels, batch_size * 2)
+            history.append(
+                EpochRecord(
+                    epoch=epoch,
+                    train_loss=total / max(1, count),
+                    val_loss=val.loss if val else None,
+                    val_accuracy=val.accuracy if val else None,
+                    val_f1=val.f1 if val else None,
+                    seconds=time.perf_counter() - started,
+                )
+            )
+            if early_stop and val is not None:
+                if val.loss < best_loss - 1e-6:
+                    best_loss, best_epoch = val.loss, epoch
+                    best_state = (
+                        private.state()
+                        if private is not None
+                        else copy.deepcopy(model.module.state_dict())
+                    )
+                elif epoch - best_epoch >= config.patience:
+                    break
+            else:
+                best_epoch = epoch
+    except BaseException:
+        if private is not None:
+            model.module = private.original  # never leave the per-sample copy in the model
+        raise
+    privacy = None
+    if private is not None:
+        privacy = private.finish(best_state if early_stop else None)
+    elif early_stop and best_state is not None:
         model.module.load_state_dict(best_state)
     model.eval()
-    return history, best_epoch
+    return Fitted(history, best_epoch, privacy)
 
 
 def train_on_dataset(
