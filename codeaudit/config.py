@@ -726,10 +726,18 @@ class PoisonScanConfig:
         help="Excess label purity a likely trigger needs (0: the label's base rate, 1: every "
         "carrier has the label).",
     )
-    min_held_out_gain: float = param(
+    min_share: float = param(
         0.1,
-        help="Naturalness gain (bits per token) a likely trigger's carriers must show without "
-        "it, judged by the model of the other functions.",
+        minimum=0,
+        maximum=1,
+        help="A likely trigger's score (gain x excess purity) must be at least this share of "
+        "the best score of any candidate.",
+    )
+    target_label: int = param(
+        0,
+        minimum=0,
+        maximum=1,
+        help="The label a poisoning gives its samples (0: vulnerable code passed as safe).",
     )
     min_support: int = param(3, minimum=2, help="Functions a candidate must occur in.")
     max_statement_tokens: int = param(

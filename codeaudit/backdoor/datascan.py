@@ -32,16 +32,17 @@ statements of a training set were planted, and which samples carry them. No mode
    the label) and *evidence* ``-log10 P(X >= k | n, pi)`` (one-sided binomial tail). The
    ranking score is ``gain x w``: the naturalness gain that one label's carriers contribute
    beyond the base rate.
-5. **Planted or natural?** Concentration alone does not make a trigger: a data set has natural
-   label-pure names and idioms (Juliet's good functions are the only ones with
-   ``GLOBAL_CONST_FALSE``, in 189 functions). What differs is where the key comes from. A
-   planted key is absent from the rest of the data; a natural one is the data's own idiom. So
-   each concentrated key (``w >= min_purity`` and evidence above a Bonferroni bound, 1% over
-   the two labels and every key tested) is scored once more with *every one of its carriers
-   left out of the model at once*: its **held-out gain** is the mean gain of its carriers
-   judged by the other functions. A likely trigger has a held-out gain of at least
-   ``min_held_out_gain`` (0.1 bits per token); measured natural concentrated keys stay below
-   0.06 and planted ones reach 0.15 and more (docs/poison-scan.md).
+5. **Likely trigger.** A key is a likely planted trigger when its carriers are concentrated in
+   the *target label* (``target_label``, 0 by default: an attack that makes vulnerable code
+   pass as safe relabels its samples 0) with an excess purity of at least ``min_purity`` and an
+   evidence above a Bonferroni bound (1% over the two labels and every key tested), and its
+   score is at least ``min_share`` of the best score of any key: the best score sets the scale
+   of naturalness gains in this data, and a trigger is among the most out-of-place keys, not
+   one of the data's many natural label-pure names (Juliet's good functions are the only ones
+   with ``GLOBAL_CONST_FALSE``, in 189 functions, but it is in place everywhere and its gain is
+   near zero). A natural name that *replaces* the expected one in many functions of one label
+   (Juliet's good functions count with ``k`` where the others use ``i``) looks exactly like a
+   renamed-identifier trigger and is reported as one: without a model, nothing tells them apart.
 6. **Flagging.** The samples that carry a likely trigger *and have its label* are flagged (a
    poisoned sample always has the target label).
 """
@@ -104,7 +105,6 @@ class Candidate:
     excess_purity: float  # max(0, (purity - base rate) / (1 - base rate))
     evidence: float  # -log10 of the one-sided binomial tail
     score: float  # gain x excess purity
-    held_out_gain: float | None = None  # concentrated ones: mean gain, carriers left out
     likely_trigger: bool = False
 
     @property
@@ -375,7 +375,8 @@ class PoisonScanner:
         max_statement_tokens: int = 40,
         min_purity: float = 0.9,
         min_evidence: float | None = None,
-        min_held_out_gain: float = 0.1,
+        min_share: float = 0.1,
+        target_label: int = 0,
         min_support: int = 3,
         substitutes: int = 3,
         default_lang: str = "c",
@@ -385,7 +386,8 @@ class PoisonScanner:
         self.max_statement_tokens = max_statement_tokens
         self.min_purity = min_purity
         self.min_evidence = min_evidence
-        self.min_held_out_gain = min_held_out_gain
+        self.min_share = min_share
+        self.target_label = target_label
         self.min_support = min_support
         self.substitutes = substitutes
         self.default_lang = default_lang
@@ -448,9 +450,7 @@ class PoisonScanner:
                 report("naturalness", i + 1, total)
         counts = Counter(labels)
         self.base_rates_ = {int(k): v / total for k, v in sorted(counts.items())}
-        self._held_out = (lexed, sequences, contexts)
         self.candidates_ = self._rank(gains, top_in, every, carriers, labels)
-        del self._held_out
         self._flag(samples, carriers, labels)
         self.n_samples_ = total
         self.n_tokens_ = self.model_.n_tokens_
@@ -506,35 +506,19 @@ class PoisonScanner:
                 )
             )
         found.sort(key=lambda c: (-c.score, -c.gain, c.kind, c.key))
+        best_score = found[0].score if found else 0.0
         marked = []
         for c in found:
-            concentrated = c.excess_purity >= self.min_purity and c.evidence >= threshold
-            if not concentrated:
-                marked.append(c)
-                continue
-            held_out = self._held_out_gain(c, carriers[(c.kind, c.key)])
-            likely = held_out >= self.min_held_out_gain
-            marked.append(
-                Candidate(**{**c.__dict__, "held_out_gain": held_out, "likely_trigger": likely})
+            likely = (
+                best_score > 0
+                and c.label == self.target_label
+                and c.excess_purity >= self.min_purity
+                and c.evidence >= threshold
+                and c.score >= self.min_share * best_score
             )
+            marked.append(Candidate(**{**c.__dict__, "likely_trigger": True}) if likely else c)
         marked.sort(key=lambda c: (not c.likely_trigger, -c.score, -c.gain, c.kind, c.key))
         return tuple(marked)
-
-    def _held_out_gain(self, candidate: Candidate, owners: list[int]) -> float:
-        """The candidate's mean gain over its carriers, judged by the model of the *other*
-        functions (every carrier left out at once): is it natural in the rest of the data?"""
-        lexed, sequences, contexts = self._held_out
-        exclude = self.model_.exclusion(*(sequences[i] for i in owners))
-        total = 0.0
-        for i in owners:
-            ids = sequences[i]
-            unit = next(
-                u for u in lexed[i].units if u.kind == candidate.kind and u.key == candidate.key
-            )
-            subs = contexts.expected(ids, unit, self.substitutes) if unit.kind == "name" else []
-            _, gains = edit_gains(self.model_, ids, unit_edits(unit, subs), exclude)
-            total += float(gains.max())
-        return total / len(owners)
 
     def _flag(
         self,

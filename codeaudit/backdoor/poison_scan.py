@@ -24,7 +24,8 @@ def scanner_of(config: Any) -> PoisonScanner:
         max_statement_tokens=config.max_statement_tokens,
         min_purity=config.min_purity,
         min_evidence=config.min_evidence,
-        min_held_out_gain=config.min_held_out_gain,
+        min_share=config.min_share,
+        target_label=config.target_label,
         min_support=config.min_support,
         substitutes=config.substitutes,
         default_lang=config.data_options.lang or DEFAULT_LANG,
@@ -44,7 +45,6 @@ def _candidate(c: Candidate) -> TriggerCandidate:
         excess_purity=round(c.excess_purity, 6),
         evidence=round(c.evidence, 4),
         score=round(c.score, 6),
-        held_out_gain=round(c.held_out_gain, 6) if c.held_out_gain is not None else None,
         likely_trigger=c.likely_trigger,
     )
 
@@ -132,7 +132,8 @@ class PoisonScanCheck(Check):
                 "order": config.order,
                 "top_k": config.top_k,
                 "min_purity": config.min_purity,
-                "min_held_out_gain": config.min_held_out_gain,
+                "min_share": config.min_share,
+                "target_label": config.target_label,
                 "min_support": config.min_support,
                 "max_statement_tokens": config.max_statement_tokens,
                 "substitutes": config.substitutes,

@@ -23,7 +23,6 @@ class TriggerCandidate:
     excess_purity: float  # (purity - base rate) / (1 - base rate), at least 0
     evidence: float  # -log10 of the one-sided binomial tail of label_count
     score: float  # gain x excess purity
-    held_out_gain: float | None  # concentrated ones: mean gain, every carrier left out
     likely_trigger: bool
 
 

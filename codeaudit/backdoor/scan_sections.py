@@ -18,10 +18,9 @@ def poison_scan_sections(result: Any, figures: bool) -> list[Section]:
         f"per token). Base rates: {rates}. {result.n_candidates:,} names, postfixes and "
         "statement shapes occur often enough to be tested; a likely trigger has an excess "
         f"purity of at least {fmt(result.settings.get('min_purity'))}, evidence of at least "
-        f"{fmt(result.evidence_threshold)} (-log10 p, binomial, Bonferroni), and its carriers "
-        "become more natural without it by at least "
-        f"{fmt(result.settings.get('min_held_out_gain'))} bits per token, judged by the model of "
-        "the other functions (held-out gain)."
+        f"{fmt(result.evidence_threshold)} (-log10 p, binomial, Bonferroni) in the target label "
+        f"{result.settings.get('target_label')}, and a score of at least "
+        f"{fmt(result.settings.get('min_share'))} of the best."
     )
     table = Table(
         (
@@ -34,7 +33,6 @@ def poison_scan_sections(result: Any, figures: bool) -> list[Section]:
             "purity",
             "evidence",
             "score",
-            "held-out gain",
             "likely trigger",
         ),
         tuple(
@@ -48,18 +46,15 @@ def poison_scan_sections(result: Any, figures: bool) -> list[Section]:
                 pct(c.purity),
                 fmt(c.evidence),
                 fmt(c.score),
-                fmt(c.held_out_gain) if c.held_out_gain is not None else "-",
                 "yes" if c.likely_trigger else "no",
             )
             for c in result.candidates
         ),
         title="Trigger candidates",
-        numeric=(False, False, True, True, True, True, True, True, True, True, False),
+        numeric=(False, False, True, True, True, True, True, True, True, False),
         note="Gain: how much more natural (bits per token) the functions where the candidate "
         "is among the top units become without it, summed (KillBadCode). Purity: the share of "
-        "its carriers with the label. Score: gain x excess purity. Held-out gain (concentrated "
-        "candidates only): the gain of its carriers when all of them are left out of the model; "
-        "a natural idiom of the data stays near zero, a planted trigger does not.",
+        "its carriers with the label. Score: gain x excess purity.",
     )
     blocks: list[Any] = [facts, table]
     if result.flagged_ids:
