@@ -272,6 +272,8 @@ def edit_gains(
         kept_counts[e] = length - len(deleted)
         affected: set[int] = set(replaced)
         for p in sorted(deleted.union(replaced)):
+            if p + 1 in deleted:
+                continue  # inside a deleted run: its last position walks on
             j, found = p + 1, 0
             while found < n - 1 and j <= T:
                 if j not in deleted:
