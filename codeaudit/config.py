@@ -586,7 +586,7 @@ class BackdoorConfig:
         None,
         flags=("-o", "--output"),
         metavar="REPAIRED.pt",
-        help="Repaired checkpoint (--unlearn).",
+        help="Repaired checkpoint (--unlearn or --retrain).",
     )
     unlearn: bool = param(False, help="Remove the backdoor by unlearning; needs -o.")
     unlearn_scope: str = param(
@@ -675,6 +675,22 @@ class BackdoorConfig:
         help="A trigger is planted only when every reference's flip rate is below this share "
         "of the model's (else: adversarial).",
     )
+    train_data: str | None = param(
+        None,
+        metavar="TRAIN.jsonl",
+        help="The model's training data: scanned for planted triggers (as poison-scan does) and "
+        "checked for the inverted trigger's pieces; needed by --retrain and --flagged.",
+    )
+    flagged: str | None = param(
+        None,
+        metavar="FLAGGED.jsonl",
+        help="Write the training samples the data scan flags (needs --train-data).",
+    )
+    retrain: bool = param(
+        False,
+        help="Repair by retraining: the checkpoint's recipe on --train-data less the flagged "
+        "samples; needs -o.",
+    )
     seed: int = _seed()
     batch_size: int = param(32, minimum=1, help="Unlearning batch size.")
     device: str = _device()
@@ -697,10 +713,19 @@ class BackdoorConfig:
                 "reference_data", "trains reference models: give --references K", owner
             )
         check_executor(self)
-        if self.unlearn and not self.output:
-            raise ParameterError("unlearn", "writes the repaired model: give -o REPAIRED.pt", owner)
-        if self.output and not self.unlearn:
-            raise ParameterError("output", "names the repaired model: it needs --unlearn", owner)
+        for name in ("retrain", "flagged"):
+            if getattr(self, name) and not self.train_data:
+                raise ParameterError(name, "needs the training data: give --train-data", owner)
+        if self.unlearn and self.retrain:
+            raise ParameterError("retrain", "repairs another way than --unlearn: give one", owner)
+        repairs = self.unlearn or self.retrain
+        if repairs and not self.output:
+            name = "unlearn" if self.unlearn else "retrain"
+            raise ParameterError(name, "writes the repaired model: give -o REPAIRED.pt", owner)
+        if self.output and not repairs:
+            raise ParameterError(
+                "output", "names the repaired model: it needs --unlearn or --retrain", owner
+            )
 
 
 @dataclass(frozen=True)
