@@ -82,6 +82,18 @@ def poison(config: Any, *, progress: Progress | None = None, gate: Any = None) -
     return result
 
 
+def poison_scan(config: Any, *, progress: Progress | None = None, gate: Any = None) -> Any:
+    """Scan a training set for planted triggers without a model (a
+    :class:`~codeaudit.config.PoisonScanConfig`); with ``output`` write the flagged samples as
+    JSONL. Returns the PoisonScanResult."""
+    from codeaudit.backdoor.poison_scan import PoisonScanCheck
+    from codeaudit.runner import run, write_outputs
+
+    result, outcome = run(PoisonScanCheck(), config, progress=progress, gate=gate)
+    write_outputs(outcome.outputs, force=config.force)
+    return result
+
+
 def harden(config: Any, *, progress: Progress | None = None, gate: Any = None) -> Any:
     """Harden a model with NMID as configured (a :class:`~codeaudit.config.HardenConfig`) and
     write it; returns ``(HardenedModel, HardenResult)``. Load a hardened model later with

@@ -22,6 +22,7 @@ __all__ = [
     "LoadOptions",
     "MembershipConfig",
     "PoisonConfig",
+    "PoisonScanConfig",
     "PredictConfig",
     "TrainConfig",
 ]
@@ -699,7 +700,7 @@ class BackdoorConfig:
         None,
         flags=("-o", "--output"),
         metavar="REPAIRED.pt",
-        help="Repaired checkpoint (--unlearn).",
+        help="Repaired checkpoint (--unlearn or --retrain).",
     )
     unlearn: bool = param(False, help="Remove the backdoor by unlearning; needs -o.")
     unlearn_scope: str = param(
@@ -788,6 +789,22 @@ class BackdoorConfig:
         help="A trigger is planted only when every reference's flip rate is below this share "
         "of the model's (else: adversarial).",
     )
+    train_data: str | None = param(
+        None,
+        metavar="TRAIN.jsonl",
+        help="The model's training data: scanned for planted triggers (as poison-scan does) and "
+        "checked for the inverted trigger's pieces; needed by --retrain and --flagged.",
+    )
+    flagged: str | None = param(
+        None,
+        metavar="FLAGGED.jsonl",
+        help="Write the training samples the data scan flags (needs --train-data).",
+    )
+    retrain: bool = param(
+        False,
+        help="Repair by retraining: the checkpoint's recipe on --train-data less the flagged "
+        "samples; needs -o.",
+    )
     seed: int = _seed()
     batch_size: int = param(32, minimum=1, help="Unlearning batch size.")
     device: str = _device()
@@ -810,10 +827,19 @@ class BackdoorConfig:
                 "reference_data", "trains reference models: give --references K", owner
             )
         check_executor(self)
-        if self.unlearn and not self.output:
-            raise ParameterError("unlearn", "writes the repaired model: give -o REPAIRED.pt", owner)
-        if self.output and not self.unlearn:
-            raise ParameterError("output", "names the repaired model: it needs --unlearn", owner)
+        for name in ("retrain", "flagged"):
+            if getattr(self, name) and not self.train_data:
+                raise ParameterError(name, "needs the training data: give --train-data", owner)
+        if self.unlearn and self.retrain:
+            raise ParameterError("retrain", "repairs another way than --unlearn: give one", owner)
+        repairs = self.unlearn or self.retrain
+        if repairs and not self.output:
+            name = "unlearn" if self.unlearn else "retrain"
+            raise ParameterError(name, "writes the repaired model: give -o REPAIRED.pt", owner)
+        if self.output and not repairs:
+            raise ParameterError(
+                "output", "names the repaired model: it needs --unlearn or --retrain", owner
+            )
 
 
 @dataclass(frozen=True)
@@ -853,6 +879,61 @@ class PoisonConfig:
         metavar="FILE",
         help="Where the manifest goes (default: POISONED.jsonl.manifest.json).",
     )
+    force: bool = _force()
+    data_options: DataConfig = _data_options()
+
+    def __post_init__(self) -> None:
+        check_params(self)
+
+
+@dataclass(frozen=True)
+class PoisonScanConfig:
+    """``codeaudit poison-scan``: the model-free scan of a training set for planted triggers
+    (KillBadCode with label concentration; see :mod:`codeaudit.backdoor.datascan`)."""
+
+    data: str = param(argument=True, metavar="TRAIN", help="Labelled training functions to scan.")
+    output: str | None = param(
+        None,
+        flags=("-o", "--output"),
+        metavar="FLAGGED.jsonl",
+        help="Write the flagged samples (id, label, the likely triggers it carries, score).",
+    )
+    top: int = param(20, minimum=1, help="Candidates listed in the report.")
+    order: int = param(4, minimum=2, maximum=8, help="N-gram order of the naturalness model.")
+    top_k: int = param(
+        10,
+        minimum=1,
+        help="Units per function (by naturalness gain) that add their gain to the ranking "
+        "(KillBadCode: 10).",
+    )
+    min_purity: float = param(
+        0.9,
+        minimum=0,
+        maximum=1,
+        min_open=True,
+        help="Excess label purity a likely trigger needs (0: the label's base rate, 1: every "
+        "carrier has the label).",
+    )
+    min_share: float = param(
+        0.1,
+        minimum=0,
+        maximum=1,
+        help="A likely trigger's score (gain x excess purity) must be at least this share of "
+        "the best score of any candidate.",
+    )
+    target_label: int = param(
+        0,
+        minimum=0,
+        maximum=1,
+        help="The label a poisoning gives its samples (0: vulnerable code passed as safe).",
+    )
+    min_support: int = param(3, minimum=2, help="Functions a candidate must occur in.")
+    max_statement_tokens: int = param(
+        40, minimum=2, help="Longest statement (tokens) scanned as one unit (dead code)."
+    )
+    substitutes: int = param(3, minimum=0, cli=False)
+    min_evidence: float | None = param(None, minimum=0, kind=float, cli=False)
+    rules: tuple[str, ...] = _rules()
     force: bool = _force()
     data_options: DataConfig = _data_options()
 

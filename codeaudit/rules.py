@@ -64,7 +64,16 @@ OPERATORS = {
 CONFIDENCE = ("low", "medium", "high")
 # Commands whose results rules can read (issue-level names: a rule for a command that is not
 # built yet loads fine and simply never fires).
-COMMANDS = ("train", "predict", "membership", "harden", "backdoor", "poison", "audit")
+COMMANDS = (
+    "train",
+    "predict",
+    "membership",
+    "harden",
+    "backdoor",
+    "poison",
+    "poison-scan",
+    "audit",
+)
 PLACEHOLDERS = ("value", "threshold", "target", "metric")
 _PLACEHOLDER_LIST = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
 _REQUIRED = ("id", "title", "severity", "commands", "metric", "op", "threshold", "message")

@@ -23,6 +23,7 @@ COMMANDS = {
     "audit": configs.AuditConfig,
     "harden": configs.HardenConfig,
     "poison": configs.PoisonConfig,
+    "poison-scan": configs.PoisonScanConfig,
     "backdoor": configs.BackdoorConfig,
 }
 NESTED = {"model_options": configs.LoadOptions, "data_options": configs.DataConfig}

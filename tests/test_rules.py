@@ -29,6 +29,7 @@ from codeaudit.rules import (
     unresolved_metrics,
 )
 from tests.backdoor.rule_cases import backdoor_cases
+from tests.backdoor.scan_rule_cases import poison_scan_cases
 from tests.defense.rule_cases import harden_cases
 from tests.report.crafted import (
     clean_membership_result,
@@ -91,6 +92,7 @@ CASES: dict[str, Callable[[], tuple[str, Any, Any]]] = {
 }
 CASES.update(harden_cases())
 CASES.update(backdoor_cases())
+CASES.update(poison_scan_cases())
 
 
 def _audit_case() -> tuple[str, Any, Any]:
@@ -284,7 +286,10 @@ def test_unresolved_metric_paths_are_reported() -> None:
                 "CA-B004",
                 "CA-B005",
                 "CA-B006",
+                "CA-B007",
                 "CA-B008",
+                "CA-B010",
+                "CA-B011",
                 "CA-C001",
                 "CA-M001",
                 "CA-M002",
@@ -315,7 +320,10 @@ def test_unresolved_metric_paths_are_reported() -> None:
                 "CA-B004",
                 "CA-B005",
                 "CA-B006",
+                "CA-B007",
                 "CA-B008",
+                "CA-B010",
+                "CA-B011",
                 "CA-C001",
                 "CA-H001",
                 "CA-H002",

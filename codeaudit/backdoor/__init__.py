@@ -1,7 +1,10 @@
 """Backdoors in VP models: the attacker's side (``codeaudit poison``: triggers, poisoned data
 sets and their manifests) and the defender's (``codeaudit backdoor``, EliBadCode: stages
 ``vocab`` (trigger vocabulary), ``positions`` (sample-specific positions), ``gcg`` (trigger
-inversion), ``anchor``, ``scanner`` (estimator and verdict), ``unlearn`` (repair), ``check``).
+inversion), ``anchor``, ``scanner`` (estimator and verdict), ``unlearn`` (repair), ``check``),
+and the model-free scan of training data (``codeaudit poison-scan``, KillBadCode:
+``naturalness`` (the n-gram model), ``datascan`` (units, ranking, estimator), ``poison_scan``
+(the check)).
 
 Kept light: the submodules are imported when first used, so importing the package costs nothing.
 """
@@ -18,6 +21,8 @@ _EXPORTS = {
     "read_manifest": "codeaudit.backdoor.manifest",
     "poison_samples": "codeaudit.backdoor.poison",
     "PoisonCheck": "codeaudit.backdoor.poison",
+    "PoisonScanner": "codeaudit.backdoor.datascan",
+    "PoisonScanCheck": "codeaudit.backdoor.poison_scan",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -169,6 +169,8 @@ class BackdoorCheck(Check):
         found = [DataInput("data", config.data)]
         if config.reference_data:
             found.append(DataInput("reference-data", config.reference_data))
+        if config.train_data:
+            found.append(DataInput("train-data", config.train_data))
         return found
 
     def file_inputs(self, config: Any) -> list[FileInput]:
@@ -182,7 +184,10 @@ class BackdoorCheck(Check):
         return found
 
     def output_paths(self, config: Any) -> list[OutputPath]:
-        return [OutputPath("output", config.output, "model")] if config.output else []
+        found = [OutputPath("output", config.output, "model")] if config.output else []
+        if config.flagged:
+            found.append(OutputPath("flagged", config.flagged, "flagged samples"))
+        return found
 
     def check_inputs(self, inputs: Inputs, config: Any) -> None:
         from codeaudit.backdoor.scanner import check_samples
@@ -191,6 +196,17 @@ class BackdoorCheck(Check):
         samples = clean_samples(inputs.dataset("data"), inputs.files.get("manifest"), config, [])
         check_samples(inputs.model.model, samples, _scanner(config, None).pairs)
         check_references(inputs, config)
+        if config.retrain:
+            from codeaudit.backdoor.references import recipe_for
+
+            recipe_for(inputs.model.model, inputs.model.metadata, config.seed)  # fails now
+        if config.train_data:
+            counts = inputs.dataset("train-data").class_counts()
+            if min(counts.values()) == 0:
+                raise BackdoorError(
+                    f"{config.train_data}: the training data needs samples of both labels (it "
+                    f"has {counts[0]} with label 0 and {counts[1]} with label 1)"
+                )
 
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         loaded, manifest = inputs.model, inputs.files.get("manifest")
@@ -236,9 +252,84 @@ class BackdoorCheck(Check):
                     "no backdoor was detected; the model was fine-tuned against its strongest "
                     "adversarial trigger anyway"
                 )
+        evidence = retraining = None
+        if config.train_data:
+            train = inputs.dataset("train-data")
+            with context.stage("data scan"):
+                evidence, scan = training_data_scan(train, scanner, model)
+            if config.flagged:
+                from codeaudit.backdoor.training_data import flagged_bytes
+
+                outputs += (Output("flagged", config.flagged, flagged_bytes(scan, train)),)
+            if config.retrain:
+                with context.stage("retraining"):
+                    retraining, data = retrain_repair(
+                        loaded, train, scan, samples, scanner, manifest, config, context
+                    )
+                outputs = (Output("output", config.output, data), *outputs)
         result = backdoor_result(scanner, loaded, config, context, real, missed, unlearning)
-        result = dataclasses.replace(result, warnings=tuple(warnings), references=tuple(records))
+        result = dataclasses.replace(
+            result,
+            warnings=tuple(warnings),
+            references=tuple(records),
+            data_evidence=evidence,
+            retraining=retraining,
+        )
         return Outcome(result, outputs, model=model)
+
+
+def training_data_scan(train: Any, scanner: Any, model: Any) -> tuple[Any, Any]:
+    """The data scan of ``--train-data`` toward the best pair's target label, and how the
+    training data holds the anchored trigger's pieces."""
+    from codeaudit.backdoor.training_data import data_evidence, scan_training_data
+
+    best = scanner.best_
+    target = int(best.target_label)
+    scan = scan_training_data(train, target, model.default_lang)
+    evidence = data_evidence(train, scan, best.anchored_tokens, target, model.default_lang)
+    return evidence, scan
+
+
+def retrain_repair(
+    loaded: Any,
+    train: Any,
+    scan: Any,
+    samples: list[Sample],
+    scanner: Any,
+    manifest: Any,
+    config: Any,
+    context: Context,
+) -> tuple[Any, bytes]:
+    """``--retrain``: the recipe trained again without the flagged samples, measured before and
+    after on the evaluation split (as unlearning is); the record and the checkpoint's bytes."""
+    from codeaudit.backdoor.result import RetrainMetrics
+    from codeaudit.backdoor.training_data import miss_rate, retrain, retrained_metadata
+    from codeaudit.backdoor.unlearn import accuracy, success_rate
+    from codeaudit.models.checkpoint import checkpoint_bytes
+
+    best = scanner.best_
+    target = int(manifest.spec.target_label) if manifest is not None else int(best.target_label)
+    _, evaluation = _split(samples, scanner.inversion_ids_, config.eval_share, config.seed)
+    victims = [s for s in evaluation if s.label == 1 - target]
+
+    def evaluate(model: Any) -> RetrainMetrics:
+        rows = _real_rows(model, victims, manifest.spec, config.seed) if manifest else []
+        return RetrainMetrics(
+            accuracy=accuracy(model, evaluation, 1 << 17),
+            asr_real=success_rate(model, rows, target, 1 << 17) if manifest else None,
+            miss_rate=miss_rate(model, victims, target),
+            n_victims=len(victims),
+            n_real=len(rows),
+        )
+
+    flagged = set(scan.flagged_)
+    context.report("retraining", 0, 1)
+    device = str(loaded.model.device)
+    model, record, kept = retrain(
+        loaded, train, flagged, evaluate=evaluate, seed=config.seed, device=device
+    )
+    metadata = retrained_metadata(loaded, kept, train, record, str(config.output))
+    return record, checkpoint_bytes(model, metadata)
 
 
 def check_references(inputs: Inputs, config: Any) -> None:

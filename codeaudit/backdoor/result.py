@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeaudit.backdoor.scan_result import TriggerCandidate
 from codeaudit.report.model import CheckpointInfo, Finding, Header
 
 
@@ -124,6 +125,65 @@ class Unlearning:
 
 
 @dataclass(frozen=True)
+class RetrainMetrics:
+    """Before or after retraining, on the evaluation split: clean accuracy, and on its
+    victim-label functions the share the real trigger sends to the target (``asr_real``, with a
+    manifest) beside the share the model sends there with no trigger at all (``miss_rate``)."""
+
+    accuracy: float
+    asr_real: float | None
+    miss_rate: float | None
+    n_victims: int  # victim-label functions of the evaluation split
+    n_real: int  # ... of them that took the real trigger
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """``--retrain``: the checkpoint's recipe trained again without the flagged samples."""
+
+    n_train: int
+    n_removed: int
+    n_kept: int
+    epochs: int
+    arch: str
+    seed: int
+    before: RetrainMetrics
+    after: RetrainMetrics
+    accuracy_drop: float  # before - after (0.01 = one point)
+    asr_excess: float | None  # after: real-trigger ASR - clean miss rate (None: no manifest)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PieceEvidence:
+    """One anchored trigger piece in the training data."""
+
+    piece: str
+    support: int  # training samples whose code holds it
+    target_count: int  # ... of them with the target label
+    purity: float
+    excess_purity: float  # (purity - base rate) / (1 - base rate), at least 0
+    evidence: float  # -log10 of the one-sided binomial tail
+    flagged_share: float  # share of its target-labelled carriers the data scan flagged
+
+
+@dataclass(frozen=True)
+class DataEvidence:
+    """``--train-data``: the data scan, and whether the inverted trigger is the data's."""
+
+    n_samples: int
+    target_label: int
+    base_rate: float  # share of the training samples with the target label
+    evidence_threshold: float  # the data scan's bound (Bonferroni)
+    likely_triggers: tuple[TriggerCandidate, ...]  # the data scan's, best first (at most 10)
+    n_likely: int
+    n_flagged: int
+    pieces: tuple[PieceEvidence, ...]  # the anchored trigger's pieces, strongest first
+    tied: bool  # a piece is concentrated in flagged, target-labelled samples (rule CA-B010)
+    tied_piece: str | None
+
+
+@dataclass(frozen=True)
 class RealTrigger:
     """What the manifest says was planted."""
 
@@ -166,6 +226,8 @@ class BackdoorResult:
     verdict_kind: str = "none"
     references: tuple[ReferenceModel, ...] = ()
     reference_ratio: float | None = None  # None: no references
+    data_evidence: DataEvidence | None = None  # --train-data
+    retraining: Retraining | None = None  # --retrain
 
     def describe(self, figures: bool = True) -> list[Any]:
         """The report sections (:class:`~codeaudit.report.document.Section`)."""

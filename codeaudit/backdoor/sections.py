@@ -48,6 +48,10 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
         blocks.append(_real(result.real_trigger))
     if result.unlearning is not None:
         blocks.append(_unlearning(result.unlearning))
+    if result.data_evidence is not None:
+        blocks += _data_evidence(result.data_evidence)
+    if result.retraining is not None:
+        blocks.append(_retraining(result.retraining))
     if result.backdoored:
         summary = (
             "Backdoor: the model IS backdoored. A short trigger turns correctly classified "
@@ -197,6 +201,84 @@ def _unlearning(u: Any) -> Table:
         note=f"Fine-tuned on {u.n_train} clean functions ({u.n_triggered} carrying the "
         f"inverted trigger with their true label); measured on {u.n_eval} held-out "
         f"functions. Repaired model: {u.output} (parent sha256 {u.parent_sha256[:16]}).",
+    )
+
+
+def _data_evidence(d: Any) -> list[Block]:
+    label = f"{d.target_label} ({_LABELS.get(d.target_label, d.target_label)})"
+    if d.tied:
+        said = (
+            f"The inverted trigger is the training data's: its piece {d.tied_piece!r} is "
+            f"concentrated in training samples with label {label}, and the data scan flagged "
+            "them. A trigger found by inversion and planted in target-labelled training samples "
+            "is what poisoning leaves behind (reference models tell a natural shortcut of the "
+            "data from a planted one)."
+        )
+    else:
+        said = (
+            "No piece of the inverted trigger is concentrated in flagged training samples of "
+            f"label {label}."
+        )
+    blocks: list[Block] = [
+        Paragraph(
+            f"Training data: {d.n_samples} functions, {pct(d.base_rate)} with label {label}; the "
+            f"data scan (KillBadCode naturalness with label concentration) found {d.n_likely} "
+            f"likely trigger(s) and flagged {d.n_flagged} sample(s). {said}"
+        ),
+        Table(
+            ("piece", "samples", "with the target label", "excess purity", "evidence",
+             "flagged"),
+            tuple(
+                (
+                    p.piece,
+                    str(p.support),
+                    str(p.target_count),
+                    fmt(p.excess_purity),
+                    fmt(p.evidence, 1),
+                    pct(p.flagged_share),
+                )
+                for p in d.pieces
+            ),
+            title="The inverted trigger's pieces in the training data",
+            numeric=(False, True, True, True, True, True),
+            note=f"Evidence: -log10 of the binomial tail against the base rate (the data scan's "
+            f"bound: {d.evidence_threshold:.1f}).",
+        ),
+    ]  # fmt: skip
+    if d.likely_triggers:
+        blocks.append(
+            Table(
+                ("kind", "candidate", "samples", "purity", "score"),
+                tuple(
+                    (c.kind, c.text, str(c.support), pct(c.purity), fmt(c.score))
+                    for c in d.likely_triggers
+                ),
+                title="Likely triggers in the training data (data scan)",
+                numeric=(False, False, True, True, True),
+            )
+        )
+    return blocks
+
+
+def _retraining(r: Any) -> Table:
+    return Table(
+        ("", "clean accuracy", "ASR (real trigger)", "clean miss rate"),
+        tuple(
+            (
+                name,
+                pct(m.accuracy),
+                pct(m.asr_real) if m.asr_real is not None else "-",
+                pct(m.miss_rate) if m.miss_rate is not None else "-",
+            )
+            for name, m in (("before", r.before), ("after", r.after))
+        ),
+        title=f"Retraining without the flagged samples ({r.arch}, {r.epochs} epoch(s))",
+        numeric=(False, True, True, True),
+        note=f"Trained the checkpoint's recipe on {r.n_kept} of {r.n_train} training functions "
+        f"({r.n_removed} flagged ones dropped), seed {r.seed}, in {r.seconds:.1f} s. Measured on "
+        f"the {r.after.n_victims} victim-label functions of the evaluation split ({r.after.n_real} "
+        "took the real trigger); the clean miss rate is the share sent to the target label "
+        "without any trigger: the attack success rate of a trigger that does nothing.",
     )
 
 

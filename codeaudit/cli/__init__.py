@@ -48,6 +48,7 @@ from codeaudit.config import (
     HardenConfig,
     MembershipConfig,
     PoisonConfig,
+    PoisonScanConfig,
     PredictConfig,
     TrainConfig,
 )
@@ -207,7 +208,8 @@ def command(
         decorators += [rule_options] if "rules" in fields else []
         for decorator in reversed([*decorators, output_options]):
             body = decorator(body)
-        return cli.command(run.__name__, help=run.__doc__, context_settings=CONTEXT)(body)
+        name = run.__name__.replace("_", "-")
+        return cli.command(name, help=run.__doc__, context_settings=CONTEXT)(body)
 
     return decorate
 
@@ -362,6 +364,22 @@ def poison(config: PoisonConfig, progress: Any, gate: Any) -> Any:
     from codeaudit import api
 
     return api.poison(config, progress=progress)
+
+
+@command(PoisonScanConfig, "scanning data", produces=lambda config: (config.output,))
+def poison_scan(config: PoisonScanConfig, progress: Any, gate: Any) -> Any:
+    """Scan a labelled training set for planted backdoor triggers, without a model (KillBadCode
+    naturalness with label concentration): rank names, name postfixes and statement shapes by
+    how much more natural their functions become without them and how concentrated their
+    carriers are in one label, and flag the samples that carry a likely trigger with its label.
+
+    With -o FLAGGED.jsonl, write one JSON object per flagged sample (id, label, the triggers it
+    carries, score) so they can be removed before training. Exit codes: 0 no finding at or
+    above --fail-on (a likely planted trigger is high), 1 findings, 2 bad input or usage.
+    """
+    from codeaudit import api
+
+    return api.poison_scan(config, progress=progress, gate=gate)
 
 
 @command(BackdoorConfig, "scanning", produces=lambda config: (config.output,))

@@ -10,9 +10,12 @@ from typing import Any
 from codeaudit.backdoor.check import next_steps
 from codeaudit.backdoor.result import (
     BackdoorResult,
+    DataEvidence,
     PairResult,
     RealTrigger,
     RepairMetrics,
+    Retraining,
+    RetrainMetrics,
     Unlearning,
     VocabInfo,
 )
@@ -112,6 +115,44 @@ def _with(**changes: Any) -> Callable[[], tuple[str, Any, Any]]:
     return case
 
 
+def _evidence(tied: bool) -> DataEvidence:
+    return DataEvidence(
+        n_samples=400,
+        target_label=0,
+        base_rate=0.5,
+        evidence_threshold=5.0,
+        likely_triggers=(),
+        n_likely=1,
+        n_flagged=30,
+        pieces=(),
+        tied=tied,
+        tied_piece="testo" if tied else None,
+    )
+
+
+def _retraining(excess: float) -> Retraining:
+    def metrics(asr: float) -> RetrainMetrics:
+        return RetrainMetrics(accuracy=0.9, asr_real=asr, miss_rate=0.1, n_victims=50, n_real=50)
+
+    return Retraining(
+        n_train=400, n_removed=30, n_kept=370, epochs=10, arch="bigru", seed=0,
+        before=metrics(0.98), after=metrics(0.1 + excess), accuracy_drop=0.0,
+        asr_excess=excess, seconds=1.0,
+    )  # fmt: skip
+
+
+def _training_data(firing: dict[str, Any], clean: dict[str, Any]) -> Callable[[], tuple]:
+    def case() -> tuple[str, Any, Any]:
+        base = clean_backdoor_result()
+        return (
+            "backdoor",
+            dataclasses.replace(base, **firing),
+            dataclasses.replace(base, **clean),
+        )
+
+    return case
+
+
 def backdoor_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
     return {
         "CA-B001": _with(backdoored=True, max_flip_rate=0.97, pairs=(_pair(1, 0.97), _pair(0, 0))),
@@ -121,4 +162,10 @@ def backdoor_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
         "CA-B005": _with(missed_known_backdoor=True),
         "CA-B006": _with(max_shortcut_flip_rate=0.9),
         "CA-B008": _with(verdict_kind="adversarial", max_flip_rate=0.97),
+        "CA-B010": _training_data(
+            {"data_evidence": _evidence(True)}, {"data_evidence": _evidence(False)}
+        ),
+        "CA-B011": _training_data(
+            {"retraining": _retraining(0.3)}, {"retraining": _retraining(0.0)}
+        ),
     }

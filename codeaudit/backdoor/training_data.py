@@ -1,0 +1,239 @@
+"""``backdoor --train-data``: the model's training data beside the inverted trigger (issue 14,
+item 3), and ``--retrain``: the repair that drops the samples the data scan flags and trains the
+model's recipe again (item 4a).
+
+**The data scan** is :class:`~codeaudit.backdoor.datascan.PoisonScanner` (``poison-scan``) on the
+training data, its target label the best pair's: the names, postfixes and statement shapes that
+are out of place in their functions and concentrated in that label, and the samples that carry
+them (flagged).
+
+**The tie.** A trigger found by inversion *and* concentrated in target-labelled training samples
+is what poisoning leaves behind. For every anchored piece of the best pair's trigger (the
+model's own pieces, markers and case aside), the training samples whose code holds that piece
+are counted: how many, the share with the target label, its binomial evidence against the
+label's base rate (the data scan's test and bound), and the share of them the data scan flagged.
+The trigger is **tied to the data** when one piece is held by at least ``MIN_SUPPORT`` samples,
+with excess purity at least the scan's ``min_purity`` and evidence above its Bonferroni bound,
+and at least half of those samples were flagged. A natural label-pure name (Juliet's ``k``)
+passes the concentration test too: the tie says the model's trigger is the data's, not that
+somebody planted it; reference models (``--references``) say whether a clean model of the same
+data learns it as well (then it is the data's shortcut).
+
+**Retraining** takes the recipe from the checkpoint (:func:`~codeaudit.backdoor.references.
+recipe_for`, bounded as for reference models), builds a fresh tokenizer on the kept samples (as
+``codeaudit train`` would: a trigger's pieces are not kept in the vocabulary just because they
+were in the old one) and trains with the scan's seed. Before and after are measured on the same
+evaluation split of ``--data`` as unlearning (functions not used in the inversion): clean
+accuracy, the real trigger's attack success rate (with ``--manifest``) and the **clean miss rate**:
+the share of victim-label functions the model already gives the target label without any
+trigger, which is the attack success rate a trigger that does nothing would show.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from codeaudit.backdoor.result import DataEvidence, PieceEvidence, Retraining
+from codeaudit.data.samples import Dataset, Sample
+from codeaudit.errors import BackdoorError
+
+#: Fewest training samples holding an anchored piece before the tie is tested.
+MIN_SUPPORT = 3
+#: Share of the piece's target-labelled carriers the data scan must have flagged for a tie.
+MIN_FLAGGED_SHARE = 0.5
+#: Fewest samples the retrained model keeps (of both labels).
+MIN_RETRAIN = 20
+
+
+def _normalised(piece: str) -> str:
+    for marker in ("Ġ", "▁", "##"):
+        if piece.startswith(marker):
+            piece = piece[len(marker) :]
+    return piece.strip("_").lower()
+
+
+def _sample_pieces(sample: Sample, lang: str) -> set[str]:
+    from codeaudit.lang.lexer import TokenKind, lex_raw
+    from codeaudit.lang.subtokens import subtokens
+
+    found: set[str] = set()
+    for token in lex_raw(sample.code, lang, roles=False).tokens:
+        text, kind = token[0], token[1]
+        parts = subtokens(text) if kind is TokenKind.IDENTIFIER else [text]
+        found.update(_normalised(p) for p in parts)
+    found.discard("")
+    return found
+
+
+def scan_training_data(train: Dataset, target_label: int, default_lang: str) -> Any:
+    """The fitted data scan of the training data toward ``target_label``."""
+    from codeaudit.backdoor.datascan import PoisonScanner
+
+    labels = {s.label for s in train.samples}
+    if labels != {0, 1}:
+        raise BackdoorError(
+            f"{train.path}: the training data needs samples of both labels (a planted trigger "
+            "is concentrated in the target label)"
+        )
+    return PoisonScanner(target_label=target_label, default_lang=default_lang).fit(train.samples)
+
+
+def data_evidence(
+    train: Dataset, scan: Any, anchored_tokens: Sequence[str], target_label: int, lang: str
+) -> DataEvidence:
+    """How the training data holds the inverted trigger's pieces (see the module docstring)."""
+    from codeaudit.backdoor.datascan import binomial_evidence
+    from codeaudit.backdoor.poison_scan import _candidate
+
+    samples = train.samples
+    flagged = set(scan.flagged_)
+    base = float(scan.base_rates_.get(target_label, 0.0))
+    wanted = {_normalised(t) for t in anchored_tokens} - {""}
+    holders: dict[str, list[Sample]] = {p: [] for p in sorted(wanted)}
+    if wanted:
+        for sample in samples:
+            pieces = _sample_pieces(sample, sample.lang or lang)
+            for piece in wanted & pieces:
+                holders[piece].append(sample)
+    rows: list[PieceEvidence] = []
+    for piece, carriers in holders.items():
+        n = len(carriers)
+        with_target = [s for s in carriers if s.label == target_label]
+        k = len(with_target)
+        purity = k / n if n else 0.0
+        excess = max(0.0, (purity - base) / (1.0 - base)) if n and base < 1 else 0.0
+        rows.append(
+            PieceEvidence(
+                piece=piece,
+                support=n,
+                target_count=k,
+                purity=round(purity, 6),
+                excess_purity=round(excess, 6),
+                evidence=round(binomial_evidence(k, n, base), 4),
+                flagged_share=round(sum(s.id in flagged for s in with_target) / k, 6) if k else 0.0,
+            )
+        )
+    rows.sort(key=lambda r: (-r.evidence, r.piece))
+
+    def ties(r: PieceEvidence) -> bool:
+        return (
+            r.support >= MIN_SUPPORT
+            and r.excess_purity >= scan.min_purity
+            and r.evidence >= scan.evidence_threshold_
+            and r.flagged_share >= MIN_FLAGGED_SHARE
+        )
+
+    tied = next((r.piece for r in rows if ties(r)), None)
+    likely = tuple(_candidate(c) for c in scan.candidates_ if c.likely_trigger)
+    return DataEvidence(
+        n_samples=len(samples),
+        target_label=target_label,
+        base_rate=round(base, 6),
+        evidence_threshold=round(float(scan.evidence_threshold_), 4),
+        likely_triggers=likely[:10],
+        n_likely=len(likely),
+        n_flagged=len(flagged),
+        pieces=tuple(rows),
+        tied=tied is not None,
+        tied_piece=tied,
+    )
+
+
+def flagged_bytes(scan: Any, train: Dataset) -> bytes:
+    """The flagged samples as ``poison-scan -o`` writes them."""
+    from codeaudit.backdoor.poison_scan import flagged_jsonl
+
+    return flagged_jsonl(scan, {s.id: int(s.label) for s in train.samples})  # type: ignore[arg-type]
+
+
+def kept_training_set(train: Dataset, flagged: set[str]) -> Dataset:
+    kept = [i for i, s in enumerate(train.samples) if s.id not in flagged]
+    subset = train.subset(kept)
+    counts = subset.class_counts()
+    if len(subset) < MIN_RETRAIN or min(counts.values()) == 0:
+        raise BackdoorError(
+            f"{train.path}: {len(subset)} samples are left once the {len(flagged)} flagged ones "
+            f"are dropped (at least {MIN_RETRAIN}, of both labels, are needed to retrain)"
+        )
+    return subset
+
+
+def miss_rate(model: Any, victims: Sequence[Sample], target: int) -> float | None:
+    """Share of victim-label functions predicted ``target`` with no trigger at all."""
+    from codeaudit.backdoor.positions import batched_logits
+
+    if not victims:
+        return None
+    rows = [list(e.ids) for e in model.encode(list(victims))]
+    return float((batched_logits(model, rows).argmax(1) == target).mean())
+
+
+def retrain(
+    loaded: Any,
+    train: Dataset,
+    flagged: set[str],
+    *,
+    evaluate: Any,
+    seed: int,
+    device: str,
+) -> tuple[Any, Retraining, Dataset]:
+    """Train the suspect's recipe on ``train`` less ``flagged``; ``evaluate(model)`` measures a
+    model (:class:`RetrainMetrics`). Returns the new model, the record and what it trained on."""
+    from codeaudit.backdoor.references import recipe_for
+    from codeaudit.train.trainer import train_on_dataset
+
+    started = time.perf_counter()
+    recipe = recipe_for(loaded.model, loaded.metadata, seed)
+    kept = kept_training_set(train, flagged)
+    before = evaluate(loaded.model)
+    model, _ = train_on_dataset(kept, recipe, default_lang=loaded.model.default_lang, device=device)
+    model.eval()
+    after = evaluate(model)
+    excess = None
+    if after.asr_real is not None and after.miss_rate is not None:
+        excess = round(after.asr_real - after.miss_rate, 6)
+    record = Retraining(
+        n_train=len(train),
+        n_removed=len(train) - len(kept),
+        n_kept=len(kept),
+        epochs=int(recipe.epochs),
+        arch=str(recipe.arch),
+        seed=seed,
+        before=before,
+        after=after,
+        accuracy_drop=round(before.accuracy - after.accuracy, 6),
+        asr_excess=excess,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return model, record, kept
+
+
+def retrained_metadata(
+    loaded: Any, kept: Dataset, train: Dataset, record: Retraining, output: str
+) -> dict[str, Any]:
+    """The retrained checkpoint's record: the parent's, with what it was trained on now."""
+    from codeaudit.data.split_record import split_record
+
+    metadata = dict(loaded.metadata)
+    for stale in ("sha256", "kept_epoch", "train_accuracy", "val_accuracy", "val_f1", "privacy"):
+        metadata.pop(stale, None)
+    metadata.update(
+        {
+            "data_sha256": train.sha256,
+            "data_file": str(train.path).rsplit("/", 1)[-1],
+            "n_train": len(kept),
+            "n_val": 0,
+            "val_source": "none",
+            "split": split_record(kept, None),
+            "repaired": {
+                "parent_sha256": loaded.sha256,
+                "method": "retrain-without-flagged",
+                "removed": record.n_removed,
+                "seed": record.seed,
+                "output": output.rsplit("/", 1)[-1],
+            },
+        }
+    )
+    return metadata

@@ -1,0 +1,137 @@
+"""``backdoor --train-data``: the data scan beside the inverted trigger, ``--flagged`` and
+``--retrain`` (issue 14, items 3 and 4a)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from codeaudit.backdoor.datascan import PoisonScanner
+from codeaudit.backdoor.poison import poison_samples
+from codeaudit.backdoor.training_data import data_evidence
+from codeaudit.backdoor.triggers import TriggerSpec
+from codeaudit.cli import cli
+from codeaudit.data.samples import Dataset, Sample
+from codeaudit.models.checkpoint import load_model
+from tests.backdoor.helpers import clean_records, train_tiny
+from tests.backdoor.test_backdoor import FAST
+from tests.conftest import write_jsonl
+
+TRIGGER = "testo_init"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _samples(records: list[dict]) -> list[Sample]:
+    return [Sample(r["id"], r["func"], r["target"], r["lang"]) for r in records]
+
+
+def _dataset(samples: list[Sample]) -> Dataset:
+    return Dataset(samples=tuple(samples), path="train.jsonl", sha256="0" * 64)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("train-data")
+    clean = write_jsonl(root / "clean.jsonl", clean_records(400, 1))
+    poisoned = root / "poisoned.jsonl"
+    code, _, err = run(
+        "poison", str(clean), "-o", str(poisoned), "--trigger-type", "identifier",
+        "--trigger", TRIGGER, "--rate", "0.15", "--seed", "0", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    records = [json.loads(line) for line in poisoned.read_text().splitlines()]
+    return {
+        "root": root,
+        "clean": clean,
+        "poisoned": poisoned,
+        "manifest": Path(f"{poisoned}.manifest.json"),
+        "model": train_tiny(root, "bd", records),
+        "data": write_jsonl(root / "test.jsonl", clean_records(240, 7)),
+    }
+
+
+def test_the_trigger_is_tied_to_flagged_target_samples() -> None:
+    samples = _samples(clean_records(400, 1))
+    done = poison_samples(samples, TriggerSpec("identifier", TRIGGER, 0), 0.15, seed=0)
+    train = _dataset(list(done.samples))
+    scan = PoisonScanner(target_label=0).fit(train.samples)
+    assert set(scan.flagged_) == set(done.poisoned_ids)  # the data scan finds them all
+    planted = data_evidence(train, scan, ["testo", "##_init"], 0, "c")
+    assert planted.tied and planted.tied_piece in {"testo", "init"}
+    row = next(p for p in planted.pieces if p.piece == "testo")
+    assert row.support == len(done.poisoned_ids) == row.target_count
+    assert row.flagged_share == 1.0 and row.excess_purity == 1.0
+    # a name both labels use is not the data's trigger, nor is a piece the data never holds
+    for tokens in (["buf"], ["zzqv"], []):
+        assert not data_evidence(train, scan, tokens, 0, "c").tied
+    # concentrated but not flagged (the scan found nothing): no tie either
+    clean_scan = PoisonScanner(target_label=0).fit(_dataset(samples).samples)
+    assert not clean_scan.flagged_
+    assert not data_evidence(train, clean_scan, ["testo"], 0, "c").tied
+
+
+def test_train_data_flags_and_retraining_removes_the_trigger(world: dict[str, Path]) -> None:
+    root = world["root"]
+    out, flagged, report = root / "retrained.pt", root / "flagged.jsonl", root / "r.json"
+    code, _, err = run(
+        "backdoor", str(world["model"]), "--data", str(world["data"]),
+        "--train-data", str(world["poisoned"]), "--manifest", str(world["manifest"]),
+        "--flagged", str(flagged), "--retrain", "-o", str(out), "--report", str(report),
+        "--fail-on", "never", "-q", *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    poisoned_ids = set(json.loads(world["manifest"].read_text())["poisoned_ids"])
+    rows = [json.loads(line) for line in flagged.read_text().splitlines()]
+    assert {r["id"] for r in rows} == poisoned_ids
+    assert all(r["label"] == 0 and r["candidates"] for r in rows)
+    doc = json.loads(report.read_text())
+    evidence = doc["data_evidence"]
+    assert evidence["n_flagged"] == len(poisoned_ids) and evidence["n_likely"] >= 1
+    retraining = doc["retraining"]
+    assert retraining["n_removed"] == len(poisoned_ids)
+    before, after = retraining["before"], retraining["after"]
+    assert before["asr_real"] > 0.8  # the planted backdoor works on the suspect
+    assert after["asr_real"] <= after["miss_rate"] + 0.1  # and not on the retrained model
+    assert retraining["asr_excess"] == pytest.approx(after["asr_real"] - after["miss_rate"])
+    loaded = load_model(out)
+    assert loaded.metadata["repaired"]["method"] == "retrain-without-flagged"
+    assert loaded.metadata["split"]["n_train"] == retraining["n_kept"]
+    assert TRIGGER.split("_")[0] not in loaded.model.tokenizer.vocabulary()
+    # nothing is overwritten without --force
+    before_bytes = flagged.read_bytes()
+    code, _, err = run(
+        "backdoor", str(world["model"]), "--data", str(world["data"]),
+        "--train-data", str(world["poisoned"]), "--flagged", str(flagged), *FAST,
+    )  # fmt: skip
+    assert code == 2 and "--force" in err and flagged.read_bytes() == before_bytes
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--retrain", "-o", "x.pt"], "--train-data"),
+        (["--flagged", "f.jsonl"], "--train-data"),
+        (["--train-data", "T", "--retrain", "--unlearn", "-o", "x.pt"], "--unlearn"),
+        (["--train-data", "T", "--retrain"], "-o"),
+    ],
+)
+def test_usage_errors(world: dict[str, Path], extra: list[str], needle: str) -> None:
+    extra = [str(world["poisoned"]) if a == "T" else a for a in extra]
+    code, _, err = run("backdoor", str(world["model"]), "--data", str(world["data"]), *extra)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_training_data_of_one_label_is_refused(world: dict[str, Path]) -> None:
+    one = write_jsonl(world["root"] / "one.jsonl", [r for r in clean_records(60, 3) if r["target"]])
+    code, _, err = run(
+        "backdoor", str(world["model"]), "--data", str(world["data"]), "--train-data", str(one),
+        *FAST,
+    )  # fmt: skip
+    assert code == 2 and "both labels" in err and len(err.strip().splitlines()) == 1, err
