@@ -59,7 +59,7 @@ import numpy as np
 
 from codeaudit.backdoor.naturalness import EOS, Exclusion, NGramModel
 from codeaudit.data.samples import Sample
-from codeaudit.errors import CodeAuditError
+from codeaudit.errors import BackdoorError
 from codeaudit.lang.languages import get_parser, normalize_language
 from codeaudit.lang.lexer import TokenKind, lex_raw
 from codeaudit.lang.subtokens import subtokens
@@ -401,9 +401,9 @@ class PoisonScanner:
     ) -> PoisonScanner:
         labels = [s.label for s in samples]
         if not samples:
-            raise CodeAuditError("the data scan needs samples")
+            raise BackdoorError("the data scan needs samples")
         if any(label is None for label in labels):
-            raise CodeAuditError("the data scan needs a label on every sample")
+            raise BackdoorError("the data scan needs a label on every sample")
         report = progress or (lambda stage, done, total: None)
         total = len(samples)
         lexed: list[Lexed] = []

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codeaudit.errors import CodeAuditError
+from codeaudit.errors import BackdoorError
 
 BOS, EOS = 0, 1  # ids of the padding symbols
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd: hashing by multiply-add wraps modulo 2**64
@@ -98,7 +98,7 @@ class NGramModel:
 
     def __init__(self, order: int = 4) -> None:
         if not 1 <= order <= 8:
-            raise CodeAuditError(f"n-gram order {order} is not in [1, 8]")
+            raise BackdoorError(f"n-gram order {order} is not in [1, 8]")
         self.order = order
 
     def fit(self, sequences: Sequence[Sequence[int]], vocab_size: int) -> NGramModel:
@@ -107,7 +107,7 @@ class NGramModel:
         self.vocab_size_ = max(int(vocab_size), 2)
         self.n_tokens_ = len(grams[0])
         if self.n_tokens_ == 0:
-            raise CodeAuditError("the n-gram model has nothing to learn from (no tokens)")
+            raise BackdoorError("the n-gram model has nothing to learn from (no tokens)")
         self.tables_, self.unigram_total_, self.unigram_types_ = self._count(grams)
         return self
 
