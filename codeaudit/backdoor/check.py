@@ -179,6 +179,10 @@ class BackdoorCheck(Check):
             FileInput(f"reference-model-{i + 1}", path, load_reference)
             for i, path in enumerate(config.reference_models)
         ]
+        if config.calibration:
+            from codeaudit.backdoor.calibration import read_calibration
+
+            found.append(FileInput("calibration", config.calibration, read_calibration))
         return found
 
     def output_paths(self, config: Any) -> list[OutputPath]:
@@ -191,6 +195,11 @@ class BackdoorCheck(Check):
         samples = clean_samples(inputs.dataset("data"), inputs.files.get("manifest"), config, [])
         check_samples(inputs.model.model, samples, _scanner(config, None).pairs)
         check_references(inputs, config)
+        if config.calibration:
+            from codeaudit.backdoor.calibration import check_applies
+
+            loaded = inputs.model
+            check_applies(inputs.files["calibration"], loaded.model, loaded.metadata, config)
 
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         loaded, manifest = inputs.model, inputs.files.get("manifest")
@@ -212,6 +221,12 @@ class BackdoorCheck(Check):
         )
         if note is not None:
             warnings.append(note)
+        calibrated = None
+        if config.calibration:
+            from codeaudit.backdoor.calibration import PLANTED, judge
+
+            calibrated = judge(scanner, model, samples, inputs.files["calibration"])
+            scanner.backdoored_ = calibrated.category == PLANTED
         missed = None
         if real is not None and real.asr is not None:
             missed = bool(real.asr >= 0.5 and not scanner.backdoored_)
@@ -230,6 +245,18 @@ class BackdoorCheck(Check):
                 )
         result = backdoor_result(scanner, loaded, config, context, real, missed, unlearning)
         result = dataclasses.replace(result, warnings=tuple(warnings), references=tuple(records))
+        if calibrated is not None:
+            from codeaudit.backdoor.calibration import verdict_text
+
+            kinds = {"planted trigger": "planted", "data shortcut": "shortcut"}
+            kinds["adversarial fragility"] = "adversarial"
+            result = dataclasses.replace(
+                result,
+                backdoored=calibrated.category == "planted trigger",
+                verdict=verdict_text(calibrated, scanner),
+                verdict_kind=kinds.get(calibrated.category, "none"),
+                calibrated=calibrated,
+            )
         return Outcome(result, outputs, model=model)
 
 

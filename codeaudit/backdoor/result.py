@@ -166,6 +166,9 @@ class BackdoorResult:
     verdict_kind: str = "none"
     references: tuple[ReferenceModel, ...] = ()
     reference_ratio: float | None = None  # None: no references
+    # with --calibration: the calibrated verdict (codeaudit.backdoor.calibration); then
+    # ``backdoored`` means its category is "planted trigger"
+    calibrated: Any = None
 
     def describe(self, figures: bool = True) -> list[Any]:
         """The report sections (:class:`~codeaudit.report.document.Section`)."""
