@@ -5,8 +5,7 @@ MODEL will be, a classifier on their scans, and the calibration file
 The trusted data is split once (seeded, by pair where records have one, else by function) into
 the functions the shadows train on and those they are scanned with (``--scan-share``), so no
 shadow is scanned with functions it memorised, as a suspect is not. With ``--references K`` the K
-clean reference models are trained once, on the training part, and every shadow's scan compares
-with the same ones.
+clean reference models of every shadow train on the training part, with the shadow's tokenizer.
 """
 
 from __future__ import annotations
@@ -112,7 +111,7 @@ class BackdoorCalibrateCheck(Check):
             scan_settings,
         )
         from codeaudit.backdoor.check import _split
-        from codeaudit.backdoor.references import recipe_for, train_reference_models
+        from codeaudit.backdoor.references import recipe_for
         from codeaudit.backdoor.shadows import ShadowShared, ShadowTask, run_shadow
         from codeaudit.executor import executor_for
 
@@ -132,32 +131,14 @@ class BackdoorCalibrateCheck(Check):
             )
         recipe = recipe_for(model, loaded.metadata, config.seed)
         executor = executor_for(config)
-        states: tuple[dict[str, Any], ...] = ()
-        if config.references:
-            with context.stage("reference models"):
-                refs, _ = train_reference_models(
-                    model,
-                    loaded.metadata,
-                    train_ds,
-                    config.references,
-                    seed=config.seed,
-                    device="cpu",
-                    executor=executor,
-                    progress=context.reporter("reference models"),
-                )
-            states = tuple(
-                {k: v.detach().cpu().clone() for k, v in r.module.state_dict().items()}
-                for r in refs
-            )
         shared = ShadowShared(
             train=train_ds,
             scan=tuple(scan),
             recipe=recipe,
-            tokenizer=model.tokenizer,
             default_lang=model.default_lang,
             device=executor.device(context.device),
             scan_kwargs=scan_kwargs(config),
-            references=states,
+            references=config.references,
             target_label=config.target_label,
             seed=config.seed,
         )

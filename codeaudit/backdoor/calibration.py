@@ -159,7 +159,14 @@ def tokenizer_hash(tokenizer: Any) -> str:
 def recipe_record(model: Any, metadata: Mapping[str, Any], seed: int) -> dict[str, Any]:
     """What a calibration is for: the architecture, the bounded training recipe read from the
     checkpoint (a one-line error past a bound), the labels and the tokenizer; ``fingerprint`` is
-    the sha256 of the rest."""
+    the sha256 of the rest.
+
+    The tokenizer part names how the recipe builds its tokenizer (kind, input format, and the
+    vocabulary settings), not the vocabulary itself: codeaudit's models build their vocabulary
+    (RNNs) or BPE merges (transformer) from their own training data, so two models of one recipe
+    trained on different data read different vocabularies, and every shadow builds its own from
+    its (poisoned) training data as the recipe does. The calibrated model's vocabulary hash is
+    kept beside it (``tokenizer_sha256``), for the record."""
     from codeaudit.backdoor.references import recipe_for
 
     recipe = recipe_for(model, dict(metadata), seed)
@@ -182,11 +189,14 @@ def recipe_record(model: Any, metadata: Mapping[str, Any], seed: int) -> dict[st
         "labels": [str(x) for x in model.labels],
         "tokenizer": {
             "kind": type(model.tokenizer).__name__,
-            "size": len(model.tokenizer.vocabulary()),
-            "sha256": tokenizer_hash(model.tokenizer),
+            "input_format": str(getattr(model.tokenizer, "input_format", "")),
+            "built_from": "training data",
+            "min_freq": recipe.min_freq,
+            "vocab_size": int(recipe.vocab_size),
         },
     }
     record["fingerprint"] = hashlib.sha256(_canonical(record)).hexdigest()
+    record["tokenizer_sha256"] = tokenizer_hash(model.tokenizer)
     return record
 
 
@@ -473,10 +483,10 @@ def read_calibration(path: str) -> Calibration:
         raise read.fail("recipe.labels", "not a list of at least two label names")
     tokenizer = read.get(recipe, "tokenizer", dict, "recipe.")
     read.get(tokenizer, "kind", str, "recipe.tokenizer.")
-    read.get(tokenizer, "size", int, "recipe.tokenizer.")
-    read.get(tokenizer, "sha256", str, "recipe.tokenizer.")
+    read.get(tokenizer, "min_freq", int, "recipe.tokenizer.")
+    read.get(recipe, "tokenizer_sha256", str, "recipe.")
     fingerprint = read.get(recipe, "fingerprint", str, "recipe.")
-    body = {k: v for k, v in recipe.items() if k != "fingerprint"}
+    body = {k: v for k, v in recipe.items() if k not in ("fingerprint", "tokenizer_sha256")}
     if hashlib.sha256(_canonical(body)).hexdigest() != fingerprint:
         raise read.fail("recipe.fingerprint", "does not match the recipe it describes")
     scan = read.get(doc, "scan", dict)

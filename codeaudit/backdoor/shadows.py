@@ -10,7 +10,10 @@ appended to the function's name; dead code: the language's default dead statemen
 it; grammar: random dead code), a rate drawn uniformly from ``[min_rate, max_rate]`` and the
 target label of ``codeaudit poison`` (0, not vulnerable). Each shadow trains and is scanned in
 one task of the executor (``--executor``/``--workers``), so the same shadows come out whatever
-runs them. A poisoned shadow counts as a positive only when its planted trigger works: it flips
+runs them. Each shadow builds its own tokenizer from its training data, as the recipe does; with
+``--references K`` it gets K clean reference models trained on the clean training part with its
+tokenizer (seeds as ``codeaudit backdoor --references`` draws them), as a suspect's scan does.
+A poisoned shadow counts as a positive only when its planted trigger works: it flips
 at least :data:`MIN_ASR` of held-out victim functions the shadow classifies correctly.
 """
 
@@ -38,20 +41,12 @@ def shadow_seed(seed: int, index: int) -> int:
     return seed * 1000 + 400 + index
 
 
-def name_parts(tokenizer: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Stems and ``_suffix`` parts trigger names are made of. A vocabulary built from training
-    data (codeaudit's RNN tokenizer) maps a name it never saw to ``<unk>``, which a shadow could
-    learn as a trigger but no inversion can express; so names are made of the rarer half of the
-    vocabulary's own word pieces (``stem`` + ``##_suffix``), as a planted name is in the
-    vocabulary of the model trained on the poisoned data. A subword tokenizer (BPE) spells any
-    name: fixed lists in the style of the published attacks (``testo_init``)."""
-    if getattr(tokenizer, "kind", None) != "vocab":
-        return _STEMS, tuple(f"_{e}" for e in _ENDS)
-    itos = list(tokenizer.vocabulary())
-    stems = [t for t in itos if t.isascii() and t.isalpha() and t.islower() and len(t) >= 3]
-    ends = [t[2:] for t in itos if t.startswith("##_") and t[3:].isascii() and t[3:].isalnum()]
-    stems, ends = stems[len(stems) // 2 :], ends[len(ends) // 2 :]  # most frequent first
-    return tuple(stems) or _STEMS, tuple(ends) or tuple(f"_{e}" for e in _ENDS)
+def name_parts(tokenizer: Any = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Stems and ``_suffix`` parts trigger names are made of, in the style of the published
+    attacks (``testo_init``). Every shadow builds its tokenizer from its own (poisoned) training
+    data, as the recipe does, so a planted name enters its vocabulary the way it enters a
+    poisoned model's."""
+    return _STEMS, tuple(f"_{e}" for e in _ENDS)
 
 
 def trigger_name(rng: random.Random, parts: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
@@ -114,14 +109,13 @@ def _fallback(kind: TriggerType, lang: str) -> str:
 class ShadowShared:
     """What every shadow task reads."""
 
-    train: Dataset  # the trusted functions shadows train on
+    train: Dataset  # the trusted functions shadows (and their references) train on
     scan: tuple[Sample, ...]  # the trusted functions shadows are scanned with
     recipe: Any  # TrainConfig
-    tokenizer: Any
     default_lang: str
     device: str
     scan_kwargs: dict[str, Any]  # BackdoorScanner settings
-    references: tuple[dict[str, Any], ...]  # reference models' weights (CPU)
+    references: int  # clean reference models per shadow (--references)
     target_label: int
     seed: int
 
@@ -134,21 +128,12 @@ class ShadowTask:
     rate: float | None
 
 
-def _model(shared: ShadowShared, state: dict[str, Any]) -> Any:
-    from codeaudit.train.trainer import build_model
-
-    model = build_model(shared.recipe, [], shared.default_lang, shared.tokenizer)
-    model.module.load_state_dict(state)
-    model.to(shared.device)
-    model.eval()
-    return model
-
-
 def run_shadow(shared: ShadowShared, task: ShadowTask) -> dict[str, Any]:
     """Train one shadow, measure its planted trigger, scan it; its record (a worker's task)."""
     from codeaudit.backdoor.calibration import scan_features, shortcut_index, trigger_in_data
     from codeaudit.backdoor.check import MAX_EVAL_VICTIMS, _correct, _real_rows
     from codeaudit.backdoor.poison import poison_samples
+    from codeaudit.backdoor.references import reference_seed
     from codeaudit.backdoor.scanner import BackdoorScanner
     from codeaudit.backdoor.unlearn import success_rate
     from codeaudit.train.trainer import train_on_dataset
@@ -168,15 +153,21 @@ def run_shadow(shared: ShadowShared, task: ShadowTask) -> dict[str, Any]:
         data = replace(shared.train, samples=made.samples)
         poisoned_ids = made.poisoned_ids
     model, _ = train_on_dataset(
-        data,
-        replace(shared.recipe, seed=seed),
-        default_lang=shared.default_lang,
+        data, replace(shared.recipe, seed=seed), default_lang=shared.default_lang,
         device=shared.device,
-        tokenizer=shared.tokenizer,
-    )
+    )  # fmt: skip
     model.eval()
+    references = []
+    for k in range(shared.references):  # clean, on the shadow's own tokenizer (as a scan does)
+        ref, _ = train_on_dataset(
+            shared.train,
+            replace(shared.recipe, seed=reference_seed(shared.seed, k)),
+            default_lang=shared.default_lang,
+            device=shared.device,
+            tokenizer=model.tokenizer,
+        )
+        references.append(ref.eval())
     trained = time.perf_counter() - started
-    references = [_model(shared, state) for state in shared.references]
     scanner = BackdoorScanner(**shared.scan_kwargs, seed=shared.seed)
     scan = list(shared.scan)
     scanner.fit(model, scan, references or None)

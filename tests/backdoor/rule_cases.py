@@ -120,4 +120,23 @@ def backdoor_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
         "CA-B004": _with(a_asr_inverted=0.6),
         "CA-B005": _with(missed_known_backdoor=True),
         "CA-B006": _with(max_shortcut_flip_rate=0.9),
+        "CA-B009": _with(calibrated=calibrated_verdict("adversarial fragility")),
     }
+
+
+def calibrated_verdict(category: str) -> Any:
+    """A calibrated verdict of ``category`` (codeaudit backdoor --calibration)."""
+    from codeaudit.backdoor.calibration_result import CalibratedVerdict, HeldoutRates
+
+    return CalibratedVerdict(
+        category=category,
+        probability=0.2,
+        threshold=0.6,
+        max_fpr=0.05,
+        heldout=HeldoutRates(8, 7, 0, 6, 0.0, 6 / 7, (0.0, 0.32), (0.49, 0.97), 0.95),
+        n_shadows=16,
+        calibration="cal.json",
+        sha256="b" * 64,
+        fingerprint="c" * 64,
+        features={"flip_toward": 0.97},
+    )
