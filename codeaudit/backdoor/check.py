@@ -248,8 +248,9 @@ class BackdoorCheck(Check):
         if calibrated is not None:
             from codeaudit.backdoor.calibration import verdict_text
 
+            # CA-B009, not CA-B008 (about references), reports calibrated fragility
             kinds = {"planted trigger": "planted", "data shortcut": "shortcut"}
-            kinds["adversarial fragility"] = "adversarial"
+            kinds["adversarial fragility"] = "fragility"
             result = dataclasses.replace(
                 result,
                 backdoored=calibrated.category == "planted trigger",

@@ -13,6 +13,10 @@ token, never one evaluated before; every candidate on every sample in batched fo
 after ``steps`` steps, or when the best loss has not improved by ``min_delta`` for ``patience``
 steps, or once it is below ``converged``.
 
+With clean reference models the scan inverts :class:`PenalisedObjective` instead: the same loss
+plus a DBS-style penalty on triggers that also drive the references to the target (its
+docstring has the exact form and how a step's candidates are screened).
+
 RNN models (one layer, either direction) skip the context the trigger does not change: the
 forward direction's state after the prefix before the trigger, and the backward direction's
 state after the suffix behind it (it reads the sequence from the end), are computed once per

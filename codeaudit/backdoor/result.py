@@ -163,7 +163,7 @@ class BackdoorResult:
     # the highest flip rate of a data shortcut (inserted or as the name; None: none measured)
     max_shortcut_flip_rate: float | None = None
     # "planted" | "adversarial" | "none": the strongest kind among the pairs (see PairResult)
-    verdict_kind: str = "none"
+    verdict_kind: str = "none"  # with --calibration: also "shortcut" or "fragility"
     references: tuple[ReferenceModel, ...] = ()
     reference_ratio: float | None = None  # None: no references
     # with --calibration: the calibrated verdict (codeaudit.backdoor.calibration); then

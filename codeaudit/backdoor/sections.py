@@ -81,7 +81,9 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
             blocks=tuple(blocks),
             status="backdoored"
             if result.backdoored
-            else ("adversarial" if result.verdict_kind == "adversarial" else "clean"),
+            else (
+                "adversarial" if result.verdict_kind in ("adversarial", "fragility") else "clean"
+            ),
         )
     ]
 

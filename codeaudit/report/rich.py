@@ -34,6 +34,7 @@ _STATUS_STYLE = {
     "low risk": "cyan",
     "none risk": "green",
     "backdoored": "bold red",
+    "adversarial": "yellow",
     "clean": "green",
     "holds": "green",
     "partial": "bold red",

@@ -120,6 +120,7 @@ def backdoor_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
         "CA-B004": _with(a_asr_inverted=0.6),
         "CA-B005": _with(missed_known_backdoor=True),
         "CA-B006": _with(max_shortcut_flip_rate=0.9),
+        "CA-B008": _with(verdict_kind="adversarial", max_flip_rate=0.97),
         "CA-B009": _with(calibrated=calibrated_verdict("adversarial fragility")),
     }
 
