@@ -24,6 +24,7 @@ COMMANDS = {
     "harden": configs.HardenConfig,
     "poison": configs.PoisonConfig,
     "backdoor": configs.BackdoorConfig,
+    "backdoor-calibrate": configs.BackdoorCalibrateConfig,
 }
 NESTED = {"model_options": configs.LoadOptions, "data_options": configs.DataConfig}
 
