@@ -38,6 +38,10 @@ target label, the label a backdoor forces, "other" the reverse pair):
 ``trigger_in_data``
     1 when the anchored trigger toward the target contains a data shortcut of the scan's data
     (possible with ``--keep-shortcuts`` only), else 0.
+``log_rarest_piece``
+    log10(1 + the number of the scan's functions that contain the anchored trigger's rarest
+    piece): a planted name is absent from clean data, an adversarial trigger is often made of
+    common pieces (``False print print``).
 ``reference_max``, ``reference_mean``, ``reference_margin`` (only with reference models)
     the anchored trigger's flip rate on the clean references (highest, mean), and
     ``flip_toward - reference_max``: a planted trigger flips the suspect, not the references.
@@ -70,6 +74,7 @@ BASE_FEATURES = (
     "steps_share",
     "shortcut_flip_max",
     "trigger_in_data",
+    "log_rarest_piece",
 )
 REFERENCE_FEATURES = ("reference_max", "reference_mean", "reference_margin")
 #: The settings of a scan that change what its features mean; a calibration applies only to
@@ -242,10 +247,11 @@ def shortcut_index(scanner: Any, model: Any, samples: Sequence[Any]) -> Any:
     )
 
 
-def scan_features(scanner: Any, target: int, in_data: bool) -> dict[str, float]:
+def scan_features(scanner: Any, target: int, in_data: bool, index: Any) -> dict[str, float]:
     """The feature vector of one fitted :class:`~codeaudit.backdoor.scanner.BackdoorScanner`
-    (see the module docstring), by name."""
+    (see the module docstring), by name; ``index``: the shortcut index of the scan's data."""
     toward, other = _pair(scanner, target)
+    rarest = min((sum(index.support((int(t),), target)) for t in toward.anchored_ids), default=0)
     shortcut_rates = [
         rate
         for c in toward.shortcuts
@@ -264,6 +270,7 @@ def scan_features(scanner: Any, target: int, in_data: bool) -> dict[str, float]:
         "steps_share": float(toward.steps) / max(int(scanner.steps), 1),
         "shortcut_flip_max": float(max(shortcut_rates, default=0.0)),
         "trigger_in_data": 1.0 if in_data else 0.0,
+        "log_rarest_piece": math.log10(1 + rarest),
     }
     if scanner.references_:
         top = toward.reference_flip_max if toward.reference_flip_max is not None else 0.0
@@ -610,7 +617,7 @@ def judge(scanner: Any, model: Any, samples: Sequence[Any], calibration: Calibra
     target = calibration.target_label
     index = shortcut_index(scanner, model, samples)
     in_data = trigger_in_data(scanner, index, target)
-    values = scan_features(scanner, target, in_data)
+    values = scan_features(scanner, target, in_data, index)
     probability = calibration.probability(values)
     shortcut_rates = [
         rate

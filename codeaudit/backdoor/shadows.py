@@ -173,7 +173,7 @@ def run_shadow(shared: ShadowShared, task: ShadowTask) -> dict[str, Any]:
     scanner.fit(model, scan, references or None)
     index = shortcut_index(scanner, model, scan)
     in_data = trigger_in_data(scanner, index, shared.target_label)
-    features = scan_features(scanner, shared.target_label, in_data)
+    features = scan_features(scanner, shared.target_label, in_data, index)
     asr = n_asr = None
     if task.poisoned:
         assert task.spec is not None
