@@ -42,14 +42,45 @@ from codeaudit.config import BackdoorConfig
 SCAN = dict(victim_samples=20, candidates=32, steps=50, heldout=200, trigger_len=5)
 
 
+def saved_references(model: Path, data_dir: Path, models: Path, n: int) -> tuple[list[Path], float]:
+    """The ``n`` reference models ``--references n`` trains in the scan (the same function,
+    seeds, recipe, tokenizer and trusted data: train.clean does not overlap detect.clean, so no
+    function is set aside), trained once and written to MODELS/refs-MODEL-K.pt, so that scans
+    with several settings reuse them through --reference-model; and the seconds they took."""
+    from codeaudit.backdoor.references import train_reference_models
+    from codeaudit.data.loader import load_data
+    from codeaudit.data.options import DataConfig
+    from codeaudit.models.checkpoint import load_model, save_checkpoint
+
+    paths = [models / f"refs-{model.stem}-{k}.pt" for k in range(n)]
+    record = models / f"refs-{model.stem}-{n}.json"
+    if all(p.is_file() for p in paths) and record.is_file():
+        return paths, json.loads(record.read_text())["seconds"]
+    loaded = load_model(model)
+    trusted = load_data(str(data_dir / "train.clean.jsonl"), DataConfig(), require_labels=True)
+    found, seconds = train_reference_models(loaded.model, loaded.metadata, trusted, n, seed=0)
+    for path, ref in zip(paths, found, strict=True):
+        save_checkpoint(ref, path, metadata={"hyperparameters": {}}, force=True)
+    record.write_text(json.dumps({"seconds": seconds, "n_train": len(trusted)}))
+    return paths, seconds
+
+
 def scan(
-    model: Path, data_dir: Path, kind: str, references: int, threads: int, weight: float = 1.0
+    model: Path,
+    data_dir: Path,
+    kind: str,
+    references: int,
+    threads: int,
+    weight: float = 1.0,
+    given: list[Path] | None = None,
 ) -> dict:
     from codeaudit.api import backdoor as run_backdoor
 
     manifest = data_dir / f"train.{kind}.jsonl.manifest.json"
     extra: dict = {}
-    if references:
+    if given:
+        extra = {"reference_models": tuple(map(str, given)), "reference_weight": weight}
+    elif references:
         extra = {
             "references": references,
             "reference_data": str(data_dir / "train.clean.jsonl"),
@@ -112,7 +143,7 @@ def _pct(x: float | None) -> str:
 def _refs(r: dict) -> str:
     if not r["references"]:
         return "0"
-    return f"{r['references']} (weight {r.get('weight', 1.0):g})"
+    return f"{r['references']} (weight {r.get('weight', 0.0):g})"
 
 
 def render(rows: list[dict], threads: int) -> str:
@@ -145,7 +176,7 @@ def render(rows: list[dict], threads: int) -> str:
     ratios, search = [], []
     by_model: dict[str, dict[int, dict]] = {}
     for r in rows:
-        if r["references"] and r.get("weight", 1.0) != 1.0:
+        if r["references"] and r.get("weight", 0.0) != 0.0:
             continue  # the cost is that of the default weight
         by_model.setdefault(r["model"], {})[r["references"]] = r
     for name, runs in by_model.items():
@@ -181,10 +212,17 @@ def main() -> None:
     ap.add_argument(
         "--reference-weight",
         type=float,
-        default=1.0,
-        help="the inversion's reference penalty weight (0: references only judge the trigger)",
+        default=0.0,
+        help="the inversion's reference penalty weight (0, the default: the references only "
+        "judge the trigger)",
     )
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--saved-references",
+        action="store_true",
+        help="train the references once (MODELS/refs-*.pt, as the scan would) and pass them "
+        "with --reference-model; their training time is added to the scan's",
+    )
     args = ap.parse_args()
     if not (args.data_dir / "detect.clean.jsonl").is_file():
         print(f"{args.data_dir}: no data (run benchmarks/backdoor_data.py first)")
@@ -196,12 +234,21 @@ def main() -> None:
         for kind in args.kinds.split(","):
             model, _ = train(args.data_dir, args.models, arch, kind)
             for k in (0, args.references):
-                w = "" if args.reference_weight == 1.0 or not k else f"-w{args.reference_weight:g}"
+                w = f"-w{args.reference_weight:g}" if k else ""
+                w += "-saved" if k and args.saved_references else ""
                 cache = args.models / f"refscan-{arch}-{kind}-refs{k}{w}-t{args.threads}.json"
                 if cache.is_file():
                     row = json.loads(cache.read_text())
                 else:
-                    row = scan(model, args.data_dir, kind, k, args.threads, args.reference_weight)
+                    given, trained = None, 0.0
+                    if k and args.saved_references:
+                        given, trained = saved_references(model, args.data_dir, args.models, k)
+                    row = scan(
+                        model, args.data_dir, kind, k, args.threads, args.reference_weight, given
+                    )
+                    if given:
+                        row["timings"]["reference models"] = round(trained, 3)
+                        row["timings"]["total"] = round(row["timings"]["total"] + trained, 3)
                     cache.write_text(json.dumps(row, indent=1))
                 print(
                     json.dumps(

@@ -660,9 +660,12 @@ class BackdoorConfig:
         "weights-only); used as a reference like the trained ones. Repeatable.",
     )
     reference_weight: float = param(
-        1.0,
+        0.0,
         minimum=0,
-        help="Inversion: weight of the penalty on triggers that flip the references.",
+        help="Inversion: weight of a penalty on triggers that flip the references (DBS). 0 "
+        "(default): the references only judge the strongest trigger; above 0 the search favours "
+        "triggers specific to the model, which finds planted tokens more often but makes a "
+        "trigger's low reference flip rates partly by construction.",
     )
     reference_ratio: float = param(
         0.5,

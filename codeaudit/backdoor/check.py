@@ -221,6 +221,14 @@ class BackdoorCheck(Check):
         )
         if note is not None:
             warnings.append(note)
+        if config.reference_weight > 0 and scanner.references_ and scanner.backdoored_:
+            warnings.append(
+                f"--reference-weight {config.reference_weight:g}: the inversion avoided triggers "
+                "that flip the reference models, so the trigger's low flip rates on them are "
+                "partly by construction and a 'planted' call is weaker evidence (a clean LSTM on "
+                "Juliet was called planted this way, docs/backdoor-results.md); rerun with "
+                "--reference-weight 0 to judge the strongest trigger"
+            )
         calibrated = None
         if config.calibration:
             from codeaudit.backdoor.calibration import PLANTED, judge

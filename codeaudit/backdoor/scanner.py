@@ -11,7 +11,9 @@ threshold (:data:`DEFAULT_THRESHOLD`) was measured on clean and backdoored model
 RNNs no threshold separates them (docs/backdoor-results.md).
 
 With clean reference models (:mod:`codeaudit.backdoor.references`) the inversion of each pair
-penalises triggers that flip them (:class:`~codeaudit.backdoor.gcg.PenalisedObjective`), the
+can penalise triggers that flip them (:class:`~codeaudit.backdoor.gcg.PenalisedObjective`,
+``reference_weight`` > 0; by default 0: the references only judge, because a search that avoids
+transferable triggers finds model-specific adversarial ones on clean models too), the
 anchored trigger's flip rate is measured on every reference (same held-out victims, same
 positions), and a trigger that flips some reference at least ``reference_ratio`` times as much as
 the suspect is called adversarial (``kind`` "adversarial"), not planted: only "planted" pairs
@@ -129,7 +131,7 @@ class BackdoorScanner:
         cache: bool = True,
         shortcuts: bool = True,
         shortcuts_shown: int = 10,
-        reference_weight: float = 1.0,
+        reference_weight: float = 0.0,
         reference_ratio: float = DEFAULT_REFERENCE_RATIO,
         progress: Progress | None = None,
     ) -> None:

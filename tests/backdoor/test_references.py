@@ -77,7 +77,7 @@ def test_a_planted_trigger_flips_the_suspect_and_not_the_references(world: dict)
     assert len(pair["reference_flip_rates"]) == 2 and len(pair["reference_n"]) == 2
     assert pair["reference_flip_max"] <= 0.2  # clean models ignore the planted name
     assert pair["reference_flip_max"] == max(pair["reference_flip_rates"])
-    assert pair["reference_penalty"] is not None and pair["suspect_loss"] is not None
+    assert pair["reference_penalty"] is not None and pair["suspect_loss"] == pair["anchored_loss"]
     assert pair["kind"] == "planted" and pair["backdoored"]
     assert doc["backdoored"] is True and doc["verdict_kind"] == "planted"
     assert [r["source"] for r in doc["references"]] == ["given", "given"]
@@ -108,11 +108,12 @@ def test_the_reference_columns_are_in_the_report(world: dict, tmp_path: Path) ->
     report = tmp_path / "r.md"
     given = [a for path in world["bd_refs"] for a in ("--reference-model", str(path))]
     code, _, err = run(
-        "backdoor", str(world["bd"]), "--data", str(world["data"]), *FAST, "--steps", "3",
-        *given, "-q", "--report", str(report), "--format", "markdown",
+        "backdoor", str(world["bd"]), "--data", str(world["data"]), *FAST, "--steps", "8",
+        *given, "--reference-weight", "1", "-q", "--report", str(report), "--format", "markdown",
     )  # fmt: skip
     assert code in (0, 1), err
     text = report.read_text()
+    assert "--reference-weight 1" in text  # a planted call found by a penalised search
     assert "flip (references)" in text and "Clean reference models" in text
     assert str(world["bd_refs"][1]) in text
 
