@@ -97,8 +97,8 @@ SCAN_SETTINGS = (
 _SETTING_KINDS: dict[str, type | tuple[type, ...]] = {
     "beta": (int, float),
     "threshold": (int, float),
-    "reference_weight": (int, float),
-    "reference_ratio": (int, float),
+    "reference_weight": (int, float, type(None)),
+    "reference_ratio": (int, float, type(None)),
     "keep_shortcuts": bool,
 }
 #: The verdict's categories.
@@ -121,10 +121,12 @@ def feature_names(references: int) -> tuple[str, ...]:
 
 def scan_settings(config: Any) -> dict[str, Any]:
     """The settings of ``config`` (a BackdoorConfig or BackdoorCalibrateConfig) a calibration is
-    tied to; ``references`` counts trained and given reference models together."""
+    tied to; ``references`` counts trained and given reference models together, and the
+    reference settings are None without references."""
     from codeaudit.backdoor.scanner import DEFAULT_THRESHOLD
 
     given = len(getattr(config, "reference_models", ()) or ())
+    refs = int(config.references) + given
     return {
         "victim_samples": int(config.victim_samples),
         "heldout": int(config.heldout),
@@ -136,9 +138,10 @@ def scan_settings(config: Any) -> dict[str, Any]:
         "threshold": float(config.threshold if config.threshold is not None else DEFAULT_THRESHOLD),
         "keep_shortcuts": bool(config.keep_shortcuts),
         "patience": int(config.patience),
-        "references": int(config.references) + given,
-        "reference_weight": float(config.reference_weight),
-        "reference_ratio": float(config.reference_ratio),
+        "references": refs,
+        # without references these settings change nothing: not recorded (None)
+        "reference_weight": float(config.reference_weight) if refs else None,
+        "reference_ratio": float(config.reference_ratio) if refs else None,
     }
 
 

@@ -71,8 +71,8 @@ def _document(model_path: Path, **scan: Any) -> dict[str, Any]:
         "keep_shortcuts": False,
         "patience": 10,
         "references": 0,
-        "reference_weight": 1.0,
-        "reference_ratio": 0.5,
+        "reference_weight": None,
+        "reference_ratio": None,
         **scan,
     }
     n = len(feature_names(0))
