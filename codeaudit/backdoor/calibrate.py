@@ -92,7 +92,6 @@ class BackdoorCalibrateCheck(Check):
                 config.max_rate,
                 config.target_label,
                 inputs.model.model.default_lang,
-                inputs.model.model.tokenizer,
             )
             for i in range(config.shadows)
         ]

@@ -41,7 +41,7 @@ def shadow_seed(seed: int, index: int) -> int:
     return seed * 1000 + 400 + index
 
 
-def name_parts(tokenizer: Any = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def name_parts() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Stems and ``_suffix`` parts trigger names are made of, in the style of the published
     attacks (``testo_init``). Every shadow builds its tokenizer from its own (poisoned) training
     data, as the recipe does, so a planted name enters its vocabulary the way it enters a
@@ -63,16 +63,15 @@ def draw_trigger(
     max_rate: float,
     target_label: int,
     lang: str,
-    tokenizer: Any = None,
 ) -> tuple[TriggerSpec, float]:
     """The trigger and rate of poisoned shadow ``index`` (from its seed only; names from
-    :func:`name_parts` of ``tokenizer``)."""
+    :func:`name_parts`)."""
     from codeaudit.backdoor.triggers import check_trigger
     from codeaudit.errors import PoisonError
     from codeaudit.lang.languages import language_support
 
     rng = random.Random(f"codeaudit-shadow:{shadow_seed(seed, index)}")
-    parts = name_parts(tokenizer)
+    parts = name_parts()
     kind = TriggerType(rng.choice(list(types)))
     rate = round(rng.uniform(min_rate, max_rate), 4)
     for _ in range(20):  # a drawn name the language reserves: draw another
