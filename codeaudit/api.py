@@ -71,6 +71,18 @@ def backdoor(config: Any, *, progress: Progress | None = None, gate: Any = None)
     return outcome.model, result
 
 
+def backdoor_calibrate(config: Any, *, progress: Progress | None = None, gate: Any = None) -> Any:
+    """Calibrate the backdoor verdict for a model's recipe with shadow models (a
+    :class:`~codeaudit.config.BackdoorCalibrateConfig`) and write the calibration file; returns
+    the CalibrationResult."""
+    from codeaudit.backdoor.calibrate import BackdoorCalibrateCheck
+    from codeaudit.runner import run, write_outputs
+
+    result, outcome = run(BackdoorCalibrateCheck(), config, progress=progress, gate=gate)
+    write_outputs(outcome.outputs, force=config.force)
+    return result
+
+
 def poison(config: Any, *, progress: Progress | None = None, gate: Any = None) -> Any:
     """Write a poisoned copy of a data set and its manifest (a
     :class:`~codeaudit.config.PoisonConfig`), both or neither; returns the PoisonResult."""

@@ -16,6 +16,7 @@ __all__ = [
     "ARCH_DEFAULTS",
     "CLASSIFIER_NAMES",
     "AuditConfig",
+    "BackdoorCalibrateConfig",
     "BackdoorConfig",
     "DataConfig",
     "HardenConfig",
@@ -818,6 +819,14 @@ class BackdoorConfig:
     rules: tuple[str, ...] = _rules()
     force: bool = _force()
     data_options: DataConfig = _data_options()
+    calibration: str | None = param(
+        None,
+        metavar="FILE",
+        help="A calibration file from codeaudit backdoor-calibrate for this model's recipe and "
+        "these scan settings: the verdict becomes a probability at its operating point (planted "
+        "trigger, data shortcut, adversarial fragility or no trigger found), with its measured "
+        "false-positive and detection rates.",
+    )
 
     def __post_init__(self) -> None:
         check_params(self)
@@ -933,9 +942,103 @@ class PoisonScanConfig:
     )
     substitutes: int = param(3, minimum=0, cli=False)
     min_evidence: float | None = param(None, minimum=0, kind=float, cli=False)
+def _like(owner: type, name: str) -> Any:
+    """A field declared as ``owner``'s field ``name`` (same default, spec and help)."""
+    import dataclasses
+
+    found = {f.name: f for f in dataclasses.fields(owner)}[name]
+    return dataclasses.field(default=found.default, metadata=found.metadata)
+
+
+@dataclass(frozen=True)
+class BackdoorCalibrateConfig:
+    """``codeaudit backdoor-calibrate``: clean and poisoned shadow models of MODEL's recipe,
+    scanned like MODEL will be, and a classifier on their scans (see
+    :mod:`codeaudit.backdoor.calibration`)."""
+
+    model: str = _model()
+    data: str = param(
+        required=True,
+        metavar="TRUSTED.jsonl",
+        help="Trusted labelled functions (both labels): the shadows train on part of them and "
+        "are scanned with the rest.",
+    )
+    output: str = param(
+        flags=("-o", "--output"),
+        required=True,
+        metavar="CAL.json",
+        help="The calibration file (JSON) for codeaudit backdoor --calibration.",
+    )
+    shadows: int = param(
+        8,
+        minimum=2,
+        maximum=500,
+        help="Shadow models of each kind: N clean and N poisoned.",
+    )
+    scan_share: float = param(
+        0.3,
+        minimum=0,
+        maximum=1,
+        min_open=True,
+        max_open=True,
+        help="Share of --data (by pair, else by function) the shadows are scanned with; they "
+        "train on the rest.",
+    )
+    trigger_types: tuple[str, ...] = param(
+        ("identifier", "postfix", "deadcode", "grammar"),
+        comma=True,
+        choices=("identifier", "postfix", "deadcode", "grammar"),
+        kind=str,
+        help="Trigger types the poisoned shadows draw from (as codeaudit poison --trigger-type).",
+    )
+    min_rate: float = param(
+        0.02, minimum=0, maximum=1, min_open=True, help="Lowest poisoning rate drawn."
+    )
+    max_rate: float = param(
+        0.10, minimum=0, maximum=1, min_open=True, help="Highest poisoning rate drawn."
+    )
+    max_fpr: float = param(
+        0.05,
+        minimum=0,
+        maximum=1,
+        max_open=True,
+        help="Operating point: the highest false-positive rate on held-out clean shadows.",
+    )
+    target_label: int = param(
+        0, minimum=0, maximum=1, help="The label the poisoned shadows' backdoors force."
+    )
+    victim_samples: int = _like(BackdoorConfig, "victim_samples")
+    heldout: int = _like(BackdoorConfig, "heldout")
+    steps: int = _like(BackdoorConfig, "steps")
+    topk: int = _like(BackdoorConfig, "topk")
+    candidates: int = _like(BackdoorConfig, "candidates")
+    trigger_len: int = _like(BackdoorConfig, "trigger_len")
+    beta: float = _like(BackdoorConfig, "beta")
+    threshold: float | None = _like(BackdoorConfig, "threshold")
+    keep_shortcuts: bool = _like(BackdoorConfig, "keep_shortcuts")
+    patience: int = _like(BackdoorConfig, "patience")
+    references: int = _like(BackdoorConfig, "references")
+    reference_weight: float = _like(BackdoorConfig, "reference_weight")
+    reference_ratio: float = _like(BackdoorConfig, "reference_ratio")
+    seed: int = _seed()
+    device: str = _device()
+    threads: int | None = _threads()
+    executor: str = _executor()
+    workers: int = _workers()
+    ray_address: str | None = _ray_address()
+    cpus_per_model: float = _cpus_per_model()
+    gpus_per_model: float = _gpus_per_model()
+    model_options: LoadOptions = _model_options()
     rules: tuple[str, ...] = _rules()
     force: bool = _force()
     data_options: DataConfig = _data_options()
 
     def __post_init__(self) -> None:
         check_params(self)
+        check_executor(self)
+        if self.min_rate > self.max_rate:
+            raise ParameterError(
+                "min_rate", f"{self.min_rate:g} is above --max-rate {self.max_rate:g}", type(self)
+            )
+        if not self.trigger_types:
+            raise ParameterError("trigger_types", "give at least one trigger type", type(self))

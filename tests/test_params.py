@@ -25,6 +25,7 @@ COMMANDS = {
     "poison": configs.PoisonConfig,
     "poison-scan": configs.PoisonScanConfig,
     "backdoor": configs.BackdoorConfig,
+    "backdoor-calibrate": configs.BackdoorCalibrateConfig,
 }
 NESTED = {"model_options": configs.LoadOptions, "data_options": configs.DataConfig}
 

@@ -181,6 +181,10 @@ class BackdoorCheck(Check):
             FileInput(f"reference-model-{i + 1}", path, load_reference)
             for i, path in enumerate(config.reference_models)
         ]
+        if config.calibration:
+            from codeaudit.backdoor.calibration import read_calibration
+
+            found.append(FileInput("calibration", config.calibration, read_calibration))
         return found
 
     def output_paths(self, config: Any) -> list[OutputPath]:
@@ -207,6 +211,11 @@ class BackdoorCheck(Check):
                     f"{config.train_data}: the training data needs samples of both labels (it "
                     f"has {counts[0]} with label 0 and {counts[1]} with label 1)"
                 )
+        if config.calibration:
+            from codeaudit.backdoor.calibration import check_applies
+
+            loaded = inputs.model
+            check_applies(inputs.files["calibration"], loaded.model, loaded.metadata, config)
 
     def run(self, inputs: Inputs, config: Any, context: Context) -> Outcome:
         loaded, manifest = inputs.model, inputs.files.get("manifest")
@@ -236,6 +245,12 @@ class BackdoorCheck(Check):
                 "Juliet was called planted this way, docs/backdoor-results.md); rerun with "
                 "--reference-weight 0 to judge the strongest trigger"
             )
+        calibrated = None
+        if config.calibration:
+            from codeaudit.backdoor.calibration import PLANTED, judge
+
+            calibrated = judge(scanner, model, samples, inputs.files["calibration"])
+            scanner.backdoored_ = calibrated.category == PLANTED
         missed = None
         if real is not None and real.asr is not None:
             missed = bool(real.asr >= 0.5 and not scanner.backdoored_)
@@ -275,6 +290,19 @@ class BackdoorCheck(Check):
             data_evidence=evidence,
             retraining=retraining,
         )
+        if calibrated is not None:
+            from codeaudit.backdoor.calibration import verdict_text
+
+            # CA-B009, not CA-B008 (about references), reports calibrated fragility
+            kinds = {"planted trigger": "planted", "data shortcut": "shortcut"}
+            kinds["adversarial fragility"] = "fragility"
+            result = dataclasses.replace(
+                result,
+                backdoored=calibrated.category == "planted trigger",
+                verdict=verdict_text(calibrated, scanner),
+                verdict_kind=kinds.get(calibrated.category, "none"),
+                calibrated=calibrated,
+            )
         return Outcome(result, outputs, model=model)
 
 

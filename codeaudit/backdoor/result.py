@@ -223,11 +223,14 @@ class BackdoorResult:
     # the highest flip rate of a data shortcut (inserted or as the name; None: none measured)
     max_shortcut_flip_rate: float | None = None
     # "planted" | "adversarial" | "none": the strongest kind among the pairs (see PairResult)
-    verdict_kind: str = "none"
+    verdict_kind: str = "none"  # with --calibration: also "shortcut" or "fragility"
     references: tuple[ReferenceModel, ...] = ()
     reference_ratio: float | None = None  # None: no references
     data_evidence: DataEvidence | None = None  # --train-data
     retraining: Retraining | None = None  # --retrain
+    # with --calibration: the calibrated verdict (codeaudit.backdoor.calibration); then
+    # ``backdoored`` means its category is "planted trigger"
+    calibrated: Any = None
 
     def describe(self, figures: bool = True) -> list[Any]:
         """The report sections (:class:`~codeaudit.report.document.Section`)."""

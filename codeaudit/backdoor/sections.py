@@ -41,6 +41,10 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
         ),
         _pairs(result.pairs, bool(result.references)),
     ]
+    if result.calibrated is not None:
+        from codeaudit.backdoor.calibration_sections import calibrated_block
+
+        blocks[1:1] = calibrated_block(result.calibrated)
     if result.references:
         blocks.append(_references(result))
     blocks += [_shortcuts(p) for p in result.pairs if p.shortcuts]
@@ -66,6 +70,14 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
         summary = (
             "Backdoor: no backdoor found. No inverted trigger flips enough held-out functions."
         )
+    if result.calibrated is not None:
+        c, h = result.calibrated, result.calibrated.heldout
+        summary = (
+            f"Backdoor (calibrated): {c.category}, probability of a planted trigger "
+            f"{c.probability:.2f} at operating point {c.threshold:.2f} (held-out FPR "
+            f"{pct(h.fpr)}, {h.false_positives}/{h.n_clean} clean shadows; TPR {pct(h.tpr)}, "
+            f"{h.detected}/{h.n_poisoned} poisoned)."
+        )
     return [
         Section(
             "Backdoor (EliBadCode trigger inversion)",
@@ -73,7 +85,9 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
             blocks=tuple(blocks),
             status="backdoored"
             if result.backdoored
-            else ("adversarial" if result.verdict_kind == "adversarial" else "clean"),
+            else (
+                "adversarial" if result.verdict_kind in ("adversarial", "fragility") else "clean"
+            ),
         )
     ]
 

@@ -44,6 +44,7 @@ from codeaudit.cli.options import (
 from codeaudit.cli.progress import stage_progress
 from codeaudit.config import (
     AuditConfig,
+    BackdoorCalibrateConfig,
     BackdoorConfig,
     HardenConfig,
     MembershipConfig,
@@ -169,6 +170,7 @@ def command(
     report_file: bool = False,
     options: tuple[Callable[..., Any], ...] = (),
     prepare: Callable[[dict[str, Any]], dict[str, Any]] = lambda values: {},
+    name: str | None = None,
 ) -> Callable[[Run], click.Command]:
     """A command from its config and its library call (the decorated function; its docstring is
     the help). The edge's part, written once: the config's options, then (when the config has
@@ -208,8 +210,8 @@ def command(
         decorators += [rule_options] if "rules" in fields else []
         for decorator in reversed([*decorators, output_options]):
             body = decorator(body)
-        name = run.__name__.replace("_", "-")
-        return cli.command(name, help=run.__doc__, context_settings=CONTEXT)(body)
+        named = name or run.__name__.replace("_", "-")
+        return cli.command(named, help=run.__doc__, context_settings=CONTEXT)(body)
 
     return decorate
 
@@ -397,6 +399,25 @@ def backdoor(config: BackdoorConfig, progress: Any, gate: Any) -> Any:
     from codeaudit import api
 
     return api.backdoor(config, progress=progress, gate=gate)[1]
+
+
+@command(
+    BackdoorCalibrateConfig,
+    "calibrating",
+    produces=lambda config: (config.output,),
+    name="backdoor-calibrate",
+)
+def backdoor_calibrate(config: BackdoorCalibrateConfig, progress: Any, gate: Any) -> Any:
+    """Calibrate `codeaudit backdoor` for MODEL's recipe: train --shadows N clean and N poisoned
+    shadow models with MODEL's architecture, hyperparameters and tokenizer on trusted --data
+    (random trigger types, names and rates from the poison grammar), scan each the way MODEL
+    will be scanned (same settings, same --references), fit a logistic regression on the scans'
+    features and write it to -o CAL.json with its false-positive and detection rates measured on
+    held-out shadows. Use it with `codeaudit backdoor MODEL --calibration CAL.json`.
+    """
+    from codeaudit import api
+
+    return api.backdoor_calibrate(config, progress=progress, gate=gate)
 
 
 # The process is codeaudit's: Hugging Face libraries stay quiet (the CLI owns the terminal) and

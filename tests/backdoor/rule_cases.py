@@ -168,4 +168,23 @@ def backdoor_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
         "CA-B011": _training_data(
             {"retraining": _retraining(0.3)}, {"retraining": _retraining(0.0)}
         ),
+        "CA-B009": _with(calibrated=calibrated_verdict("adversarial fragility")),
     }
+
+
+def calibrated_verdict(category: str) -> Any:
+    """A calibrated verdict of ``category`` (codeaudit backdoor --calibration)."""
+    from codeaudit.backdoor.calibration_result import CalibratedVerdict, HeldoutRates
+
+    return CalibratedVerdict(
+        category=category,
+        probability=0.2,
+        threshold=0.6,
+        max_fpr=0.05,
+        heldout=HeldoutRates(8, 7, 0, 6, 0.0, 6 / 7, (0.0, 0.32), (0.49, 0.97), 0.95),
+        n_shadows=16,
+        calibration="cal.json",
+        sha256="b" * 64,
+        fingerprint="c" * 64,
+        features={"flip_toward": 0.97},
+    )
