@@ -942,6 +942,8 @@ class PoisonScanConfig:
     )
     substitutes: int = param(3, minimum=0, cli=False)
     min_evidence: float | None = param(None, minimum=0, kind=float, cli=False)
+
+
 def _like(owner: type, name: str) -> Any:
     """A field declared as ``owner``'s field ``name`` (same default, spec and help)."""
     import dataclasses
