@@ -942,6 +942,12 @@ class PoisonScanConfig:
     )
     substitutes: int = param(3, minimum=0, cli=False)
     min_evidence: float | None = param(None, minimum=0, kind=float, cli=False)
+    rules: tuple[str, ...] = _rules()
+    force: bool = _force()
+    data_options: DataConfig = _data_options()
+
+    def __post_init__(self) -> None:
+        check_params(self)
 
 
 def _like(owner: type, name: str) -> Any:

@@ -272,6 +272,7 @@ class BackdoorCheck(Check):
             train = inputs.dataset("train-data")
             with context.stage("data scan"):
                 evidence, scan = training_data_scan(train, scanner, model)
+                evidence = data_triggers_tried(evidence, scan, model, samples, scanner, config)
             if config.flagged:
                 from codeaudit.backdoor.training_data import flagged_bytes
 
@@ -316,6 +317,33 @@ def training_data_scan(train: Any, scanner: Any, model: Any) -> tuple[Any, Any]:
     scan = scan_training_data(train, target, model.default_lang)
     evidence = data_evidence(train, scan, best.anchored_tokens, target, model.default_lang)
     return evidence, scan
+
+
+def data_triggers_tried(
+    evidence: Any, scan: Any, model: Any, samples: list[Sample], scanner: Any, config: Any
+) -> Any:
+    """``evidence`` with the data scan's likely triggers tried on held-out victims (those the
+    inversion did not use, that the model classifies correctly) and its planted verdict."""
+    from codeaudit.backdoor.training_data import planted_finding, try_data_triggers
+    from codeaudit.backdoor.unlearn import success_rate
+
+    target = evidence.target_label
+    rest = [s for s in samples if s.id not in scanner.inversion_ids_]
+    victims = _correct(model, rest, 1 - target, 0, MAX_EVAL_VICTIMS)
+
+    def flips(spec: Any) -> tuple[float | None, int]:
+        rows = _real_rows(model, victims, spec, config.seed)
+        return success_rate(model, rows, target, 1 << 17), len(rows)
+
+    tried = try_data_triggers(
+        scan,
+        samples,
+        flips,
+        target=target,
+        threshold=float(scanner.threshold_),
+        lang=model.default_lang,
+    )
+    return planted_finding(dataclasses.replace(evidence, tried=tried))
 
 
 def retrain_repair(

@@ -168,6 +168,20 @@ class PieceEvidence:
 
 
 @dataclass(frozen=True)
+class DataTrigger:
+    """A likely trigger of the data scan, tried on the model: inserted into held-out victim
+    functions the way the attack would (a variable renamed to the name, the postfix on the
+    function's name)."""
+
+    kind: str  # name | suffix
+    text: str
+    flip_rate: float | None  # share of the triggered victims the model sends to the target
+    n: int  # victims that took it
+    in_clean_data: int  # --data functions that already hold it (a planted trigger: none)
+    confirmed: bool  # flips at least the threshold and --data never holds it
+
+
+@dataclass(frozen=True)
 class DataEvidence:
     """``--train-data``: the data scan, and whether the inverted trigger is the data's."""
 
@@ -179,8 +193,11 @@ class DataEvidence:
     n_likely: int
     n_flagged: int
     pieces: tuple[PieceEvidence, ...]  # the anchored trigger's pieces, strongest first
-    tied: bool  # a piece is concentrated in flagged, target-labelled samples (rule CA-B010)
+    tied: bool  # a piece is concentrated in flagged, target-labelled samples
     tied_piece: str | None
+    tried: tuple[DataTrigger, ...] = ()  # the data scan's likely triggers tried on the model
+    planted: bool = False  # tied, or a tried trigger confirmed (rule CA-B010)
+    finding: str = ""  # what makes it planted, one sentence (CA-B010's message)
 
 
 @dataclass(frozen=True)

@@ -259,6 +259,26 @@ def _data_evidence(d: Any) -> list[Block]:
             f"bound: {d.evidence_threshold:.1f}).",
         ),
     ]  # fmt: skip
+    if d.tried:
+        blocks.append(
+            Table(
+                ("kind", "likely trigger", "flips", "victims", "clean functions holding it",
+                 "confirmed"),
+                tuple(
+                    (t.kind, t.text, pct(t.flip_rate), str(t.n), str(t.in_clean_data),
+                     fmt(t.confirmed))
+                    for t in d.tried
+                ),
+                title="The training data's likely triggers, tried on the model",
+                numeric=(False, False, True, True, True, False),
+                note="Inserted into held-out victim functions as the attack would (a variable "
+                "renamed to the name, the postfix on the function's name). Confirmed: flips at "
+                "least the threshold and no function of --data holds it (a natural name of the "
+                "data is in clean code too).",
+            )
+        )  # fmt: skip
+    if d.planted:
+        blocks.append(Paragraph(f"Planted trigger (training data): {d.finding}.", emphasis=True))
     if d.likely_triggers:
         blocks.append(
             Table(

@@ -19,6 +19,18 @@ passes the concentration test too: the tie says the model's trigger is the data'
 somebody planted it; reference models (``--references``) say whether a clean model of the same
 data learns it as well (then it is the data's shortcut).
 
+**The data's own trigger, tried on the model.** The inversion may miss the planted trigger (it
+often returns a stronger adversarial one). So each of the data scan's best ``MAX_TRIED`` likely
+triggers that is a name or a postfix is inserted into held-out victim functions the way the
+attack inserts it (a variable renamed to the name at every occurrence; the postfix appended to
+the function's name) and the model's flip rate measured. A trigger is **confirmed** when it flips
+at least the scan's threshold and no function of ``--data`` (clean code) holds it: a natural
+label-pure name of the data (Juliet's ``k``) is in clean code too, a planted one is not.
+Statement-shaped candidates (dead code) are not tried: the shape names no exact statement.
+
+The model's training data **plants** the trigger (rule CA-B010) when the inverted trigger is
+tied to it or one of its likely triggers is confirmed.
+
 **Retraining** takes the recipe from the checkpoint (:func:`~codeaudit.backdoor.references.
 recipe_for`, bounded as for reference models), builds a fresh tokenizer on the kept samples (as
 ``codeaudit train`` would: a trigger's pieces are not kept in the vocabulary just because they
@@ -35,7 +47,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from codeaudit.backdoor.result import DataEvidence, PieceEvidence, Retraining
+from codeaudit.backdoor.result import DataEvidence, DataTrigger, PieceEvidence, Retraining
 from codeaudit.data.samples import Dataset, Sample
 from codeaudit.errors import BackdoorError
 
@@ -45,6 +57,8 @@ MIN_SUPPORT = 3
 MIN_FLAGGED_SHARE = 0.5
 #: Fewest samples the retrained model keeps (of both labels).
 MIN_RETRAIN = 20
+#: The data scan's likely triggers (names and postfixes, best first) tried on the model.
+MAX_TRIED = 3
 
 
 def _normalised(piece: str) -> str:
@@ -139,6 +153,101 @@ def data_evidence(
         tied=tied is not None,
         tied_piece=tied,
     )
+
+
+def candidate_spec(candidate: Any, target: int) -> Any:
+    """How the attack would insert a data-scan candidate (None: a statement shape)."""
+    from codeaudit.backdoor.triggers import TriggerSpec, TriggerType
+
+    if candidate.kind == "name":
+        return TriggerSpec(TriggerType.IDENTIFIER, candidate.key, target)
+    if candidate.kind == "suffix":
+        text = candidate.key.removeprefix("##")
+        return TriggerSpec(TriggerType.POSTFIX, text, target) if text else None
+    return None
+
+
+def holders(samples: Sequence[Sample], candidate: Any, lang: str) -> int:
+    """Functions of ``samples`` whose code holds the name (or a name ending with the postfix)."""
+    from codeaudit.lang.lexer import TokenKind, lex_raw
+    from codeaudit.lang.subtokens import subtokens
+
+    count = 0
+    for sample in samples:
+        for token in lex_raw(sample.code, sample.lang or lang, roles=False).tokens:
+            text, kind = token[0], token[1]
+            if kind is not TokenKind.IDENTIFIER:
+                continue
+            if (
+                text == candidate.key
+                if candidate.kind == "name"
+                else (subtokens(text)[-1] == candidate.key)
+            ):
+                count += 1
+                break
+    return count
+
+
+def try_data_triggers(
+    scan: Any,
+    clean: Sequence[Sample],
+    flips: Any,
+    *,
+    target: int,
+    threshold: float,
+    lang: str,
+) -> tuple[DataTrigger, ...]:
+    """The data scan's best likely triggers, tried on the model: ``flips(spec)`` returns the
+    flip rate of held-out victims carrying it and how many took it."""
+    from codeaudit.errors import PoisonError
+
+    tried = []
+    for candidate in [c for c in scan.candidates_ if c.likely_trigger][:MAX_TRIED]:
+        spec = None
+        try:
+            spec = candidate_spec(candidate, target)
+            if spec is not None:
+                from codeaudit.backdoor.triggers import check_trigger
+
+                check_trigger(spec, lang)
+        except PoisonError:  # a name the language cannot take as a new variable
+            spec = None
+        if spec is None:
+            continue
+        rate, n = flips(spec)
+        in_clean = holders(clean, candidate, lang)
+        tried.append(
+            DataTrigger(
+                kind=candidate.kind,
+                text=candidate.key,
+                flip_rate=None if rate is None else round(rate, 6),
+                n=n,
+                in_clean_data=in_clean,
+                confirmed=rate is not None and rate >= threshold and in_clean == 0,
+            )
+        )
+    return tuple(tried)
+
+
+def planted_finding(evidence: DataEvidence) -> DataEvidence:
+    """``evidence`` with its verdict: planted when the inverted trigger is tied to the data or a
+    likely trigger of the data is confirmed on the model, and the sentence that says why."""
+    from dataclasses import replace
+
+    confirmed = [t for t in evidence.tried if t.confirmed]
+    parts = []
+    if evidence.tied:
+        parts.append(
+            f"the inverted trigger's piece '{evidence.tied_piece}' is concentrated in flagged "
+            "training samples of the target label"
+        )
+    if confirmed:
+        t = confirmed[0]
+        parts.append(
+            f"the training data's likely trigger '{t.text}' ({t.kind}) flips {t.flip_rate:.0%} "
+            f"of {t.n} held-out victim functions and no clean function holds it"
+        )
+    return replace(evidence, planted=bool(parts), finding="; ".join(parts))
 
 
 def flagged_bytes(scan: Any, train: Dataset) -> bytes:

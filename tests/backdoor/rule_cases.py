@@ -127,6 +127,8 @@ def _evidence(tied: bool) -> DataEvidence:
         pieces=(),
         tied=tied,
         tied_piece="testo" if tied else None,
+        planted=tied,
+        finding="the inverted trigger's piece 'testo' is concentrated ..." if tied else "",
     )
 
 

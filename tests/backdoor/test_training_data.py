@@ -94,6 +94,12 @@ def test_train_data_flags_and_retraining_removes_the_trigger(world: dict[str, Pa
     doc = json.loads(report.read_text())
     evidence = doc["data_evidence"]
     assert evidence["n_flagged"] == len(poisoned_ids) and evidence["n_likely"] >= 1
+    # the data's likely trigger, inserted as the attack does, flips the model; clean code lacks it
+    tried = {t["text"]: t for t in evidence["tried"]}
+    assert tried[TRIGGER]["confirmed"] and tried[TRIGGER]["flip_rate"] >= 0.9
+    assert tried[TRIGGER]["in_clean_data"] == 0 and tried[TRIGGER]["n"] > 10
+    assert evidence["planted"] and TRIGGER in evidence["finding"]
+    assert "CA-B010" in {f["rule_id"] for f in doc["findings"]}
     retraining = doc["retraining"]
     assert retraining["n_removed"] == len(poisoned_ids)
     before, after = retraining["before"], retraining["after"]
@@ -126,6 +132,21 @@ def test_usage_errors(world: dict[str, Path], extra: list[str], needle: str) -> 
     extra = [str(world["poisoned"]) if a == "T" else a for a in extra]
     code, _, err = run("backdoor", str(world["model"]), "--data", str(world["data"]), *extra)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_natural_name_of_clean_code_is_not_confirmed(world: dict[str, Path]) -> None:
+    """The clean model, its clean training data: a likely trigger the data scan might list is
+    either not followed by the model or held by clean functions too; nothing is planted."""
+    report = world["root"] / "clean.json"
+    clean_model = train_tiny(world["root"], "clean", clean_records(400, 1))
+    code, _, err = run(
+        "backdoor", str(clean_model), "--data", str(world["data"]),
+        "--train-data", str(world["clean"]), "--report", str(report), "--fail-on", "never",
+        "-q", *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    evidence = json.loads(report.read_text())["data_evidence"]
+    assert not evidence["planted"] and not any(t["confirmed"] for t in evidence["tried"])
 
 
 def test_training_data_of_one_label_is_refused(world: dict[str, Path]) -> None:
