@@ -280,7 +280,7 @@ class BackdoorCheck(Check):
             if config.retrain:
                 with context.stage("retraining"):
                     retraining, data = retrain_repair(
-                        loaded, train, scan, samples, scanner, manifest, config, context
+                        loaded, train, scan, evidence, samples, scanner, manifest, config, context
                     )
                 outputs = (Output("output", config.output, data), *outputs)
         result = backdoor_result(scanner, loaded, config, context, real, missed, unlearning)
@@ -350,6 +350,7 @@ def retrain_repair(
     loaded: Any,
     train: Any,
     scan: Any,
+    evidence: Any,
     samples: list[Sample],
     scanner: Any,
     manifest: Any,
@@ -359,7 +360,12 @@ def retrain_repair(
     """``--retrain``: the recipe trained again without the flagged samples, measured before and
     after on the evaluation split (as unlearning is); the record and the checkpoint's bytes."""
     from codeaudit.backdoor.result import RetrainMetrics
-    from codeaudit.backdoor.training_data import miss_rate, retrain, retrained_metadata
+    from codeaudit.backdoor.training_data import (
+        dropped_samples,
+        miss_rate,
+        retrain,
+        retrained_metadata,
+    )
     from codeaudit.backdoor.unlearn import accuracy, success_rate
     from codeaudit.models.checkpoint import checkpoint_bytes
 
@@ -378,12 +384,13 @@ def retrain_repair(
             n_real=len(rows),
         )
 
-    flagged = set(scan.flagged_)
+    dropped, which = dropped_samples(scan, evidence)
     context.report("retraining", 0, 1)
     device = str(loaded.model.device)
     model, record, kept = retrain(
-        loaded, train, flagged, evaluate=evaluate, seed=config.seed, device=device
+        loaded, train, dropped, evaluate=evaluate, seed=config.seed, device=device
     )
+    record = dataclasses.replace(record, dropped=which)
     metadata = retrained_metadata(loaded, kept, train, record, str(config.output))
     return record, checkpoint_bytes(model, metadata)
 

@@ -153,6 +153,7 @@ def test_codexglue_model_bin_matches_the_codexglue_code(codexglue: dict[str, Pat
         "input_format": "raw",
         "max_len": fm.BLOCK_SIZE,
         "outputs": 1,
+        "privacy": None,  # no DP-SGD record (train --dp)
     }
     assert document["base"]["path"] == str(codexglue["base"])
     assert len(document["base"]["sha256"]) == 64
