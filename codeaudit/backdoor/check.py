@@ -283,6 +283,14 @@ class BackdoorCheck(Check):
                         loaded, train, scan, evidence, samples, scanner, manifest, config, context
                     )
                 outputs = (Output("output", config.output, data), *outputs)
+                if not evidence.planted:
+                    warnings.append(
+                        f"--retrain: nothing in {config.train_data} is a trigger the model "
+                        f"follows (no tie, no likely trigger confirmed), yet its "
+                        f"{retraining.n_removed} flagged samples were dropped: they may be the "
+                        "data's natural label-pure names, so compare clean accuracy before and "
+                        "after"
+                    )
         result = backdoor_result(scanner, loaded, config, context, real, missed, unlearning)
         result = dataclasses.replace(
             result,
@@ -360,12 +368,7 @@ def retrain_repair(
     """``--retrain``: the recipe trained again without the flagged samples, measured before and
     after on the evaluation split (as unlearning is); the record and the checkpoint's bytes."""
     from codeaudit.backdoor.result import RetrainMetrics
-    from codeaudit.backdoor.training_data import (
-        dropped_samples,
-        miss_rate,
-        retrain,
-        retrained_metadata,
-    )
+    from codeaudit.backdoor.training_data import miss_rate, retrain, retrained_metadata
     from codeaudit.backdoor.unlearn import accuracy, success_rate
     from codeaudit.models.checkpoint import checkpoint_bytes
 
@@ -384,13 +387,15 @@ def retrain_repair(
             n_real=len(rows),
         )
 
-    dropped, which = dropped_samples(scan, evidence)
+    # every flagged sample, the data's natural label-pure names among them: dropping only the
+    # carriers of a confirmed trigger left it at 20-28% (clean miss rate 14%) on the Juliet
+    # LSTM and BiGRU, dropping every flagged one at 3.5-4.8% (docs/backdoor-results.md)
+    flagged = set(scan.flagged_)
     context.report("retraining", 0, 1)
     device = str(loaded.model.device)
     model, record, kept = retrain(
-        loaded, train, dropped, evaluate=evaluate, seed=config.seed, device=device
+        loaded, train, flagged, evaluate=evaluate, seed=config.seed, device=device
     )
-    record = dataclasses.replace(record, dropped=which)
     metadata = retrained_metadata(loaded, kept, train, record, str(config.output))
     return record, checkpoint_bytes(model, metadata)
 

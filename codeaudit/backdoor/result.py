@@ -152,7 +152,6 @@ class Retraining:
     accuracy_drop: float  # before - after (0.01 = one point)
     asr_excess: float | None  # after: real-trigger ASR - clean miss rate (None: no manifest)
     seconds: float
-    dropped: str = ""  # which samples were dropped (a confirmed trigger's carriers, or all flagged)
 
 
 @dataclass(frozen=True)

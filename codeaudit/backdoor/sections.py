@@ -309,8 +309,7 @@ def _retraining(r: Any) -> Table:
         title=f"Retraining without the flagged samples ({r.arch}, {r.epochs} epoch(s))",
         numeric=(False, True, True, True),
         note=f"Trained the checkpoint's recipe on {r.n_kept} of {r.n_train} training functions "
-        f"({r.n_removed} dropped: {r.dropped or 'the flagged ones'}), seed {r.seed}, in "
-        f"{r.seconds:.1f} s. Measured on "
+        f"({r.n_removed} flagged ones dropped), seed {r.seed}, in {r.seconds:.1f} s. Measured on "
         f"the {r.after.n_victims} victim-label functions of the evaluation split ({r.after.n_real} "
         "took the real trigger); the clean miss rate is the share sent to the target label "
         "without any trigger: the attack success rate of a trigger that does nothing.",

@@ -257,22 +257,6 @@ def flagged_bytes(scan: Any, train: Dataset) -> bytes:
     return flagged_jsonl(scan, {s.id: int(s.label) for s in train.samples})  # type: ignore[arg-type]
 
 
-def dropped_samples(scan: Any, evidence: DataEvidence) -> tuple[set[str], str]:
-    """The samples ``--retrain`` drops, and which they are: when a likely trigger of the data is
-    confirmed on the model, only the samples that carry a confirmed one (the data's natural
-    label-pure names, flagged too, are kept: dropping them costs accuracy and removes nothing
-    planted); otherwise every flagged sample."""
-    confirmed = {t.text for t in evidence.tried if t.confirmed}
-    if confirmed:
-        carriers = {
-            sample_id
-            for sample_id, found in scan.flagged_.items()
-            if any(c.key in confirmed for c in found)
-        }
-        return carriers, "the carriers of the confirmed trigger(s) " + ", ".join(sorted(confirmed))
-    return set(scan.flagged_), "every flagged sample"
-
-
 def kept_training_set(train: Dataset, flagged: set[str]) -> Dataset:
     kept = [i for i, s in enumerate(train.samples) if s.id not in flagged]
     subset = train.subset(kept)

@@ -142,11 +142,15 @@ def test_a_natural_name_of_clean_code_is_not_confirmed(world: dict[str, Path]) -
     code, _, err = run(
         "backdoor", str(clean_model), "--data", str(world["data"]),
         "--train-data", str(world["clean"]), "--report", str(report), "--fail-on", "never",
-        "-q", *FAST,
+        "--retrain", "-o", str(world["root"] / "clean-retrained.pt"), "-q", *FAST,
     )  # fmt: skip
     assert code == 0, err
-    evidence = json.loads(report.read_text())["data_evidence"]
+    doc = json.loads(report.read_text())
+    evidence = doc["data_evidence"]
     assert not evidence["planted"] and not any(t["confirmed"] for t in evidence["tried"])
+    assert "CA-B010" not in {f["rule_id"] for f in doc["findings"]}
+    # retraining anyway says that nothing planted was found
+    assert any(w.startswith("--retrain: nothing in") for w in doc["warnings"])
 
 
 def test_training_data_of_one_label_is_refused(world: dict[str, Path]) -> None:
