@@ -17,27 +17,10 @@ from typing import Any
 import numpy as np
 
 from codeaudit.backdoor.calibration_result import CalibrationResult, HeldoutRates, ShadowRecord
+from codeaudit.backdoor.check import scan_kwargs
 from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
 from codeaudit.errors import BackdoorError, UsageError
 from codeaudit.report.model import Header
-
-
-def scan_kwargs(config: Any) -> dict[str, Any]:
-    """The BackdoorScanner settings of ``config`` (as ``codeaudit backdoor`` builds them)."""
-    return {
-        "victim_samples": config.victim_samples,
-        "heldout": config.heldout,
-        "steps": config.steps,
-        "topk": config.topk,
-        "candidates": config.candidates,
-        "trigger_len": config.trigger_len,
-        "beta": config.beta,
-        "threshold": config.threshold,
-        "patience": config.patience,
-        "shortcuts": not config.keep_shortcuts,
-        "reference_weight": config.reference_weight,
-        "reference_ratio": config.reference_ratio,
-    }
 
 
 class BackdoorCalibrateCheck(Check):

@@ -47,25 +47,29 @@ def check_config(config: BackdoorConfig) -> None:
         raise UsageError(f"{config.output}: -o would replace the input model; name another file")
 
 
+def scan_kwargs(config: Any) -> dict[str, Any]:
+    """The BackdoorScanner settings of a backdoor (or backdoor-calibrate) config, less its seed
+    and progress."""
+    return {
+        "victim_samples": config.victim_samples,
+        "heldout": config.heldout,
+        "steps": config.steps,
+        "topk": config.topk,
+        "candidates": config.candidates,
+        "trigger_len": config.trigger_len,
+        "beta": config.beta,
+        "threshold": config.threshold,
+        "patience": config.patience,
+        "shortcuts": not config.keep_shortcuts,
+        "reference_weight": config.reference_weight,
+        "reference_ratio": config.reference_ratio,
+    }
+
+
 def _scanner(config: BackdoorConfig, progress: Progress | None) -> Any:
     from codeaudit.backdoor.scanner import BackdoorScanner
 
-    return BackdoorScanner(
-        victim_samples=config.victim_samples,
-        heldout=config.heldout,
-        steps=config.steps,
-        topk=config.topk,
-        candidates=config.candidates,
-        trigger_len=config.trigger_len,
-        beta=config.beta,
-        threshold=config.threshold,
-        patience=config.patience,
-        seed=config.seed,
-        shortcuts=not config.keep_shortcuts,
-        reference_weight=config.reference_weight,
-        reference_ratio=config.reference_ratio,
-        progress=progress,
-    )
+    return BackdoorScanner(**scan_kwargs(config), seed=config.seed, progress=progress)
 
 
 def _read_manifest(path: str) -> Any:
