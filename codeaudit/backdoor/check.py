@@ -21,6 +21,7 @@ from codeaudit.backdoor.result import (
     RepairMetrics,
     Unlearning,
 )
+from codeaudit.backdoor.vocab import normalised_piece
 from codeaudit.check import (
     Check,
     Context,
@@ -88,13 +89,6 @@ def _insert_real(code: str, lang: str, spec: Any, rng: random.Random) -> str | N
     return insert_trigger(code, lang, spec, rng)
 
 
-def _normalised(piece: str) -> str:
-    for marker in ("Ġ", "▁", "##"):
-        if piece.startswith(marker):
-            piece = piece[len(marker) :]
-    return piece.strip("_").lower()
-
-
 def tokens_found(model: Any, trigger: str | None, anchored_tokens: Sequence[str]) -> bool | None:
     """Whether a piece of the real trigger's identifiers is among the anchored tokens."""
     if not trigger:
@@ -106,8 +100,8 @@ def tokens_found(model: Any, trigger: str | None, anchored_tokens: Sequence[str]
         return None
     enc = model.tokenizer.encode_tokens(tokens, 64)
     itos = model.tokenizer.vocabulary()
-    real = {_normalised(itos[i]) for i in enc.ids if 0 <= i < len(itos)} - {""}
-    found = {_normalised(t) for t in anchored_tokens} - {""}
+    real = {normalised_piece(itos[i]) for i in enc.ids if 0 <= i < len(itos)} - {""}
+    found = {normalised_piece(t) for t in anchored_tokens} - {""}
     return bool(real & found)
 
 

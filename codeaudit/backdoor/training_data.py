@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from codeaudit.backdoor.result import DataEvidence, DataTrigger, PieceEvidence, Retraining
+from codeaudit.backdoor.vocab import normalised_piece
 from codeaudit.data.samples import Dataset, Sample
 from codeaudit.errors import BackdoorError
 
@@ -61,13 +62,6 @@ MIN_RETRAIN = 20
 MAX_TRIED = 3
 
 
-def _normalised(piece: str) -> str:
-    for marker in ("Ġ", "▁", "##"):
-        if piece.startswith(marker):
-            piece = piece[len(marker) :]
-    return piece.strip("_").lower()
-
-
 def _sample_pieces(sample: Sample, lang: str) -> set[str]:
     from codeaudit.lang.lexer import TokenKind, lex_raw
     from codeaudit.lang.subtokens import subtokens
@@ -76,7 +70,7 @@ def _sample_pieces(sample: Sample, lang: str) -> set[str]:
     for token in lex_raw(sample.code, lang, roles=False).tokens:
         text, kind = token[0], token[1]
         parts = subtokens(text) if kind is TokenKind.IDENTIFIER else [text]
-        found.update(_normalised(p) for p in parts)
+        found.update(normalised_piece(p) for p in parts)
     found.discard("")
     return found
 
@@ -104,7 +98,7 @@ def data_evidence(
     samples = train.samples
     flagged = set(scan.flagged_)
     base = float(scan.base_rates_.get(target_label, 0.0))
-    wanted = {_normalised(t) for t in anchored_tokens} - {""}
+    wanted = {normalised_piece(t) for t in anchored_tokens} - {""}
     holders: dict[str, list[Sample]] = {p: [] for p in sorted(wanted)}
     if wanted:
         for sample in samples:

@@ -115,3 +115,12 @@ def render_trigger(tokens: Iterable[str], kind: str) -> str:
         else:
             out += piece
     return out
+
+
+def normalised_piece(piece: str) -> str:
+    """A trigger piece as a comparable word: word-start and continuation markers, surrounding
+    underscores and case dropped (``Ġtesto``, ``##_init`` -> ``testo``, ``init``)."""
+    for marker in (*WORD_START_MARKERS, CONTINUATION):
+        if piece.startswith(marker):
+            piece = piece[len(marker) :]
+    return piece.strip("_").lower()
