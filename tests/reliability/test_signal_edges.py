@@ -97,7 +97,8 @@ def test_sigterm_near_the_end_finishes_or_leaves_nothing(world: World, tmp_path:
     assert proc.returncode in (0, 1)
     took = time.monotonic() - started
     outcomes = []
-    for i, share in enumerate((0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05)):
+    # 0.1: interrupted even when the timed run was slowed by a busy machine (it sets the scale)
+    for i, share in enumerate((0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05)):
         out = tmp_path / f"run{i}"
         out.mkdir()
         proc, started = _start(_membership(world, out), tmp_path)
