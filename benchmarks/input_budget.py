@@ -161,10 +161,28 @@ def rows(repeats: int) -> list[tuple[str, str, float]]:
     return out
 
 
+def scaling(repeats: int) -> list[tuple[int, float]]:
+    """Eight rewrites of flat functions of a quarter, a half and all of the node budget."""
+    from codeaudit.lang.rewrite import random_rewrites
+    from codeaudit.lang.tree import MAX_REWRITE_NODES
+
+    out = []
+    for share in (4, 2, 1):
+        code = _flat_within_nodes(MAX_REWRITE_NODES * 98 // 100 // share)
+        seconds = _median_seconds(
+            lambda c=code: random_rewrites(c, "c", 8, random.Random(0)), repeats
+        )
+        out.append((_nodes(code), seconds))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--scaling", action="store_true", help="also: rewrite time against the node count"
+    )
     args = parser.parse_args()
     import torch
 
@@ -174,6 +192,10 @@ def main() -> None:
     print("| --- | --- | --- |")
     for step, what, seconds in rows(args.repeats):
         print(f"| {step} | {what} | {seconds:.3f} |")
+    if args.scaling:
+        print("\n| syntax-tree nodes | 8 rewrites, seconds |\n| --- | --- |")
+        for nodes, seconds in scaling(args.repeats):
+            print(f"| {nodes:,} | {seconds:.3f} |")
 
 
 if __name__ == "__main__":
