@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from codeaudit.backdoor.result import DataEvidence, DataTrigger, PieceEvidence, Retraining
@@ -166,19 +167,19 @@ def holders(samples: Sequence[Sample], candidate: Any, lang: str) -> int:
     from codeaudit.lang.lexer import TokenKind, lex_raw
     from codeaudit.lang.subtokens import subtokens
 
+    def holds(name: str) -> bool:
+        if candidate.kind == "name":
+            return name == candidate.key
+        return subtokens(name)[-1] == candidate.key  # a postfix: the name's last piece
+
     count = 0
     for sample in samples:
-        for token in lex_raw(sample.code, sample.lang or lang, roles=False).tokens:
-            text, kind = token[0], token[1]
-            if kind is not TokenKind.IDENTIFIER:
-                continue
-            if (
-                text == candidate.key
-                if candidate.kind == "name"
-                else (subtokens(text)[-1] == candidate.key)
-            ):
-                count += 1
-                break
+        names = (
+            token[0]
+            for token in lex_raw(sample.code, sample.lang or lang, roles=False).tokens
+            if token[1] is TokenKind.IDENTIFIER
+        )
+        count += any(holds(name) for name in names)
     return count
 
 
@@ -325,7 +326,7 @@ def retrained_metadata(
     metadata.update(
         {
             "data_sha256": train.sha256,
-            "data_file": str(train.path).rsplit("/", 1)[-1],
+            "data_file": Path(str(train.path)).name,
             "n_train": len(kept),
             "n_val": 0,
             "val_source": "none",
@@ -335,7 +336,7 @@ def retrained_metadata(
                 "method": "retrain-without-flagged",
                 "removed": record.n_removed,
                 "seed": record.seed,
-                "output": output.rsplit("/", 1)[-1],
+                "output": Path(output).name,
             },
         }
     )
