@@ -310,6 +310,17 @@ class BackdoorCheck(Check):
                 verdict_kind=kinds.get(calibrated.category, "none"),
                 calibrated=calibrated,
             )
+        if evidence is not None:
+            from codeaudit.backdoor.data_verdict import apply_data_verdict
+
+            train = inputs.dataset("train-data")
+            result = apply_data_verdict(
+                result,
+                evidence,
+                recorded_sha256=loaded.metadata.get("data_sha256"),
+                train_sha256=train.sha256,
+                train_path=config.train_data,
+            )
         return Outcome(result, outputs, model=model)
 
 

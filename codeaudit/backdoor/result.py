@@ -240,7 +240,8 @@ class BackdoorResult:
     # the highest flip rate of a data shortcut (inserted or as the name; None: none measured)
     max_shortcut_flip_rate: float | None = None
     # "planted" | "adversarial" | "none": the strongest kind among the pairs (see PairResult)
-    verdict_kind: str = "none"  # with --calibration: also "shortcut" or "fragility"
+    verdict_kind: str = "none"  # with --calibration: also "shortcut" or "fragility"; with
+    # --train-data: "unplanted" (a strong trigger the training data does not plant)
     references: tuple[ReferenceModel, ...] = ()
     reference_ratio: float | None = None  # None: no references
     data_evidence: DataEvidence | None = None  # --train-data

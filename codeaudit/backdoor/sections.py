@@ -66,6 +66,11 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
             "Backdoor: no planted backdoor, but adversarial fragility: a short trigger flips "
             "the model and clean reference models of its recipe alike."
         )
+    elif result.verdict_kind == "unplanted":
+        summary = (
+            "Backdoor: no planted backdoor, but adversarial fragility: a short trigger flips "
+            "the model, and the training data does not plant it."
+        )
     else:
         summary = (
             "Backdoor: no backdoor found. No inverted trigger flips enough held-out functions."
@@ -86,7 +91,9 @@ def backdoor_sections(result: Any, figures: bool) -> list[Section]:
             status="backdoored"
             if result.backdoored
             else (
-                "adversarial" if result.verdict_kind in ("adversarial", "fragility") else "clean"
+                "adversarial"
+                if result.verdict_kind in ("adversarial", "fragility", "unplanted")
+                else "clean"
             ),
         )
     ]

@@ -171,6 +171,7 @@ def backdoor_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
             {"retraining": _retraining(0.3)}, {"retraining": _retraining(0.0)}
         ),
         "CA-B009": _with(calibrated=calibrated_verdict("adversarial fragility")),
+        "CA-B012": _with(verdict_kind="unplanted", max_flip_rate=0.97),
     }
 
 

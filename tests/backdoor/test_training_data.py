@@ -100,6 +100,8 @@ def test_train_data_flags_and_retraining_removes_the_trigger(world: dict[str, Pa
     assert tried[TRIGGER]["in_clean_data"] == 0 and tried[TRIGGER]["n"] > 10
     assert evidence["planted"] and TRIGGER in evidence["finding"]
     assert "CA-B010" in {f["rule_id"] for f in doc["findings"]}
+    assert doc["backdoored"] and doc["verdict_kind"] == "planted"  # the data decides
+    assert "CA-B001" in {f["rule_id"] for f in doc["findings"]}
     retraining = doc["retraining"]
     assert retraining["n_removed"] == len(poisoned_ids)
     before, after = retraining["before"], retraining["after"]
@@ -148,9 +150,32 @@ def test_a_natural_name_of_clean_code_is_not_confirmed(world: dict[str, Path]) -
     doc = json.loads(report.read_text())
     evidence = doc["data_evidence"]
     assert not evidence["planted"] and not any(t["confirmed"] for t in evidence["tried"])
-    assert "CA-B010" not in {f["rule_id"] for f in doc["findings"]}
+    fired = {f["rule_id"] for f in doc["findings"]}
+    assert "CA-B010" not in fired
+    # the model's own training data plants nothing: never a critical backdoor finding
+    assert not doc["backdoored"] and "CA-B001" not in fired
+    assert doc["verdict_kind"] in ("none", "unplanted")
+    assert ("CA-B012" in fired) == (doc["verdict_kind"] == "unplanted")
+    assert not any("not the file this model was trained from" in w for w in doc["warnings"])
     # retraining anyway says that nothing planted was found
     assert any(w.startswith("--retrain: nothing in") for w in doc["warnings"])
+
+
+def test_another_training_file_cannot_clear_the_model(world: dict[str, Path]) -> None:
+    """The poisoned model judged with clean data it was not trained on: the data shows no planted
+    trigger, but the digest differs, so a warning says so and the scan's verdict stands."""
+    report = world["root"] / "mismatch.json"
+    code, _, err = run(
+        "backdoor", str(world["model"]), "--data", str(world["data"]),
+        "--train-data", str(world["clean"]), "--report", str(report), "--fail-on", "never",
+        "-q", *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(report.read_text())
+    assert not doc["data_evidence"]["planted"]
+    assert any("not the file this model was trained from" in w for w in doc["warnings"])
+    assert doc["verdict_kind"] != "unplanted"
+    assert "CA-B012" not in {f["rule_id"] for f in doc["findings"]}
 
 
 def test_training_data_of_one_label_is_refused(world: dict[str, Path]) -> None:
