@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codeaudit.check import Check, Progress
-from codeaudit.config import AuditConfig, BackdoorConfig, MembershipConfig
+from codeaudit.config import AuditConfig, BackdoorConfig, MembershipConfig, PoisonScanConfig
 from codeaudit.errors import CodeAuditError, UsageError
 from codeaudit.report.model import Artifact, Finding, Header
 
@@ -131,8 +131,22 @@ def _backdoor_config(config: AuditConfig) -> BackdoorConfig:
         seed=config.seed,
         device=config.device,
         model_options=config.model_options,
+        train_data=config.train_data,
         rules=config.rules,
         data_options=config.data_options,
+    )
+
+
+def _poison_scan_check() -> Check:
+    from codeaudit.backdoor.poison_scan import PoisonScanCheck
+
+    return PoisonScanCheck()
+
+
+def _poison_scan_config(config: AuditConfig) -> PoisonScanConfig:
+    assert config.train_data is not None
+    return PoisonScanConfig(
+        data=config.train_data, rules=config.rules, data_options=config.data_options
     )
 
 
@@ -154,10 +168,24 @@ CHECKS: dict[str, AuditCheck] = {
         description="does a short trigger flip the model's verdicts (EliBadCode trigger "
         "inversion)?",
     ),
+    "poison-scan": AuditCheck(
+        name="poison-scan",
+        title="Training data",
+        inputs=("train_data",),
+        check=_poison_scan_check,
+        configure=_poison_scan_config,
+        description="does the training data carry a planted trigger (KillBadCode naturalness "
+        "and label concentration)?",
+    ),
 }
 
 # Which check each input flag feeds (so an input for a check this build lacks is refused).
-INPUTS: dict[str, str] = {"members": "membership", "nonmembers": "membership", "data": "backdoor"}
+INPUTS: dict[str, str] = {
+    "members": "membership",
+    "nonmembers": "membership",
+    "data": "backdoor",
+    "train_data": "poison-scan",
+}
 
 
 def _flag(name: str) -> str:

@@ -518,6 +518,12 @@ class AuditConfig:
     population: str | None = param(
         None, metavar="FILE", help="Data the attacker owns (membership)."
     )
+    train_data: str | None = param(
+        None,
+        metavar="FILE",
+        help="The model's training data: scanned for planted triggers (the poison-scan check) "
+        "and, with --data, handed to the backdoor check, whose verdict it then decides.",
+    )
     checks: tuple[str, ...] = param(
         (),
         comma=True,

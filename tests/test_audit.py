@@ -90,6 +90,8 @@ def test_combined_result_with_a_second_check(monkeypatch: pytest.MonkeyPatch) ->
     )
     monkeypatch.setitem(CHECKS, "membership", membership)
     monkeypatch.delitem(CHECKS, "backdoor")  # "second" takes its --data here
+    monkeypatch.delitem(CHECKS, "poison-scan")
+    monkeypatch.delitem(INPUTS, "train_data")
     monkeypatch.setitem(CHECKS, "second", second)
     monkeypatch.setitem(INPUTS, "data", "second")
     result = run_audit(AuditConfig(model="models/model.pt", members="m", nonmembers="n", data="d"))
@@ -180,7 +182,9 @@ def test_a_check_that_cannot_run_keeps_the_others_and_fails_the_gate(
     )
     assert code == 1, err
     data = json.loads(report.read_text())
-    membership, backdoor = data["sections"]
+    sections = {s["check"]: s for s in data["sections"]}
+    membership, backdoor, scan = (sections[c] for c in ("membership", "backdoor", "poison-scan"))
+    assert scan["result"] is None and not scan["failed"]
     assert membership["check"] == "membership" and membership["result"]["best"]["auc"] >= 0.8
     assert backdoor["check"] == "backdoor" and backdoor["failed"] and backdoor["result"] is None
     assert "classified correctly" in backdoor["reason"]
@@ -216,3 +220,36 @@ def test_a_report_dir_the_run_made_goes_with_a_failed_write(
     kept.mkdir()  # a directory the user made stays, empty
     code, _, _ = run(*args, "--report-dir", str(kept))
     assert code == 2 and kept.is_dir() and list(kept.iterdir()) == []
+
+
+def test_training_data_is_scanned_and_handed_to_the_backdoor_check(
+    leaky: dict[str, Path], tmp_path: Path
+) -> None:
+    """--train-data runs the model-free poison-scan check (CA-B007 on planted data) and goes to
+    the backdoor check too, whose verdict it then decides."""
+    from codeaudit.audit import _backdoor_config
+    from tests.backdoor.helpers import clean_records
+    from tests.conftest import write_jsonl
+
+    config = AuditConfig(model="m.pt", data="d.jsonl", train_data="t.jsonl")
+    assert {c.name for c in plan(config)} == {"backdoor", "poison-scan"}
+    assert _backdoor_config(config).train_data == "t.jsonl"
+    assert [c.name for c in plan(AuditConfig(model="m.pt", train_data="t"))] == ["poison-scan"]
+    clean = write_jsonl(tmp_path / "train.jsonl", clean_records(400, 1))
+    poisoned = tmp_path / "poisoned.jsonl"
+    code, _, err = run(
+        "poison", str(clean), "-o", str(poisoned), "--trigger-type", "identifier",
+        "--trigger", "testo_init", "--rate", "0.15", "--seed", "0", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    report = tmp_path / "audit.json"
+    args = ["audit", str(leaky["model"]), "--train-data"]
+    code, _, err = run(*args, str(poisoned), "-q", "-o", str(report))
+    assert code == 1, err  # a likely planted trigger fails the gate
+    data = json.loads(report.read_text())
+    scan = next(s for s in data["sections"] if s["check"] == "poison-scan")
+    assert scan["result"]["planted_trigger"]
+    assert any("testo" in c["text"] for c in scan["result"]["likely_triggers"])
+    assert "CA-B007" in [f["rule_id"] for f in data["findings"]]
+    code, _, err = run(*args, str(clean), "-q", "-o", str(tmp_path / "clean.json"))
+    assert code == 0, err  # the same data unpoisoned passes
