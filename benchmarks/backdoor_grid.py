@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from pathlib import Path
 
 RECIPE = ["--val-split", "0", "--max-len", "256", "--epochs", "6", "--seed", "0"]
 RNN_SIZES = ["--embed-dim", "64", "--hidden-dim", "64"]
+KEYWORDS = {"int", "char", "void", "for", "while", "return", "else"}
 SCAN = ["--steps", "50", "--candidates", "32", "--victim-samples", "20", "--heldout", "200"]
 
 
@@ -73,11 +75,8 @@ def scan(data_dir: Path, model: Path, kind: str, threads: int) -> dict:
     real = doc.get("real_trigger") or {}
     evidence = doc.get("data_evidence") or {}
     trigger = real.get("trigger")
-    named = bool(
-        evidence.get("planted")
-        and trigger
-        and any(part and part in evidence.get("finding", "") for part in trigger.split("_"))
-    )
+    pieces = {p for p in re.split(r"[^A-Za-z]+", trigger or "") if len(p) >= 3} - KEYWORDS
+    named = bool(evidence.get("planted") and any(p in evidence.get("finding", "") for p in pieces))
     return {
         "model": model.stem,
         "kind": kind,

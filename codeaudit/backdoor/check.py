@@ -270,7 +270,9 @@ class BackdoorCheck(Check):
             train = inputs.dataset("train-data")
             with context.stage("data scan"):
                 evidence, scan = training_data_scan(train, scanner, model)
-                evidence = data_triggers_tried(evidence, scan, model, samples, scanner, config)
+                evidence = data_triggers_tried(
+                    evidence, scan, model, samples, scanner, config, train.samples
+                )
             if config.flagged:
                 from codeaudit.backdoor.training_data import flagged_bytes
 
@@ -337,7 +339,13 @@ def training_data_scan(train: Any, scanner: Any, model: Any) -> tuple[Any, Any]:
 
 
 def data_triggers_tried(
-    evidence: Any, scan: Any, model: Any, samples: list[Sample], scanner: Any, config: Any
+    evidence: Any,
+    scan: Any,
+    model: Any,
+    samples: list[Sample],
+    scanner: Any,
+    config: Any,
+    train: Sequence[Sample] = (),
 ) -> Any:
     """``evidence`` with the data scan's likely triggers tried on held-out victims (those the
     inversion did not use, that the model classifies correctly) and its planted verdict."""
@@ -359,6 +367,7 @@ def data_triggers_tried(
         target=target,
         threshold=float(scanner.threshold_),
         lang=model.default_lang,
+        train=train,
     )
     return planted_finding(dataclasses.replace(evidence, tried=tried))
 

@@ -52,7 +52,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,15 +206,16 @@ def lex_units(code: str, lang: str, max_statement_tokens: int = 40) -> Lexed:
     return Lexed(tuple(pieces), tuple(units))
 
 
-def _statements(
-    code: str, lang: str, raw: Sequence[tuple], starts: list[int], limit: int
-) -> list[Unit]:
+def _statement_spans(
+    code: str, lang: str, raw: Sequence[tuple], limit: int
+) -> Iterator[tuple[str, int, int, int, int]]:
+    """Each statement of at most ``limit`` tokens: its shape, its character span and its token
+    range (``raw`` indices)."""
     if not raw:
-        return []
+        return
     tree = get_parser(lang).parse(code.encode("utf-8", "surrogatepass"))
     char_at = _char_offsets(code)
     token_starts = [t[2] for t in raw]
-    seen: dict[str, list[int]] = {}
     stack = [tree.root_node]
     while stack:
         node = stack.pop()
@@ -233,10 +234,28 @@ def _statements(
         last = bisect.bisect_left(token_starts, b)
         if not 0 < last - first <= limit:
             continue
-        key = _shape(raw[first:last])
+        yield _shape(raw[first:last]), a, b, first, last
+
+
+def _statements(
+    code: str, lang: str, raw: Sequence[tuple], starts: list[int], limit: int
+) -> list[Unit]:
+    seen: dict[str, list[int]] = {}
+    for key, _a, _b, first, last in _statement_spans(code, lang, raw, limit):
         positions = range(starts[first], starts[last])
         seen.setdefault(key, []).extend(positions)
     return [Unit("statement", k, tuple(sorted(set(v)))) for k, v in seen.items()]
+
+
+def statement_texts(code: str, lang: str, max_statement_tokens: int = 40) -> dict[str, str]:
+    """The statements of ``code`` by shape (the unit keys of ``statement`` candidates): the
+    first statement's source text for each shape."""
+    lang = normalize_language(lang)
+    raw = lex_raw(code, lang, roles=False).tokens
+    found: dict[str, str] = {}
+    for key, a, b, _first, _last in _statement_spans(code, lang, raw, max_statement_tokens):
+        found.setdefault(key, code[a:b])
+    return found
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,12 +21,14 @@ data learns it as well (then it is the data's shortcut).
 
 **The data's own trigger, tried on the model.** The inversion may miss the planted trigger (it
 often returns a stronger adversarial one). So each of the data scan's best ``MAX_TRIED`` likely
-triggers that is a name or a postfix is inserted into held-out victim functions the way the
-attack inserts it (a variable renamed to the name at every occurrence; the postfix appended to
-the function's name) and the model's flip rate measured. A trigger is **confirmed** when it flips
-at least the scan's threshold and no function of ``--data`` (clean code) holds it: a natural
-label-pure name of the data (Juliet's ``k``) is in clean code too, a planted one is not.
-Statement-shaped candidates (dead code) are not tried: the shape names no exact statement.
+triggers is inserted into held-out victim functions the way the attack inserts it (a variable
+renamed to the name at every occurrence; the postfix appended to the function's name; a
+statement shape as dead code: the first statement of that shape in the flagged training samples,
+so a grammar trigger, a different statement in each sample, is tried as one of its instances)
+and the model's flip rate measured. A trigger is **confirmed** when it flips at least the scan's
+threshold and no function of ``--data`` (clean code) holds it (for a statement: a statement of
+its shape): a natural label-pure name of the data (Juliet's ``k``) is in clean code too, a
+planted one is not.
 
 The model's training data **plants** the trigger (rule CA-B010) when the inverted trigger is
 tied to it or one of its likely triggers is confirmed.
@@ -59,8 +61,8 @@ MIN_SUPPORT = 3
 MIN_FLAGGED_SHARE = 0.5
 #: Fewest samples the retrained model keeps (of both labels).
 MIN_RETRAIN = 20
-#: The data scan's likely triggers (names and postfixes, best first) tried on the model.
-MAX_TRIED = 3
+#: The data scan's likely triggers (names, postfixes, statement shapes; best first) tried on the model.
+MAX_TRIED = 5
 
 
 def _sample_pieces(sample: Sample, lang: str) -> set[str]:
@@ -162,10 +164,30 @@ def candidate_spec(candidate: Any, target: int) -> Any:
     return None
 
 
+def statement_instance(candidate: Any, carriers: Sequence[Sample], lang: str) -> str | None:
+    """A concrete statement of the shape a ``statement`` candidate names: the first one found in
+    its carriers (the flagged samples of the training data that hold it)."""
+    from codeaudit.backdoor.datascan import statement_texts
+
+    for sample in carriers:
+        text = statement_texts(sample.code, sample.lang or lang).get(candidate.key)
+        if text is not None:
+            return text
+    return None
+
+
 def holders(samples: Sequence[Sample], candidate: Any, lang: str) -> int:
-    """Functions of ``samples`` whose code holds the name (or a name ending with the postfix)."""
+    """Functions of ``samples`` whose code holds the name (or a name ending with the postfix, or
+    a statement of the shape)."""
     from codeaudit.lang.lexer import TokenKind, lex_raw
     from codeaudit.lang.subtokens import subtokens
+
+    if candidate.kind == "statement":
+        from codeaudit.backdoor.datascan import statement_texts
+
+        return sum(
+            candidate.key in statement_texts(s.code, s.lang or lang) for s in samples
+        )
 
     def holds(name: str) -> bool:
         if candidate.kind == "name":
@@ -191,19 +213,34 @@ def try_data_triggers(
     target: int,
     threshold: float,
     lang: str,
+    train: Sequence[Sample] = (),
 ) -> tuple[DataTrigger, ...]:
     """The data scan's best likely triggers, tried on the model: ``flips(spec)`` returns the
-    flip rate of held-out victims carrying it and how many took it."""
+    flip rate of held-out victims carrying it and how many took it. A name is inserted as a
+    renamed variable, a postfix on the function's name, a statement shape as dead code: the
+    shape's first statement in the flagged ``train`` samples that carry it."""
+    from codeaudit.backdoor.triggers import TriggerSpec, TriggerType, check_trigger
     from codeaudit.errors import PoisonError
 
+    by_id = {s.id: s for s in train}
     tried = []
     for candidate in [c for c in scan.candidates_ if c.likely_trigger][:MAX_TRIED]:
         spec = None
+        text = candidate.key
         try:
-            spec = candidate_spec(candidate, target)
+            if candidate.kind == "statement":
+                carriers = [
+                    by_id[i]
+                    for i, found in scan.flagged_.items()
+                    if i in by_id and candidate in found
+                ]
+                instance = statement_instance(candidate, carriers, lang)
+                if instance is not None:
+                    text = instance
+                    spec = TriggerSpec(TriggerType.DEADCODE, instance, target)
+            else:
+                spec = candidate_spec(candidate, target)
             if spec is not None:
-                from codeaudit.backdoor.triggers import check_trigger
-
                 check_trigger(spec, lang)
         except PoisonError:  # a name the language cannot take as a new variable
             spec = None
@@ -214,7 +251,7 @@ def try_data_triggers(
         tried.append(
             DataTrigger(
                 kind=candidate.kind,
-                text=candidate.key,
+                text=text,
                 flip_rate=None if rate is None else round(rate, 6),
                 n=n,
                 in_clean_data=in_clean,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -185,3 +186,53 @@ def test_training_data_of_one_label_is_refused(world: dict[str, Path]) -> None:
         *FAST,
     )  # fmt: skip
     assert code == 2 and "both labels" in err and len(err.strip().splitlines()) == 1, err
+
+
+def _candidate(kind: str, key: str) -> Any:
+    from codeaudit.backdoor.datascan import Candidate
+
+    return Candidate(
+        kind=kind, key=key, gain=5.0, top_in=10, mean_gain=0.5, carrier_gain=0.5, support=10,
+        label=0, label_count=10, purity=1.0, excess_purity=1.0, evidence=9.0, score=5.0,
+        likely_trigger=True,
+    )  # fmt: skip
+
+
+def test_a_statement_shape_is_tried_as_dead_code_from_a_flagged_sample() -> None:
+    """A grammar trigger is a different statement in each sample: the shape is tried as its
+    first instance in the flagged training samples, and confirmed when clean code lacks it."""
+    from types import SimpleNamespace
+
+    from codeaudit.backdoor.datascan import statement_texts
+    from codeaudit.backdoor.training_data import holders, try_data_triggers
+    from codeaudit.backdoor.triggers import TriggerType
+
+    dead = "if (3 == 5) { int k_1 = 8; }"
+    code = "int f(int n) {\n  int s = 0;\n  " + dead + "\n  return s + n;\n}\n"
+    shapes = statement_texts(code, "c")
+    shape = next(k for k, v in shapes.items() if v == dead)
+    assert "return s + n;" in shapes.values()
+    assert shapes["int ID = N ;"] in ("int s = 0;", "int k_1 = 8;")  # one text per shape
+    clean = _samples(clean_records(20, 3))
+    carrier = Sample("p1", code, 0, "c")
+    statement, name = _candidate("statement", shape), _candidate("name", "k")
+    assert holders(clean, statement, "c") == 0
+    assert holders([*clean, carrier], statement, "c") == 1
+    scan = SimpleNamespace(candidates_=(statement, name), flagged_={"p1": (statement,)})
+    seen = []
+
+    def flips(spec: Any) -> tuple[float, int]:
+        seen.append(spec)
+        return (0.9 if spec.type is TriggerType.DEADCODE else 0.95), 50
+
+    tried = try_data_triggers(
+        scan, clean, flips, target=0, threshold=0.5, lang="c", train=[carrier, *clean]
+    )
+    assert [(t.kind, t.text) for t in tried] == [("statement", dead), ("name", "k")]
+    assert seen[0].type is TriggerType.DEADCODE and seen[0].trigger == dead
+    first, second = tried
+    assert first.confirmed and first.in_clean_data == 0 and first.flip_rate == 0.9
+    assert not second.confirmed and second.in_clean_data > 0  # clean code has a `k`
+    # without the training samples there is no instance to insert: the shape is skipped
+    alone = try_data_triggers(scan, clean, flips, target=0, threshold=0.5, lang="c")
+    assert [t.kind for t in alone] == ["name"]
