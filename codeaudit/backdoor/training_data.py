@@ -61,7 +61,8 @@ MIN_SUPPORT = 3
 MIN_FLAGGED_SHARE = 0.5
 #: Fewest samples the retrained model keeps (of both labels).
 MIN_RETRAIN = 20
-#: The data scan's likely triggers (names, postfixes, statement shapes; best first) tried on the model.
+#: The data scan's likely triggers (names, postfixes, statement shapes; best first) tried
+#: on the model.
 MAX_TRIED = 5
 
 
