@@ -14,8 +14,8 @@ Three scores, each with a stated method, written one line per member:
   N_members) (:func:`knn_shapley`).
 
 "High risk" for the first two: above every score but the top 1% of the non-members' (the members
-that score caught at 1% FPR); for SHAPr: above the 99th percentile of the values the same members
-get when their labels are shuffled (what the representation gives a member by chance).
+that score caught at 1% FPR); for SHAPr: worth at least three fair shares of the utility (the
+values add up to the k-NN accuracy, so the fair share is that accuracy over the members).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from codeaudit.membership.result import RiskCorrelation, RiskMethod, RiskSummary
 METHODS = ("attack", "lira", "shapr")
 RISK_FORMAT = 1
 FPR = 0.01  # the attack scores' high-risk cut: what they catch at 1% FPR
-NULL_QUANTILE = 0.99  # SHAPr's high-risk cut, on shuffled labels
+HIGH_SHARES = 3  # SHAPr's high-risk cut: this many times the fair share of the utility
 _BLOCK_ELEMENTS = 4_000_000  # distance entries sorted at once (32 MB of float64)
 
 ATTACK_METHOD = (
@@ -98,7 +98,8 @@ def knn_shapley_many(
         for row, labels in enumerate(label_sets):
             match = (labels[order] == test_labels[start : start + block, None]).astype(np.float64)
             sorted_values = np.empty_like(match)
-            sorted_values[:, -1] = match[:, -1] / n
+            # The farthest point counts only in sets smaller than k: min(k, n) of n sizes.
+            sorted_values[:, -1] = match[:, -1] * min(k, n) / (n * k)
             # s_i = s_{i+1} + (match_i - match_{i+1}) * min(k, i) / (k i), from the farthest in.
             increments = (match[:, :-1] - match[:, 1:]) * step
             sorted_values[:, :-1] = (
@@ -219,23 +220,21 @@ def lira_score(evaluated: Sequence[Any], n_members: int, n_all: int, references:
 
 
 def shapr_score(
-    f_members: Any, f_nonmembers: Any, usable: frozenset[str], k: int, seed: int
+    f_members: Any, f_nonmembers: Any, usable: frozenset[str], k: int
 ) -> tuple[Score, float | None]:
     """SHAPr values of the members and the k-NN accuracy they share out."""
     rule = (
-        f"above the {NULL_QUANTILE:.0%} quantile of the members' values with their labels "
-        "shuffled (what the representation gives a member by chance)"
+        f"worth at least {HIGH_SHARES} fair shares: a value of {HIGH_SHARES} x the k-NN "
+        "accuracy / the number of members or more (the values add up to that accuracy)"
     )
     if "embedding" not in usable:
         return Score("shapr", SHAPR_METHOD, "not run: the model exposes no embedding", rule), None
-    train, test = f_members.embeddings, f_nonmembers.embeddings
-    labels = np.asarray(f_members.labels)
-    shuffled = np.random.default_rng(seed).permutation(labels)
-    both = knn_shapley_many(train, np.stack([labels, shuffled]), test, f_nonmembers.labels, k)
-    values, null = both
-    high = values > np.quantile(null, NULL_QUANTILE)
+    values = knn_shapley(
+        f_members.embeddings, f_members.labels, f_nonmembers.embeddings, f_nonmembers.labels, k
+    )
     utility = float(values.sum())
-    detail = f"k = {k}, utility: k-NN accuracy {utility:.3f} on {len(test)} non-members"
+    high = (values >= HIGH_SHARES * utility / max(1, len(values))) & (values > 0)
+    detail = f"k = {k}, utility: k-NN accuracy {utility:.3f} on {len(f_nonmembers)} non-members"
     return Score("shapr", SHAPR_METHOD, detail, rule, values, high), utility
 
 
@@ -307,7 +306,7 @@ def member_risk(
     """Every member's three scores: the summary for the report and the file's bytes."""
     n_members = len(f_members)
     n_all = n_members + len(f_nonmembers)
-    shapr, utility = shapr_score(f_members, f_nonmembers, usable, config.shapr_k, config.seed)
+    shapr, utility = shapr_score(f_members, f_nonmembers, usable, config.shapr_k)
     scores = [
         attack_score(evaluated, best, n_members, n_all),
         lira_score(evaluated, n_members, n_all, config.references),
