@@ -93,8 +93,8 @@ def test_the_sole_member_of_a_rare_group_is_worth_most() -> None:
     unseen data also holds carries those predictions; a member with a twin shares them, a
     member whose label its neighbours contradict is worth less than nothing."""
     rng = np.random.default_rng(0)
-    common0 = rng.normal(0, 0.3, size=(20, 2)) + [0, 0]
-    common1 = rng.normal(0, 0.3, size=(20, 2)) + [4, 0]
+    common0 = rng.normal(0, 0.3, size=(20, 2))
+    common1 = rng.normal(0, 0.3, size=(20, 2)) + np.array([4, 0])
     rare = np.array([[0.0, 8.0]])  # the only member of its group
     twins = np.array([[8.0, 8.0], [8.0, 8.0]])  # a member and its duplicate
     wrong = np.array([[0.1, 0.1]])  # labelled 1 among the 0s
@@ -103,9 +103,9 @@ def test_the_sole_member_of_a_rare_group_is_worth_most() -> None:
     test = np.vstack(
         [
             rng.normal(0, 0.3, size=(20, 2)),
-            rng.normal(0, 0.3, size=(20, 2)) + [4, 0],
-            rng.normal(0, 0.2, size=(5, 2)) + [0, 8],
-            rng.normal(0, 0.2, size=(5, 2)) + [8, 8],
+            rng.normal(0, 0.3, size=(20, 2)) + np.array([4, 0]),
+            rng.normal(0, 0.2, size=(5, 2)) + np.array([0, 8]),
+            rng.normal(0, 0.2, size=(5, 2)) + np.array([8, 8]),
         ]
     )
     ty = np.r_[np.zeros(20), np.ones(20), np.ones(5), np.ones(5)].astype(int)
