@@ -130,3 +130,70 @@ def test_caught_is_the_one_percent_fpr_cut() -> None:
     assert caught(members, nonmembers).tolist() == [True, False, True, True]
     # Fewer than 100 non-members: strictly above every one of them.
     assert caught(np.array([9.0, 9.5]), np.arange(10, dtype=float)).tolist() == [False, True]
+
+
+def _features(n: int, seed: int, ids: str) -> object:
+    from codeaudit.membership.features import FeatureSet
+
+    rng = np.random.default_rng(seed)
+    return FeatureSet(
+        ids=tuple(f"{ids}{i}" for i in range(n)),
+        labels=rng.integers(0, 2, n),
+        logits=rng.normal(size=(n, 2)).astype(np.float32),
+        embeddings=rng.normal(size=(n, 4)).astype(np.float32),
+        unk_rate=np.zeros(n),
+        n_ids=np.full(n, 10),
+        truncated=np.zeros(n, dtype=bool),
+    )
+
+
+def test_missing_scores_are_stated_not_invented() -> None:
+    """A best attack that scored only a sample (the boundary attack), no reference models and
+    a model that hides its embedding: every score null, the header says why."""
+    import json
+    from types import SimpleNamespace
+
+    from codeaudit.config import MembershipConfig
+    from codeaudit.membership.evaluate import Evaluated
+
+    f_m, f_n = _features(12, 0, "m"), _features(15, 1, "n")
+    sample = Evaluated("label-only-boundary", "label-only", ("label",), None, np.zeros(8), 0.0)  # type: ignore[arg-type]
+    best = SimpleNamespace(attack="label-only-boundary", features="label")
+    config = MembershipConfig(model="m.pt", members="m", nonmembers="n", risk_scores="r.jsonl")
+    summary, data = risk.member_risk([sample], best, f_m, f_n, frozenset({"label"}), config)
+    lines = [json.loads(line) for line in data.decode().splitlines()]
+    assert len(lines) == 13 and [line["id"] for line in lines[1:]] == list(f_m.ids)
+    methods = lines[0]["methods"]
+    assert "only a sample" in methods["attack"]["detail"]
+    assert "no reference models" in methods["lira"]["detail"]
+    assert "no embedding" in methods["shapr"]["detail"]
+    assert all(line[m] is None for line in lines[1:] for m in ("attack", "lira", "shapr"))
+    assert summary.correlations == () and summary.caught_top_shapr is None
+    assert [m.available for m in summary.methods] == [False, False, False]
+
+
+def test_scores_ranks_and_high_flags_follow_the_method() -> None:
+    import json
+    from types import SimpleNamespace
+
+    from codeaudit.config import MembershipConfig
+    from codeaudit.membership.evaluate import Evaluated
+
+    f_m, f_n = _features(20, 2, "m"), _features(150, 3, "n")
+    scores = np.r_[np.linspace(0, 2, 20), np.linspace(-1, 1, 150)]  # members 1.0-2.0 caught
+    ev = Evaluated("threshold-loss", "threshold", ("loss",), None, scores, 0.0)  # type: ignore[arg-type]
+    best = SimpleNamespace(attack="threshold-loss", features="loss")
+    config = MembershipConfig(
+        model="m.pt", members="m", nonmembers="n", risk_scores="r.jsonl", shapr_k=2
+    )
+    usable = frozenset({"embedding", "loss", "confidence", "logits", "label"})
+    summary, data = risk.member_risk([ev], best, f_m, f_n, usable, config)
+    rows = [json.loads(line) for line in data.decode().splitlines()][1:]
+    assert [r["attack"]["rank"] for r in rows] == list(range(20, 0, -1))
+    assert [r["attack"]["high"] for r in rows] == list(caught(scores[:20], scores[20:]))
+    assert summary.methods[0].high_risk == sum(r["attack"]["high"] for r in rows) > 0
+    values = knn_shapley(f_m.embeddings, f_m.labels, f_n.embeddings, f_n.labels, 2)
+    np.testing.assert_allclose([r["shapr"]["score"] for r in rows], values, rtol=1e-5)
+    fair = values.sum() / 20
+    assert [r["shapr"]["high"] for r in rows] == [bool(v >= 3 * fair and v > 0) for v in values]
+    assert summary.shapr_utility == pytest.approx(values.sum(), abs=1e-6)
