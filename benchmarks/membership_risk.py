@@ -54,6 +54,25 @@ def write(path: Path, samples: list) -> Path:
     return path
 
 
+def by_shapr_decile(rows: list[dict]) -> None:
+    """For the attack and LiRA: the share of members caught at 1% FPR and their mean percentile
+    by that score, among the tenth of members SHAPr ranks riskiest and the tenth it ranks
+    safest."""
+    shapr = np.array([r["shapr"]["score"] for r in rows])
+    order = np.argsort(-shapr, kind="stable")
+    tenth = len(rows) // 10
+    for name in ("attack", "lira"):
+        if rows[0][name] is None:
+            continue
+        high = np.array([r[name]["high"] for r in rows])
+        pct = np.array([r[name]["percentile"] for r in rows])
+        top, bottom = order[:tenth], order[-tenth:]
+        print(f"{name}: caught at 1% FPR overall {high.mean():.3f}; SHAPr top tenth "
+              f"{high[top].mean():.3f}, bottom tenth {high[bottom].mean():.3f} ({tenth} members "
+              f"each); mean {name} percentile: top tenth {pct[top].mean():.1f}, bottom tenth "
+              f"{pct[bottom].mean():.1f}")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
@@ -121,17 +140,7 @@ def main() -> int:
     for c in summary.correlations:
         print(f"spearman {c.a} vs {c.b}: {c.spearman}")
 
-    # Caught at 1% FPR, by SHAPr decile, for the attack and LiRA.
-    shapr = np.array([r["shapr"]["score"] for r in rows])
-    order = np.argsort(-shapr, kind="stable")
-    tenth = len(rows) // 10
-    for name in ("attack", "lira"):
-        if rows[0][name] is None:
-            continue
-        high = np.array([r[name]["high"] for r in rows])
-        top, bottom = high[order[:tenth]].mean(), high[order[-tenth:]].mean()
-        print(f"{name}: caught at 1% FPR overall {high.mean():.3f}; SHAPr top tenth {top:.3f}, "
-              f"bottom tenth {bottom:.3f} ({tenth} members each)")  # fmt: skip
+    by_shapr_decile(rows)
 
     # SHAPr for other k, from the same embeddings, timed.
     from codeaudit.data.loader import load_data
