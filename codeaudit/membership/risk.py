@@ -29,7 +29,6 @@ import numpy as np
 
 from codeaudit.membership.result import RiskCorrelation, RiskMethod, RiskSummary
 
-METHODS = ("attack", "lira", "shapr")
 RISK_FORMAT = 1
 FPR = 0.01  # the attack scores' high-risk cut: what they catch at 1% FPR
 HIGH_SHARES = 3  # SHAPr's high-risk cut: this many times the fair share of the utility
@@ -37,7 +36,8 @@ _BLOCK_ELEMENTS = 4_000_000  # distance entries sorted at once (32 MB of float64
 
 ATTACK_METHOD = (
     "the strongest attack's membership score (the one --top-risk ranks by), out of fold: each "
-    "member scored by an attack model that did not train on it; higher: more exposed"
+    "member scored by an attack model that did not train on it (a trained attack's folds each "
+    "score on their own model's scale); higher: more exposed"
 )
 LIRA_METHOD = (
     "LiRA online (Carlini et al. 2022): log N(phi; mu_in, sd_in) - log N(phi; mu_out, sd_out), "
