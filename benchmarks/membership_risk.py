@@ -128,7 +128,7 @@ def main() -> int:
     audit_s = time.perf_counter() - started
     load_after = os.getloadavg()
     lines = [json.loads(line) for line in risk_path.read_text().splitlines()]
-    header, rows = lines[0], lines[1:]
+    rows = lines[1:]
     summary = result.risk_scores
     print(f"load average before/after: {load_before} / {load_after}")
     print(f"best attack {result.best.attack} on {result.best.features}: AUC {result.best.auc:.3f}")

@@ -148,7 +148,7 @@ def membership_result(
                     "trained-logreg on logits+loss",
                     31,
                     "caught at 1% FPR",
-                ),  # fmt: skip
+                ),
                 RiskMethod(
                     "lira",
                     "LiRA online",
@@ -156,7 +156,7 @@ def membership_result(
                     "not run: no reference models",
                     None,
                     "caught at 1% FPR",
-                ),  # fmt: skip
+                ),
                 RiskMethod("shapr", "k-NN Shapley", True, "k = 5", 12, "three fair shares"),
             ),
             correlations=(RiskCorrelation("attack", "shapr", 0.21),),
