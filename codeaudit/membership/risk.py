@@ -148,12 +148,16 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return round(float(spearmanr(a, b).statistic), 4)
 
 
-def caught(member_scores: np.ndarray, nonmember_scores: np.ndarray, fpr: float = FPR) -> np.ndarray:
-    """Members above the score that at most ``fpr`` of the non-members exceed (strictly above
-    every non-member when there are fewer than 1/fpr of them)."""
+def fpr_cut(nonmember_scores: np.ndarray, fpr: float = FPR) -> float:
+    """The score that at most ``fpr`` of the non-members exceed (the highest non-member score
+    when there are fewer than 1/fpr of them)."""
     ordered = np.sort(np.asarray(nonmember_scores, dtype=np.float64))[::-1]
-    cut = ordered[min(len(ordered) - 1, int(np.floor(fpr * len(ordered))))]
-    return np.asarray(member_scores, dtype=np.float64) > cut
+    return float(ordered[min(len(ordered) - 1, int(np.floor(fpr * len(ordered))))])
+
+
+def caught(member_scores: np.ndarray, nonmember_scores: np.ndarray, fpr: float = FPR) -> np.ndarray:
+    """Members strictly above :func:`fpr_cut`: those the score identifies at ``fpr``."""
+    return np.asarray(member_scores, dtype=np.float64) > fpr_cut(nonmember_scores, fpr)
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,7 @@ class Score:
     high_rule: str
     values: np.ndarray | None = None
     high: np.ndarray | None = None
+    cut: float | None = None  # the score "high" starts above (at or above for SHAPr)
 
     def summary(self) -> RiskMethod:
         return RiskMethod(
@@ -194,7 +199,15 @@ def attack_score(evaluated: Sequence[Any], best: Any, n_members: int, n_all: int
         return Score("attack", ATTACK_METHOD, f"{name} scored only a sample of the members", rule)
     scores = np.asarray(found.scores, dtype=np.float64)
     members, nonmembers = scores[:n_members], scores[n_members:]
-    return Score("attack", ATTACK_METHOD, name, rule, members, caught(members, nonmembers))
+    return Score(
+        "attack",
+        ATTACK_METHOD,
+        name,
+        rule,
+        members,
+        caught(members, nonmembers),
+        fpr_cut(nonmembers),
+    )
 
 
 def lira_score(evaluated: Sequence[Any], n_members: int, n_all: int, references: int) -> Score:
@@ -216,6 +229,7 @@ def lira_score(evaluated: Sequence[Any], n_members: int, n_all: int, references:
         rule,
         members,
         caught(members, nonmembers),
+        fpr_cut(nonmembers),
     )
 
 
@@ -233,9 +247,10 @@ def shapr_score(
         f_members.embeddings, f_members.labels, f_nonmembers.embeddings, f_nonmembers.labels, k
     )
     utility = float(values.sum())
-    high = (values >= HIGH_SHARES * utility / max(1, len(values))) & (values > 0)
+    cut = HIGH_SHARES * utility / max(1, len(values))
+    high = (values >= cut) & (values > 0)
     detail = f"k = {k}, utility: k-NN accuracy {utility:.3f} on {len(f_nonmembers)} non-members"
-    return Score("shapr", SHAPR_METHOD, detail, rule, values, high), utility
+    return Score("shapr", SHAPR_METHOD, detail, rule, values, high, cut), utility
 
 
 def _entry(score: Score, index: int, rank: np.ndarray, pct: np.ndarray) -> dict[str, Any] | None:
@@ -270,6 +285,7 @@ def risk_file(
                 "available": s.values is not None,
                 "detail": s.detail,
                 "high_risk": s.high_rule,
+                "cut": None if s.cut is None else float(f"{s.cut:.6g}"),
             }
             for s in scores
         },

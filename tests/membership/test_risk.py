@@ -192,6 +192,9 @@ def test_scores_ranks_and_high_flags_follow_the_method() -> None:
     assert [r["attack"]["rank"] for r in rows] == list(range(20, 0, -1))
     assert [r["attack"]["high"] for r in rows] == list(caught(scores[:20], scores[20:]))
     assert summary.methods[0].high_risk == sum(r["attack"]["high"] for r in rows) > 0
+    header = json.loads(data.decode().splitlines()[0])
+    assert header["methods"]["attack"]["cut"] == pytest.approx(scores[20:][::-1][1])  # 2nd top
+    assert header["methods"]["lira"]["cut"] is None
     values = knn_shapley(f_m.embeddings, f_m.labels, f_n.embeddings, f_n.labels, 2)
     np.testing.assert_allclose([r["shapr"]["score"] for r in rows], values, rtol=1e-5)
     fair = values.sum() / 20

@@ -87,7 +87,7 @@ def test_one_line_per_member_with_the_stated_fields(memorised: dict[str, Any]) -
     assert header["n_members"] == n and header["shapr_k"] == 1
     assert set(header["methods"]) == {"attack", "lira", "shapr"}
     for method in header["methods"].values():
-        assert method["method"] and method["detail"] and method["high_risk"]
+        assert method["method"] and method["detail"] and method["high_risk"] and "cut" in method
     assert header["methods"]["lira"]["available"] is False  # no --references
     assert "k = 1" in header["methods"]["shapr"]["detail"]
     assert [m["id"] for m in members] == memorised["ids"]
