@@ -449,6 +449,19 @@ class MembershipConfig:
     boundary_rewrites: int = param(8, minimum=1, help="Rewrites tried per sample.")
     n_boot: int = _bootstrap()
     top_risk: int = param(0, minimum=0, help="List the N most exposed members by id.")
+    risk_scores: str | None = param(
+        None,
+        metavar="FILE.jsonl",
+        help="Write every member's risk scores (JSON Lines: a header stating each method, then "
+        "one line per member): the strongest attack's score, LiRA's likelihood ratio (with "
+        "--references) and SHAPr, the member's k-NN Shapley value on the model's embedding.",
+    )
+    shapr_k: int = param(
+        5,
+        minimum=1,
+        help="Neighbours of the k-NN classifier whose Shapley values SHAPr computes "
+        "(--risk-scores).",
+    )
     seed: int = _seed()
     batch_size: int = param(64, minimum=1, help="Functions per forward pass.")
     device: str = _device()

@@ -103,7 +103,10 @@ class MembershipCheck(Check):
         return found
 
     def output_paths(self, config: Any) -> list[OutputPath]:
-        return [OutputPath("roc-plot", config.plot, "plot")] if config.plot else []
+        found = [OutputPath("roc-plot", config.plot, "plot")] if config.plot else []
+        if config.risk_scores:
+            found.append(OutputPath("risk-scores", config.risk_scores, "risk scores"))
+        return found
 
     def check_inputs(self, inputs: Inputs, config: Any) -> None:
         from codeaudit.io import check_output_dir
@@ -158,6 +161,15 @@ class MembershipCheck(Check):
 
             png = roc_png(result.roc_curves, len(nonmembers))
             outputs = (Output("roc-plot", config.plot, png),)
+        if config.risk_scores:
+            from codeaudit.membership.risk import member_risk
+
+            with context.stage("risk_scores"):
+                summary, data = member_risk(
+                    evaluated, result.best, f_members, f_nonmembers, usable, config
+                )
+            result = dataclasses.replace(result, risk_scores=summary)
+            outputs += (Output("risk-scores", config.risk_scores, data),)
         return Outcome(result, outputs)
 
     def _input_warnings(

@@ -56,6 +56,47 @@ class ExposedSample:
 
 
 @dataclass(frozen=True)
+class RiskMethod:
+    """One per-member risk score of ``--risk-scores`` (:mod:`codeaudit.membership.risk`): how it
+    is computed, and how many members it puts at high risk by its stated criterion."""
+
+    name: str  # "attack" | "lira" | "shapr": its key in the file's lines
+    method: str  # how the score is computed, in one sentence
+    available: bool
+    detail: str  # which attack, which k, or why the score is missing
+    high_risk: int | None  # members at high risk (None: not available)
+    high_rule: str  # what "high risk" means for this score
+
+
+@dataclass(frozen=True)
+class RiskCorrelation:
+    """Spearman rank correlation of two per-member scores over the members (None: a score is
+    constant or missing)."""
+
+    a: str
+    b: str
+    spearman: float | None
+
+
+@dataclass(frozen=True)
+class RiskSummary:
+    """What ``--risk-scores`` wrote: the methods, how often they agree and whether the members
+    SHAPr ranks riskiest are the ones the strongest attack catches."""
+
+    path: str
+    n_members: int
+    n_utility: int  # the non-members SHAPr's utility is measured on
+    shapr_k: int
+    shapr_utility: float | None  # k-NN accuracy on the utility set: the sum of SHAPr values
+    methods: tuple[RiskMethod, ...]
+    correlations: tuple[RiskCorrelation, ...]
+    # Share of members the strongest attack catches at 1% FPR among the top and the bottom
+    # tenth of members by SHAPr (None: a score is missing).
+    caught_top_shapr: float | None = None
+    caught_bottom_shapr: float | None = None
+
+
+@dataclass(frozen=True)
 class RocCurve:
     """The ROC curve of one attack (the strongest of its family), sampled on a log-spaced FPR
     grid from 1/n_nonmembers to 1: enough to draw log-log plots from the report alone."""
@@ -124,6 +165,7 @@ class MembershipResult:
     inputs: InputCheck | None = None
     blind_baseline: BlindBaseline | None = None
     distribution_shift: bool = False  # = blind_baseline.shift (what rule CA-M006 reads)
+    risk_scores: RiskSummary | None = None  # --risk-scores
     findings: tuple[Finding, ...] = field(default_factory=tuple)
 
     def describe(self, figures: bool = True) -> list[Any]:

@@ -55,6 +55,8 @@ def membership_sections(result: Any, figures: bool, top: int = 15) -> list[Secti
         blocks.append(_roc_figure(result, figures))
     if result.top_risk:
         blocks.append(_top_risk_table(result, figures))
+    if getattr(result, "risk_scores", None) is not None:
+        blocks.append(_risk_scores_table(result.risk_scores))
     blocks.append(_settings_table(result, figures))
     return [
         Section(
@@ -162,6 +164,49 @@ def _top_risk_table(result: Any, figures: bool) -> Any:
         tuple((str(s.rank), s.id, fmt(s.score, 4)) for s in result.top_risk),
         title="Most exposed training functions (strongest attack)",
         numeric=(True, False, True),
+    )
+
+
+_RISK_NAMES = {"attack": "strongest attack", "lira": "LiRA", "shapr": "SHAPr"}
+_RISK_SHORT = {
+    "attack": "its membership score, out of fold",
+    "lira": "per-member likelihood ratio (online)",
+    "shapr": "k-NN Shapley value on the embedding, utility: accuracy on the non-members",
+}
+
+
+def _risk_scores_table(risk: Any) -> Any:
+    """``--risk-scores``: each score's method, how many members it puts at high risk, and how
+    far the scores agree."""
+    n = risk.n_members
+    rows = tuple(
+        (
+            _RISK_NAMES.get(m.name, m.name),
+            _RISK_SHORT.get(m.name, m.method),
+            m.detail,
+            f"{m.high_risk} ({m.high_risk / n:.1%})" if m.high_risk is not None and n else "-",
+            m.high_rule if m.available else "-",
+        )
+        for m in risk.methods
+    )
+    agree = "; ".join(
+        f"{_RISK_NAMES.get(c.a, c.a)} vs {_RISK_NAMES.get(c.b, c.b)} {fmt(c.spearman)}"
+        for c in risk.correlations
+    )
+    caught = (
+        f" The strongest attack catches {pct(risk.caught_top_shapr)} of the tenth of members "
+        f"SHAPr ranks riskiest and {pct(risk.caught_bottom_shapr)} of the tenth it ranks "
+        "safest."
+        if risk.caught_top_shapr is not None
+        else ""
+    )
+    return Table(
+        ("score", "method", "detail", "members at high risk", "high risk means"),
+        rows,
+        title=f"Per-member risk scores ({n} members, written to {risk.path})",
+        numeric=(False, False, False, True, False),
+        note="Each method is stated in full in the file's header line. Rank correlation "
+        f"(Spearman) over the members: {agree or '-'}.{caught}",
     )
 
 

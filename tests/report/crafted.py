@@ -15,6 +15,9 @@ from codeaudit.membership.result import (
     FeatureRow,
     InputCheck,
     MembershipResult,
+    RiskCorrelation,
+    RiskMethod,
+    RiskSummary,
     RocCurve,
     Utility,
 )
@@ -131,6 +134,35 @@ def membership_result(
         inputs=InputCheck("full", 315, 300, 15, 0, 0, 15, 0),
         blind_baseline=blind,
         distribution_shift=blind.shift,
+        risk_scores=RiskSummary(
+            path="risk.jsonl",
+            n_members=300,
+            n_utility=300,
+            shapr_k=5,
+            shapr_utility=0.61,
+            methods=(
+                RiskMethod(
+                    "attack",
+                    "out of fold",
+                    True,
+                    "trained-logreg on logits+loss",
+                    31,
+                    "caught at 1% FPR",
+                ),
+                RiskMethod(
+                    "lira",
+                    "LiRA online",
+                    False,
+                    "not run: no reference models",
+                    None,
+                    "caught at 1% FPR",
+                ),
+                RiskMethod("shapr", "k-NN Shapley", True, "k = 5", 12, "three fair shares"),
+            ),
+            correlations=(RiskCorrelation("attack", "shapr", 0.21),),
+            caught_top_shapr=0.2,
+            caught_bottom_shapr=0.0333,
+        ),
     )
     findings = evaluate(
         load_rules() if rules is None else rules, result, command="membership", target=target
