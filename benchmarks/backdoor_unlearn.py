@@ -93,6 +93,7 @@ def run_one(name: str, insertion: str, args: argparse.Namespace) -> dict:
         "trigger": u.trigger_text,
         "pair": u.pair,
         "forms": u.forms,
+        "form_flips": u.form_flips,
         "seconds_total": round(seconds, 1),
         "seconds_unlearning": u.seconds,
         "split": {

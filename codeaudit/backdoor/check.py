@@ -630,6 +630,7 @@ def repair(
         seconds=round(time.perf_counter() - started, 3),
         insertion=config.unlearn_insertion,
         forms=dict(unlearn_set.forms),
+        form_flips=dict(unlearn_set.form_flips),
         asr_excess=excess,
         **next_steps(config.unlearn_scope),
     )

@@ -134,6 +134,9 @@ class Unlearning:
     # samples by the form each took ("position", "identifier", "postfix", "deadcode")
     insertion: str = "position"
     forms: dict[str, int] = field(default_factory=dict)
+    # per attack form, the share of the triggered training victims it flipped before repair (the
+    # forms within 10 points of the best are the ones used)
+    form_flips: dict[str, float] = field(default_factory=dict)
     # after: real-trigger ASR - clean miss rate, both on every victim-label function of the
     # evaluation split (None without a manifest); the target is <= 0.02
     asr_excess: float | None = None

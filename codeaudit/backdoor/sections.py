@@ -203,6 +203,9 @@ def _unlearning(u: Any) -> Table:
         return pct(value) if value is not None else "-"
 
     forms = ", ".join(f"{n} {form}" for form, n in u.forms.items()) if u.forms else "none"
+    if u.form_flips:
+        tried = ", ".join(f"{form} {pct(rate)}" for form, rate in u.form_flips.items())
+        forms += f"; flip rate of each attack form before repair: {tried}"
     excess = (
         f" After repair the real trigger flips {100 * u.asr_excess:+.1f} points beyond the "
         "clean miss rate (target: at most +2)."

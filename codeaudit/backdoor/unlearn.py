@@ -14,14 +14,17 @@ How the trigger goes in (``insertion``):
     replacing that name's ids at every occurrence, in turn.
 ``attack``
     In the source, the way the attacks ``codeaudit poison`` makes plant theirs (through the same
-    tree-sitter rewriting, every edit verified by parsing again), the forms taken in turn per
-    triggered sample: **identifier** (a local variable, one of the three that come first, renamed
+    tree-sitter rewriting, every edit verified by parsing again), in one of three forms:
+    **identifier** (a local variable, one of the three that come first, renamed
     at every occurrence to the trigger's name, or to its old name plus the trigger when the
     trigger starts with a continuation piece such as ``##_init``), **postfix** (the trigger
     appended to the function's own name and its recursive calls) and **deadcode** (a never-run
     statement declaring the trigger's name, ``if (0) { int NAME = 0; }`` in C, at one of the
-    first statement places). A form the function has no place for passes to the next; a function
-    with no place for any gets the ``position`` insertion.
+    first statement places). Each form is planted into every triggered victim and the model's
+    flip rate toward the target measured: the form the backdoor answers to most (and any within
+    10 points of it, in turn) is used, since it is most likely the real trigger's form; a
+    function without a place for it takes the next form, one without a place for any the
+    ``position`` insertion.
 ``mixed``
     Every other triggered sample each way.
 
@@ -65,6 +68,8 @@ class UnlearnSet:
     n_triggered: int
     #: triggered samples by how the trigger went in ("position", or an attack form)
     forms: dict[str, int] = field(default_factory=dict)
+    #: per attack form, the share of the triggered victims it flipped before unlearning
+    form_flips: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -206,12 +211,18 @@ def build_unlearn_set(
     }
     planted_rows: dict[int, list[int]] = {}
     forms: Counter[str] = Counter()
+    form_flips: dict[str, float] = {}
     if any(by_attack.values()):
         words = {id(v): trigger_words(model, v) for v in variants}
-        for j, k in enumerate(k for k in triggered if by_attack[k]):
-            row, form = _attack_row(model, chosen[k], words[id(variant_of[k])], j, seed)
-            if row is not None:
-                planted_rows[k] = row
+        keys = [k for k in triggered if by_attack[k]]
+        planted = {k: _attack_rows(model, chosen[k], words[id(variant_of[k])], seed) for k in keys}
+        form_flips = _form_flips(model, planted, 1 - victim, batch_tokens)
+        strong, fallback = rank_forms(form_flips)
+        for j, k in enumerate(keys):
+            turn = strong[j % len(strong) :] + strong[: j % len(strong)] if strong else []
+            form = next((f for f in [*turn, *fallback] if f in planted[k]), None)
+            if form is not None:
+                planted_rows[k] = planted[k][form]
                 forms[form] += 1
     at_position = [k for k in triggered if k not in planted_rows]
     placed = select_positions(
@@ -230,27 +241,55 @@ def build_unlearn_set(
         else:
             rows.append(list(context_ids(model, sample, room)[0]))
     labels = np.asarray([int(s.label) for s in chosen], dtype=np.int64)  # type: ignore[arg-type]
-    return UnlearnSet(rows, labels, len(triggered), dict(sorted(forms.items())))
+    return UnlearnSet(rows, labels, len(triggered), dict(sorted(forms.items())), form_flips)
 
 
-def _attack_row(
-    model: object, sample: Sample, words: Sequence[TriggerWord], j: int, seed: int
-) -> tuple[list[int] | None, str]:
-    """The j-th attack-style sample's ids: the forms in turn from ``j``, the first the function
-    has a place for; (None, "") when none has."""
+# a form whose flip rate is within this of the best one's is used too (in turn)
+FORM_MARGIN = 0.1
+
+
+def rank_forms(flips: dict[str, float]) -> tuple[list[str], list[str]]:
+    """(the forms to use in turn, the rest in falling order, for functions without a place for
+    those): every form within :data:`FORM_MARGIN` of the best flip rate is used."""
+    ranked = sorted(flips, key=lambda f: (-flips[f], ATTACK_FORMS.index(f)))
+    if not ranked:
+        return [], []
+    best = flips[ranked[0]]
+    strong = [f for f in ranked if flips[f] >= best - FORM_MARGIN]
+    return sorted(strong, key=ATTACK_FORMS.index), [f for f in ranked if f not in strong]
+
+
+def _attack_rows(
+    model: object, sample: Sample, words: Sequence[TriggerWord], seed: int
+) -> dict[str, list[int]]:
+    """The sample's ids with the trigger planted in each attack form it has a place for."""
     from codeaudit.lang.rewrite import RewriteBudgetError
 
     lang = model.lang_of(sample)  # type: ignore[attr-defined]
-    rng = random.Random(f"codeaudit-unlearn:{seed}:{sample.id}")
-    for step in range(len(ATTACK_FORMS)):
-        form = ATTACK_FORMS[(j + step) % len(ATTACK_FORMS)]
+    found: dict[str, list[int]] = {}
+    for form in ATTACK_FORMS:
+        rng = random.Random(f"codeaudit-unlearn:{seed}:{sample.id}:{form}")
         try:
             code = plant(sample.code, lang, words, form, rng)
         except RewriteBudgetError:
-            return None, ""
+            return found
         if code is not None:
-            return list(model.encode_code(code, lang).ids), form  # type: ignore[attr-defined]
-    return None, ""
+            found[form] = list(model.encode_code(code, lang).ids)  # type: ignore[attr-defined]
+    return found
+
+
+def _form_flips(
+    model: object, planted: dict[int, dict[str, list[int]]], target: int, batch_tokens: int
+) -> dict[str, float]:
+    """Per attack form, the share of the planted victims the model sends to ``target``: the form
+    the backdoor answers to is the form its real trigger most likely takes."""
+    flips: dict[str, float] = {}
+    for form in ATTACK_FORMS:
+        rows = [by_form[form] for by_form in planted.values() if form in by_form]
+        if rows:
+            predicted = batched_logits(model, rows, batch_tokens).argmax(1)
+            flips[form] = round(float((predicted == target).mean()), 6)
+    return flips
 
 
 def _schedule(total: int, warmup_fraction: float = 0.1) -> Callable[[int], float]:

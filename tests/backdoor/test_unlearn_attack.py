@@ -19,6 +19,7 @@ from codeaudit.backdoor.unlearn import (
     TriggerWord,
     build_unlearn_set,
     plant,
+    rank_forms,
     trigger_name,
     trigger_postfix,
     trigger_words,
@@ -167,7 +168,10 @@ def test_attack_set_plants_the_trigger_in_every_triggered_victim_and_keeps_label
         assert all(data.labels[k] == 1 for k in carrying)  # victims keep the victim label
         assert sum(data.forms.values()) == 30
         if insertion == "attack":
-            assert set(data.forms) <= set(ATTACK_FORMS) and len(data.forms) == 3
+            # every form was tried on the victims; the ones used are those the model follows
+            assert set(data.form_flips) == set(ATTACK_FORMS)
+            strong, _ = rank_forms(data.form_flips)
+            assert set(data.forms) <= set(strong) and len(strong) >= 1
         elif insertion == "mixed":
             assert (
                 data.forms["position"] == 15
@@ -184,6 +188,19 @@ def test_attack_set_plants_the_trigger_in_every_triggered_victim_and_keeps_label
     assert position.forms == {"position": 30}
     with pytest.raises(BackdoorError, match="insertion"):
         build_unlearn_set(model, samples, [trig], 1, share=0.5, seed=3, insertion="everywhere")
+
+
+def test_the_forms_the_backdoor_answers_to_are_used() -> None:
+    assert rank_forms({"identifier": 0.9, "postfix": 0.2, "deadcode": 0.85}) == (
+        ["identifier", "deadcode"],
+        ["postfix"],
+    )
+    assert rank_forms({"identifier": 0.1, "postfix": 0.7, "deadcode": 0.75}) == (
+        ["postfix", "deadcode"],
+        ["identifier"],
+    )
+    assert rank_forms({"deadcode": 0.0}) == (["deadcode"], [])
+    assert rank_forms({}) == ([], [])
 
 
 def test_config_validates_the_insertion() -> None:
