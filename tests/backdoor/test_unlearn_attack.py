@@ -223,24 +223,70 @@ def _real_asr(path: Path, records: list[dict]) -> float:
     return float((np.asarray(batched_logits(model, rows)).argmax(1) == 0).mean())
 
 
-def test_attack_style_unlearning_removes_the_real_trigger(tiny: dict) -> None:
+def _repair(tiny: dict, data: Path, insertion: str) -> tuple[dict, Path]:
     root: Path = tiny["root"]
-    data = root / "detect.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in clean_records(240, 7)))
-    out, report = root / "repaired.pt", root / "r.json"
-    records = clean_records(120, 9)
-    assert _real_asr(tiny["path"], records) > 0.9
+    out, report = root / f"repaired-{insertion}.pt", root / f"r-{insertion}.json"
     args = [
         "backdoor", str(tiny["path"]), "--data", str(data), *FAST, "--unlearn",
-        "--unlearn-insertion", "attack", "--unlearn-epochs", "5", "-o", str(out),
-        "--report", str(report), "-q", "--format", "json",
+        "--unlearn-insertion", insertion, "--unlearn-scope", "full", "--unlearn-epochs", "4",
+        "-o", str(out), "--report", str(report), "-q", "--format", "json",
     ]  # fmt: skip
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code in (0, 1), result.stderr
-    u = json.loads(report.read_text())["unlearning"]
+    return json.loads(report.read_text())["unlearning"], out
+
+
+def test_attack_style_unlearning_removes_the_real_trigger(tiny: dict) -> None:
+    """The tiny model's backdoor is a renamed buffer (``rb_trig`` at every occurrence). Full
+    scope, 4 epochs (measured: position insertion leaves the real trigger at 38%, attack-style
+    insertion takes it to 0%, clean accuracy unchanged)."""
+    data = tiny["root"] / "detect.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in clean_records(240, 7)))
+    records = clean_records(120, 9)
+    assert _real_asr(tiny["path"], records) > 0.9
+    u, out = _repair(tiny, data, "attack")
     assert u["insertion"] == "attack" and set(u["forms"]) <= set(ATTACK_FORMS)
     assert sum(u["forms"].values()) == u["n_triggered"] > 0
     assert u["before"]["miss_rate"] is not None and u["after"]["miss_rate"] is not None
     assert u["before"]["n_victims"] > 0
-    assert _real_asr(out, records) < 0.1  # the repaired model ignores the planted renaming
+    attack_asr = _real_asr(out, records)
+    assert attack_asr < 0.1  # the repaired model ignores the planted renaming
     assert u["accuracy_drop"] <= 0.01
+    p, position_out = _repair(tiny, data, "position")
+    assert p["forms"] == {"position": u["n_triggered"]}
+    assert _real_asr(position_out, records) > attack_asr + 0.2
+
+
+def test_the_report_puts_the_real_asr_beside_the_clean_miss_rate() -> None:
+    import dataclasses
+
+    from codeaudit.backdoor.result import RepairMetrics
+    from codeaudit.backdoor.sections import backdoor_sections
+    from codeaudit.report import render
+    from tests.backdoor.rule_cases import clean_backdoor_result
+
+    clean = clean_backdoor_result()
+    assert clean.unlearning is not None
+    unlearning = dataclasses.replace(
+        clean.unlearning,
+        insertion="attack",
+        forms={"identifier": 60, "deadcode": 40},
+        form_flips={"identifier": 0.9, "postfix": 0.1, "deadcode": 0.85},
+        before=RepairMetrics(0.8, 1.0, 1.0, 0.2, 0.97, 90, 88),
+        after=RepairMetrics(0.79, 0.05, 0.3, 0.183, 0.341, 90, 88),
+        asr_excess=0.158,
+    )
+    result = dataclasses.replace(clean, unlearning=unlearning)
+    tables = [
+        b for s in backdoor_sections(result, False) for b in s.blocks if hasattr(b, "columns")
+    ]
+    table = next(t for t in tables if "Unlearning" in (t.title or ""))
+    assert "attack insertion" in table.title
+    assert "clean miss rate" in table.columns and "ASR (real, all victims)" in table.columns
+    after = dict(zip(table.columns, table.rows[1], strict=True))
+    assert after["ASR (real, all victims)"] == "34.1%" and after["clean miss rate"] == "18.3%"
+    assert "+15.8 points beyond the clean miss rate" in table.note
+    assert "60 identifier" in table.note and "postfix 10.0%" in table.note
+    doc = json.loads(render(result, "json"))
+    assert doc["unlearning"]["asr_excess"] == 0.158
+    assert doc["unlearning"]["after"]["miss_rate"] == 0.183
