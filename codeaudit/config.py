@@ -716,8 +716,8 @@ class BackdoorConfig:
         choices=("position", "attack", "mixed"),
         help="How the inverted trigger goes into the unlearning set: at each sample's position "
         "in the token ids (EliBadCode), the way attacks plant theirs in the source (a variable "
-        "renamed at every occurrence, a function-name postfix, a dead-code statement, in turn), "
-        "or half each.",
+        "renamed at every occurrence, a function-name postfix, a dead-code statement: the forms "
+        "the model follows most), or half each.",
     )
     trigger_share: float = param(0.2, minimum=0, maximum=1, min_open=True, cli=False)
     eval_share: float = param(0.3, minimum=0, maximum=1, min_open=True, max_open=True, cli=False)
