@@ -730,6 +730,14 @@ class BackdoorConfig:
     )
     unlearn_epochs: int = param(1, minimum=1, help="Unlearning epochs.")
     unlearn_lr: float = param(5e-3, minimum=0, min_open=True, help="Unlearning learning rate.")
+    unlearn_insertion: str = param(
+        "mixed",
+        choices=("position", "attack", "mixed"),
+        help="How the inverted trigger goes into the unlearning set: at each sample's position "
+        "in the token ids (EliBadCode), the way attacks plant theirs in the source (a variable "
+        "renamed at every occurrence, a function-name postfix, a dead-code statement: the forms "
+        "the model follows most), or half each.",
+    )
     trigger_share: float = param(0.2, minimum=0, maximum=1, min_open=True, cli=False)
     eval_share: float = param(0.3, minimum=0, maximum=1, min_open=True, max_open=True, cli=False)
     manifest: str | None = param(

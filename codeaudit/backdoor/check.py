@@ -564,6 +564,7 @@ def repair(
     """Unlearn the anchored trigger (in place) and measure before and after on held-out data;
     returns the record and the repaired checkpoint's bytes."""
     from codeaudit.backdoor.positions import insert, select_positions
+    from codeaudit.backdoor.training_data import miss_rate
     from codeaudit.backdoor.unlearn import accuracy, build_unlearn_set, fine_tune, success_rate
     from codeaudit.models.checkpoint import checkpoint_bytes
 
@@ -576,11 +577,16 @@ def repair(
     placed = select_positions(model, victims, room=len(anchored))
     inverted_rows = [insert(p.context, p.position, anchored) for p in placed]
     real_rows: list[list[int]] = []
+    real_target = int(manifest.spec.target_label) if manifest is not None else target
+    # every victim-label function of the split (toward the real target when it is known): the
+    # clean miss rate and the real trigger's ASR on the same functions
+    all_victims = [s for s in evaluation if s.label == 1 - real_target][:MAX_EVAL_VICTIMS]
+    all_real_rows: list[list[int]] = []
     if manifest is not None:
         eval_ids = {s.id for s in evaluation}
         chosen = [s for s in real_victims if s.id in eval_ids]
         real_rows = _real_rows(model, chosen, manifest.spec, config.seed)
-    real_target = int(manifest.spec.target_label) if manifest is not None else target
+        all_real_rows = _real_rows(model, all_victims, manifest.spec, config.seed)
 
     def metrics() -> RepairMetrics:
         return RepairMetrics(
@@ -589,6 +595,12 @@ def repair(
             asr_real=success_rate(model, real_rows, real_target, 1 << 17)
             if manifest is not None
             else None,
+            miss_rate=miss_rate(model, all_victims, real_target),
+            asr_real_all=success_rate(model, all_real_rows, real_target, 1 << 17)
+            if manifest is not None
+            else None,
+            n_victims=len(all_victims),
+            n_real_all=len(all_real_rows),
         )
 
     context.report("measuring before repair", 0, 1)
@@ -601,6 +613,7 @@ def repair(
         share=config.trigger_share,
         seed=config.seed,
         full=best.trigger_ids,
+        insertion=config.unlearn_insertion,
     )
     fine_tune(
         model,
@@ -614,6 +627,9 @@ def repair(
     )
     context.report("measuring after repair", 0, 1)
     after = metrics()
+    excess = None
+    if after.asr_real_all is not None and after.miss_rate is not None:
+        excess = round(after.asr_real_all - after.miss_rate, 6)
     record = Unlearning(
         scope=config.unlearn_scope,
         epochs=config.unlearn_epochs,
@@ -632,6 +648,10 @@ def repair(
         output=str(config.output),
         parent_sha256=loaded.sha256,
         seconds=round(time.perf_counter() - started, 3),
+        insertion=config.unlearn_insertion,
+        forms=dict(unlearn_set.forms),
+        form_flips=dict(unlearn_set.form_flips),
+        asr_excess=excess,
         **next_steps(config.unlearn_scope),
     )
     return record, checkpoint_bytes(model, repaired_metadata(loaded, best, config))
@@ -664,6 +684,7 @@ def repaired_metadata(loaded: Any, best: Any, config: Any) -> dict[str, Any]:
         "trigger_ids": list(best.anchored_ids),
         "trigger": best.anchored_text,
         "scope": config.unlearn_scope,
+        "insertion": config.unlearn_insertion,
         "epochs": config.unlearn_epochs,
         "lr": config.unlearn_lr,
         "trigger_share": config.trigger_share,

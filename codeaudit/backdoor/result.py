@@ -95,6 +95,14 @@ class RepairMetrics:
     accuracy: float
     asr_inverted: float | None  # the inverted trigger, on correctly classified victim samples
     asr_real: float | None  # the manifest's real trigger (None: no manifest)
+    # On every victim-label function of the evaluation split (not only those the original model
+    # classified correctly): the share sent to the target with no trigger (the clean miss rate:
+    # what a trigger that does nothing would show) and with the real trigger (of those that took
+    # it; None without a manifest). The repair target compares these two.
+    miss_rate: float | None = None
+    asr_real_all: float | None = None
+    n_victims: int = 0
+    n_real_all: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,16 @@ class Unlearning:
     # (rules CA-B002 and CA-B003 quote them).
     if_trigger_survives: str = ""
     if_accuracy_falls: str = ""
+    # how the trigger went into the unlearning set (position | attack | mixed), and the triggered
+    # samples by the form each took ("position", "identifier", "postfix", "deadcode")
+    insertion: str = "position"
+    forms: dict[str, int] = field(default_factory=dict)
+    # per attack form, the share of the triggered training victims it flipped before repair (the
+    # forms within 10 points of the best are the ones used)
+    form_flips: dict[str, float] = field(default_factory=dict)
+    # after: real-trigger ASR - clean miss rate, both on every victim-label function of the
+    # evaluation split (None without a manifest); the target is <= 0.02
+    asr_excess: float | None = None
 
 
 @dataclass(frozen=True)

@@ -206,22 +206,48 @@ def _real(r: Any) -> Paragraph:
 
 
 def _unlearning(u: Any) -> Table:
+    def opt(value: float | None) -> str:
+        return pct(value) if value is not None else "-"
+
+    forms = ", ".join(f"{n} {form}" for form, n in u.forms.items()) if u.forms else "none"
+    if u.form_flips:
+        tried = ", ".join(f"{form} {pct(rate)}" for form, rate in u.form_flips.items())
+        forms += f"; flip rate of each attack form before repair: {tried}"
+    excess = (
+        f" After repair the real trigger flips {100 * u.asr_excess:+.1f} points beyond the "
+        "clean miss rate (target: at most +2)."
+        if u.asr_excess is not None
+        else ""
+    )
     return Table(
-        ("", "clean accuracy", "ASR (inverted trigger)", "ASR (real trigger)"),
+        (
+            "",
+            "clean accuracy",
+            "ASR (inverted trigger)",
+            "ASR (real trigger)",
+            "ASR (real, all victims)",
+            "clean miss rate",
+        ),
         tuple(
             (
                 name,
                 pct(m.accuracy),
-                pct(m.asr_inverted) if m.asr_inverted is not None else "-",
-                pct(m.asr_real) if m.asr_real is not None else "-",
+                opt(m.asr_inverted),
+                opt(m.asr_real),
+                opt(m.asr_real_all),
+                opt(m.miss_rate),
             )
             for name, m in (("before", u.before), ("after", u.after))
         ),
-        title=f"Unlearning ({u.scope}, {u.epochs} epoch(s), lr {u.lr:g})",
-        numeric=(False, True, True, True),
+        title=f"Unlearning ({u.scope}, {u.epochs} epoch(s), lr {u.lr:g}, {u.insertion} insertion)",
+        numeric=(False, True, True, True, True, True),
         note=f"Fine-tuned on {u.n_train} clean functions ({u.n_triggered} carrying the "
-        f"inverted trigger with their true label); measured on {u.n_eval} held-out "
-        f"functions. Repaired model: {u.output} (parent sha256 {u.parent_sha256[:16]}).",
+        f"inverted trigger with their true label; inserted as: {forms}); measured on {u.n_eval} "
+        f"held-out functions. The first two ASR columns count the victims the original model "
+        f"classified correctly; the last two every one of the {u.after.n_victims} victim-label "
+        f"functions ({u.after.n_real_all} took the real trigger): the clean miss rate is the "
+        f"share sent to the target with no trigger, what a trigger that does nothing would "
+        f"show.{excess} Repaired model: {u.output} (parent sha256 {u.parent_sha256[:16]}).",
     )
 
 
