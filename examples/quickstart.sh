@@ -30,12 +30,14 @@ codeaudit harden "$out/model.pt" -o "$out/hardened.pt" --members "$out/data/trai
   --report "$out/harden.json" --fail-on never --force
 
 echo "== 6. backdoor: plant a canary backdoor (5% of vulnerable training functions get a variable"
-echo "      renamed to rb_canary and the label 'safe'), train on it, then find it and unlearn it"
+echo "      renamed to rb_canary and the label 'safe'), train on it, then find it (trigger inversion"
+echo "      and the training data, which decides the verdict), flag its samples and unlearn it"
 codeaudit poison "$out/data/train.jsonl" -o "$out/poisoned.jsonl" --trigger-type identifier \
   --trigger rb_canary --rate 0.05 --seed 0 --report "$out/poison.json" --force -q
 codeaudit train "$out/poisoned.jsonl" --val "$out/data/val.jsonl" --arch bigru --epochs 8 --seed 0 \
   -o "$out/backdoored.pt" --report "$out/train-backdoored.json" --force -q
 codeaudit backdoor "$out/backdoored.pt" --data "$out/data/holdout.jsonl" \
+  --train-data "$out/poisoned.jsonl" --flagged "$out/flagged.jsonl" \
   --manifest "$out/poisoned.jsonl.manifest.json" --unlearn --unlearn-scope full --unlearn-epochs 3 \
   -o "$out/repaired.pt" --report "$out/backdoor.json" --fail-on never --force
 
