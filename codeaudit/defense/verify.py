@@ -381,8 +381,13 @@ def verdict(
     verification: Verification | None,
     calibration: Calibration | None,
 ) -> tuple[str, str]:
+    setting = (
+        f"{defense.bands} confidence bands"
+        if defense.bands is not None
+        else f"sigma {defense.sigma:.4g}"
+    )
     head = (
-        f"NMID (expose {defense.expose}, sigma {defense.sigma:.4g}"
+        f"NMID (expose {defense.expose}, {setting}"
         f"{', calibrated' if defense.sigma_source == 'calibrated' else ''})"
     )
     if verification is None:
@@ -440,9 +445,10 @@ def verdict(
         )
     if calibration is not None and not calibration.reached:
         text += (
-            f" On the calibration split no sigma tried met the targets with the "
-            f"{calibration.slack:g} AUC safety margin calibration asks for, so sigma "
-            f"{defense.sigma:.4g} (the least leaky tried) was used"
+            f" On the calibration split no {'number of bands' if defense.bands else 'sigma'} "
+            "tried met the targets with the "
+            f"{calibration.slack:g} AUC safety margin calibration asks for, so {setting} "
+            "(the least leaky tried) was used"
             + (
                 "; on the verification split it meets them all the same."
                 if v.target_met
