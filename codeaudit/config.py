@@ -585,6 +585,7 @@ class HardenConfig:
         None,
         minimum=1,
         maximum=256,
+        kind=int,
         help="With --noise banded: the number of confidence bands (default: calibrated, the "
         "most bands meeting --target-auc on the calibration split; 1 releases no ranking).",
     )
@@ -674,13 +675,6 @@ class HardenConfig:
         has_data = bool(self.members) and bool(self.nonmembers)
         if bool(self.members) != bool(self.nonmembers):
             raise ParameterError("members", "and --nonmembers go together", owner)
-        if self.sigma is None and self.expose != "label" and not has_data:
-            raise ParameterError(
-                "sigma",
-                "auto calibrates on --members and --nonmembers (functions the model trained on "
-                "and functions it never saw); give them, or a fixed --sigma",
-                owner,
-            )
         if self.bands is not None and self.noise != "banded":
             raise ParameterError("bands", "needs --noise banded", owner)
         if self.noise == "banded":
@@ -706,6 +700,13 @@ class HardenConfig:
                     "(--sweep) shows every number of bands",
                     owner,
                 )
+        if self.sigma is None and self.expose != "label" and not has_data:
+            raise ParameterError(
+                "sigma",
+                "auto calibrates on --members and --nonmembers (functions the model trained on "
+                "and functions it never saw); give them, or a fixed --sigma",
+                owner,
+            )
         if (self.sweep or self.plot) and not has_data:
             raise ParameterError(
                 "sweep", "and --plot measure attacks: they need --members/--nonmembers", owner

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -157,6 +158,15 @@ class CurveEvaluator:
                 if len(obs.variant_logits)
                 else None
             )
+        point = self.point_of(margin, variant, sigma=sigma)
+        return replace(point, bands=None if edges is None else len(edges) + 1)
+
+    def point_of(
+        self, margin: np.ndarray, variant: np.ndarray | None, *, sigma: float = 0.0
+    ) -> CurvePoint:
+        """The strongest score attacks and the utility for released margins of this data
+        (``variant``: those of its rewrites), whatever produced them."""
+        obs = self.obs
         single, averaged = released_suite(
             obs,
             margin,
@@ -179,7 +189,6 @@ class CurveEvaluator:
             rewrite_attack=None if rewrite is None else attack_name(rewrite),
             roc_auc_members=score_roc_auc(labels[members], margin[members]),
             roc_auc_nonmembers=score_roc_auc(labels[~members], margin[~members]),
-            bands=None if edges is None else len(edges) + 1,
         )
 
 

@@ -30,8 +30,8 @@ from codeaudit.defense.calibrate import (
     sweep,
     sweep_bands,
 )
-from codeaudit.defense.evaluate import Observations, observe
-from codeaudit.defense.frontier import build_frontier
+from codeaudit.defense.evaluate import Observations, label_margins, observe, score_roc_auc
+from codeaudit.defense.frontier import build_frontier, verify_frontier
 from codeaudit.defense.result import (
     Calibration,
     CurvePoint,
@@ -459,7 +459,8 @@ def frontier_of(plan: Plan, info: DefenseInfo, config: Any) -> Frontier | None:
     evaluator, points, data = plan.frontier_on
     asked, margin = config.target_auc, config.floor_margin
     rewrite = evaluator.rewrite_labels_only_auc
-    return build_frontier(
+    chose = plan.calibration is not None and evaluator.obs is not plan.ver_obs
+    frontier = build_frontier(
         points,
         undefended=plan.undefended,
         labels_only_auc=evaluator.labels_only_auc,
@@ -470,6 +471,25 @@ def frontier_of(plan: Plan, info: DefenseInfo, config: Any) -> Frontier | None:
         data=data,
         noise=info.noise,
         shipped=shipped_setting(plan.defense),
+        slack=config.calibration_slack if chose else 0.0,
+    )
+    v = plan.verification
+    if v is None or v.best_score_auc_after is None or plan.ver_obs is None:
+        return frontier
+    obs = plan.ver_obs
+    held_out = obs.membership == 0
+    label_roc = score_roc_auc(
+        obs.clean.labels[held_out],
+        label_margins(obs.clean.logits)[held_out].astype(np.float64),
+    )
+    after = next(u for u in v.utility if u.split == "non-members")
+    return verify_frontier(
+        frontier,
+        target_met=v.target_met,
+        attack_auc=v.best_score_auc_after,
+        target=v.target,
+        roc_auc_nonmembers=after.roc_auc_after,
+        label_roc_auc_nonmembers=label_roc,
     )
 
 

@@ -14,6 +14,7 @@ measured points: no torch, no data.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from codeaudit.defense.result import CurvePoint, Frontier, FrontierPoint
 
@@ -70,10 +71,17 @@ def build_frontier(
     data: str,
     noise: str,
     shipped: str,
+    slack: float = 0.0,
 ) -> Frontier:
     """The frontier of ``curve`` (the settings tried, measured on ``data``) against the
     label-only release and the undefended model (``undefended``: the sigma-0 point; taken
-    from ``curve`` when it holds one), and the operating point chosen on it."""
+    from ``curve`` when it holds one), and the operating point chosen on it. ``slack``: points
+    measured on the data that chose them (the calibration split) must meet each target by this
+    much, as calibration asks."""
+    asked, asked_rewrite = target, rewrite_target
+    target -= slack
+    if rewrite_target is not None:
+        rewrite_target -= slack
     if undefended is None:
         undefended = next((p for p in curve if p.bands is None and p.sigma == 0), None)
     points: list[FrontierPoint] = []
@@ -141,15 +149,15 @@ def build_frontier(
         )
         reason = (
             f"{best.name} beats the label: its strongest score attack reaches "
-            f"{best.attack_auc:.3f} (target {target:.3f}) and its score ranks unseen functions "
-            f"with ROC AUC {best.roc_auc_nonmembers:.3f}, against {_fmt(label_roc)} for the label "
-            f"alone and {_fmt(undefended_roc)} undefended."
+            f"{best.attack_auc:.3f} (at most {target:.3f} allowed) and its score ranks unseen "
+            f"functions with ROC AUC {best.roc_auc_nonmembers:.3f}, against {_fmt(label_roc)} "
+            f"for the label alone and {_fmt(undefended_roc)} undefended."
         )
         return Frontier(
             data=data,
             noise=noise,
-            target=target,
-            rewrite_target=rewrite_target,
+            target=asked,
+            rewrite_target=asked_rewrite,
             labels_only_auc=labels_only_auc,
             label_roc_auc_nonmembers=label_roc,
             undefended_roc_auc_nonmembers=undefended_roc,
@@ -158,6 +166,7 @@ def build_frontier(
             recommend_label=False,
             reason=reason,
             shipped=shipped,
+            slack=slack,
         )
     if candidates:
         top = max(candidates, key=lambda p: p.roc_auc_nonmembers or 0.0)
@@ -175,8 +184,8 @@ def build_frontier(
     return Frontier(
         data=data,
         noise=noise,
-        target=target,
-        rewrite_target=rewrite_target,
+        target=asked,
+        rewrite_target=asked_rewrite,
         labels_only_auc=labels_only_auc,
         label_roc_auc_nonmembers=label_roc,
         undefended_roc_auc_nonmembers=undefended_roc,
@@ -185,7 +194,49 @@ def build_frontier(
         recommend_label=True,
         reason=reason,
         shipped=shipped,
+        slack=slack,
     )
+
+
+def verify_frontier(
+    frontier: Frontier,
+    *,
+    target_met: bool,
+    attack_auc: float | None,
+    target: float,
+    roc_auc_nonmembers: float | None,
+    label_roc_auc_nonmembers: float | None,
+) -> Frontier:
+    """The frontier with what ships checked on the verification split (data that chose
+    nothing): the shipped setting beats the label only if it meets every target there and its
+    score ranks unseen functions better than the label alone does on the same functions.
+    When it does not, the label-only release is recommended, in one line."""
+    beats = bool(
+        target_met
+        and roc_auc_nonmembers is not None
+        and (
+            label_roc_auc_nonmembers is None or roc_auc_nonmembers > label_roc_auc_nonmembers + _EPS
+        )
+    )
+    verified = replace(
+        frontier,
+        verified_beats_label=beats,
+        verified_roc_auc_nonmembers=roc_auc_nonmembers,
+        verified_label_roc_auc_nonmembers=label_roc_auc_nonmembers,
+    )
+    if beats or frontier.recommend_label:
+        return verified
+    privacy = (
+        f"its strongest score attack reaches {_fmt(attack_auc)} (target {target:.3f}, "
+        f"{'met' if target_met else 'NOT met'})"
+    )
+    reason = (
+        f"On the verification split the shipped {frontier.shipped} does not beat the label-only "
+        f"release: {privacy} and its score ranks unseen functions with ROC AUC "
+        f"{_fmt(roc_auc_nonmembers)} against {_fmt(label_roc_auc_nonmembers)} for the label "
+        "alone; release labels only (--expose label)."
+    )
+    return replace(verified, chosen="label only", recommend_label=True, reason=reason)
 
 
 def _fmt(value: float | None) -> str:

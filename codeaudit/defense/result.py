@@ -97,6 +97,12 @@ class Frontier:
     recommend_label: bool  # no noised point beats the label-only release
     reason: str  # one line: why this operating point
     shipped: str  # the setting written to the hardened model ("sigma 0.39", "8 bands")
+    slack: float = 0.0  # points from the calibration split must meet target - slack
+    #: the shipped setting checked against the label-only release on the verification split
+    #: (None: not verified): its targets met and its score ranking unseen functions better
+    verified_beats_label: bool | None = None
+    verified_roc_auc_nonmembers: float | None = None  # the shipped score, verification split
+    verified_label_roc_auc_nonmembers: float | None = None  # the label alone, same data
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from codeaudit.defense.calibrate import BandCalibrator, CurveEvaluator, SigmaCalibrator, sweep
-from codeaudit.defense.frontier import build_frontier
+from codeaudit.defense.frontier import build_frontier, verify_frontier
 from codeaudit.defense.result import CurvePoint
 from tests.defense.test_calibrate import synthetic
 
@@ -179,3 +179,36 @@ def test_sigma_and_band_calibrators_agree_on_their_targets() -> None:
     sigma = SigmaCalibrator(0.6, grid=(0.0, 1, 4, 16)).fit(evaluator)
     bands = BandCalibrator(0.6).fit(_evaluator(_uniform(obs, 2)))
     assert sigma.effective_target_ == bands.effective_target_
+
+
+def test_calibration_points_must_meet_the_target_with_the_slack() -> None:
+    curve = [point(0, 0.8, 0.9), point(1, 0.595, 0.85), point(2, 0.585, 0.80)]
+    assert frontier(curve, label_roc=0.75).chosen == "sigma 1"
+    f = frontier(curve, label_roc=0.75, slack=0.01)  # 0.595 > 0.60 - 0.01
+    assert f.chosen == "sigma 2" and f.target == 0.60 and f.slack == 0.01
+
+
+def test_the_shipped_setting_is_checked_on_the_verification_split() -> None:
+    chosen = frontier([point(0, 0.8, 0.9), point(1, 0.59, 0.85)])
+    assert not chosen.recommend_label
+    kept = verify_frontier(
+        chosen,
+        target_met=True,
+        attack_auc=0.6,
+        target=0.61,
+        roc_auc_nonmembers=0.84,
+        label_roc_auc_nonmembers=0.80,
+    )
+    assert kept.verified_beats_label and not kept.recommend_label and kept.chosen == "sigma 1"
+    for met, roc in ((False, 0.84), (True, 0.79), (True, 0.80)):
+        overturned = verify_frontier(
+            chosen,
+            target_met=met,
+            attack_auc=0.62,
+            target=0.61,
+            roc_auc_nonmembers=roc,
+            label_roc_auc_nonmembers=0.80,
+        )
+        assert overturned.verified_beats_label is False and overturned.recommend_label
+        assert overturned.chosen == "label only" and "--expose label" in overturned.reason
+        assert "verification split" in overturned.reason and "\n" not in overturned.reason
