@@ -180,7 +180,9 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
     for name, run in runs:
         before = load()
         t0 = time.perf_counter()
-        _, result = run()
+        result = run()
+        if isinstance(result, tuple):  # api.harden returns (model, result)
+            result = result[1]
         seconds = time.perf_counter() - t0
         out[name] = {"seconds": seconds, "load_before": before, "load_after": load()}
         if name.startswith("harden"):
@@ -203,6 +205,78 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
     return out
 
 
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def markdown(report: dict) -> str:
+    """The tables of docs/harden-results.md's frontier section, from frontier.json."""
+    f = report["frontier"]
+    limit = f["labels_only_auc"] + 0.02
+    label_roc = f["label_roc_auc_nonmembers"]
+    undefended = f["gaussian"][0]["roc_nonmembers"]
+    half = (label_roc + undefended) / 2
+    lines = [
+        f"Verification half: {f['n']['verification']} functions "
+        f"(calibration half {f['n']['calibration']}). Labels alone: attack AUC "
+        f"{f['labels_only_auc']:.3f} (correctness floor {f['label_only_floor']:.3f}; over "
+        f"rewrites {_f(f['rewrite_labels_only_auc'])}), non-member ROC AUC {label_roc:.3f}. "
+        f"Undefended released score: ROC AUC {undefended:.3f}. The issue's target: strongest "
+        f"score attack <= {limit:.3f} with ROC AUC >= {half:.3f} (halfway).",
+        "",
+        "| release | setting | strongest score attack | rewrite averaging | ROC AUC members "
+        "| ROC AUC non-members | issue target |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+
+    def row(kind: str, setting: str, p: dict) -> str:
+        ok = p["attack"] is not None and p["attack"] <= limit + 1e-12
+        ok = ok and p["roc_nonmembers"] >= half - 1e-12
+        return (
+            f"| {kind} | {setting} | {_f(p['attack'])} | {_f(p['rewrite'])} | "
+            f"{_f(p['roc_members'])} | {_f(p['roc_nonmembers'])} | {'yes' if ok else 'no'} |"
+        )
+
+    lines.append(
+        f"| label only | - | {f['labels_only_auc']:.3f} | {_f(f['rewrite_labels_only_auc'])} "
+        f"| - | {label_roc:.3f} | - |"
+    )
+    for p in f["gaussian"]:
+        mark = " (calibrated)" if p["sigma"] == f["calibrated_sigma"] else ""
+        kind = "undefended" if p["sigma"] == 0 else "gaussian"
+        lines.append(row(kind, f"sigma {p['sigma']:g}{mark}", p))
+    for p in f["banded"]:
+        mark = " (calibrated)" if p["bands"] == f["calibrated_bands"] else ""
+        lines.append(row("banded", f"{p['bands']} bands{mark}", p))
+    for p in f["memguard"]:
+        lines.append(row("MemGuard-style", f"budget {p['budget']:g}", p))
+    t = report.get("timing")
+    if t:
+        lines += [
+            "",
+            "| command | seconds | load average (1/5 min) before -> after |",
+            "| --- | ---: | --- |",
+        ]
+        for name in ("membership", "harden", "harden --noise banded"):
+            x = t[name]
+            lines.append(
+                f"| {name} | {x['seconds']:.0f} | {x['load_before']} -> {x['load_after']} |"
+            )
+        lines.append(
+            f"\nharden / membership: {t['ratio']:.2f} (Gaussian), {t['ratio_banded']:.2f} (banded)."
+        )
+        for name in ("harden", "harden --noise banded"):
+            r = t[name]["result"]
+            lines.append(
+                f"\n`{name}`: shipped {r['setting']}; strongest score attack after "
+                f"{_f(r['best_score_auc_after'])} (target {_f(r['target'])}, labels alone "
+                f"{_f(r['labels_only_auc'])}); non-member ROC AUC "
+                f"{_f(r['roc_auc_nonmembers'][1][0])} -> {_f(r['roc_auc_nonmembers'][1][1])}; "
+                f"frontier: {r['frontier_reason']}"
+            )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1200)
@@ -211,7 +285,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="keep a trained target that exists")
     parser.add_argument("--no-timing", action="store_true", help="only the frontier")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the tables of the last run's frontier.json"
+    )
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads((OUT / "frontier.json").read_text())))
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
@@ -235,6 +315,7 @@ def main() -> int:
     report["frontier"] = frontier(args, model_path, mem, non)
     report["frontier_seconds"] = time.perf_counter() - t0
     print(f"frontier: {report['frontier_seconds']:.0f}s", flush=True)
+    (OUT / "frontier.json").write_text(json.dumps(report, indent=1))
     if not args.no_timing:
         report["timing"] = timings(model_path, mem, non, args.threads)
     report["load_end"] = load()
