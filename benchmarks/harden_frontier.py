@@ -191,6 +191,8 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
         out[name] = {"seconds": seconds, "load_before": before, "load_after": load()}
         if name.startswith("harden"):
             report = json.loads(done.stdout)
+            stem = "harden-banded" if "banded" in name else "harden"
+            (OUT / f"{stem}.json").write_text(done.stdout)
             v, f = report["verification"], report.get("frontier")
             held_out = next(u for u in v["utility"] if u["split"] == "non-members")
             out[name]["result"] = {

@@ -611,6 +611,8 @@ class HardenConfig:
         help="Tolerated AUC above what labels alone give away.",
     )
     calibration_slack: float = param(0.01, minimum=0, maximum=0.5, max_open=True, cli=False)
+    #: the non-member ROC AUC a noised release must gain over the label alone to be worth it
+    frontier_gain: float = param(0.01, minimum=0, maximum=0.5, max_open=True, cli=False)
     members: str | None = param(None, metavar="FILE", help="Functions the model trained on.")
     nonmembers: str | None = param(
         None, metavar="FILE", help="Functions it never saw (same distribution)."

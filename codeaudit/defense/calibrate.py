@@ -326,10 +326,14 @@ class BandCalibrator:
             else max(self.target_auc, self.rewrite_labels_only_auc_ + self.floor_margin)
         )
         points: dict[int, CurvePoint] = {}
+        #: the cuts of every setting tried, by the number of bands they make
+        self.edges_by_bands_: dict[int, tuple[float, ...]] = {}
 
         def at(bands: int) -> CurvePoint:
             if bands not in points:
-                points[bands] = evaluator.point(0.0, edges=evaluator.band_edges(bands), bands=bands)
+                edges = evaluator.band_edges(bands)
+                self.edges_by_bands_[len(edges) + 1] = edges
+                points[bands] = evaluator.point(0.0, edges=edges, bands=bands)
                 if progress is not None:
                     progress(len(points), len(grid))
             return points[bands]

@@ -375,6 +375,8 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
         seed=config.seed,
     )
     banded = plan.defense.mechanism == "banded"
+    bands: int | None = None
+    edges: tuple[float, ...] = ()
     calibrator: SigmaCalibrator | BandCalibrator
     if banded:
         calibrator = BandCalibrator(
@@ -384,6 +386,30 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
         sigma, auc, rewrite_auc = 0.0, calibrator.auc_at_bands_, calibrator.rewrite_auc_at_bands_
         plan.undefended = evaluator.point(0.0)
         plan.edges_for = evaluator.band_edges
+        bands, edges = calibrator.bands_, calibrator.edges_
+        # the operating point is chosen on the frontier: the most useful number of bands
+        # within the targets (with the slack) that beats the label alone
+        provisional = build_frontier(
+            calibrator.points_,
+            undefended=plan.undefended,
+            labels_only_auc=evaluator.labels_only_auc,
+            rewrite_labels_only_auc=evaluator.rewrite_labels_only_auc,
+            label_roc_auc_nonmembers=evaluator.label_roc_auc_nonmembers,
+            target=calibrator.effective_target_,
+            rewrite_target=calibrator.rewrite_target_,
+            data="the calibration split",
+            noise="banded",
+            shipped="",
+            slack=config.calibration_slack,
+            min_gain=config.frontier_gain,
+        )
+        on_frontier = next(
+            (p for p in provisional.points if p.name == provisional.chosen and p.bands), None
+        )
+        if on_frontier is not None and on_frontier.bands in calibrator.edges_by_bands_:
+            bands = on_frontier.bands
+            edges = calibrator.edges_by_bands_[bands]
+            auc, rewrite_auc = on_frontier.attack_auc, on_frontier.rewrite_auc
     else:
         calibrator = SigmaCalibrator(
             config.target_auc, floor_margin=config.floor_margin, slack=config.calibration_slack
@@ -410,8 +436,8 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
         n_members=int(evaluator.obs.membership.sum()),
         n_nonmembers=int(len(evaluator.obs) - evaluator.obs.membership.sum()),
         points=calibrator.points_,
-        bands=calibrator.bands_ if isinstance(calibrator, BandCalibrator) else None,
-        edges=calibrator.edges_ if isinstance(calibrator, BandCalibrator) else (),
+        bands=bands if banded else None,
+        edges=edges if banded else (),
     )
     plan.frontier_on = (evaluator, calibrator.points_, "the calibration split")
     if calibrator.labels_only_auc_ + config.floor_margin > config.target_auc:
@@ -428,7 +454,7 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
                 "no number of bands met the targets on the calibration split; using the least "
                 f"leaky one ({calibrator.bands_})"
             )
-        plan.defense = plan.defense.with_edges(calibrator.edges_)
+        plan.defense = plan.defense.with_edges(edges)
     else:
         if not calibrator.reached_:
             warnings.append(
@@ -472,6 +498,7 @@ def frontier_of(plan: Plan, info: DefenseInfo, config: Any) -> Frontier | None:
         noise=info.noise,
         shipped=shipped_setting(plan.defense),
         slack=config.calibration_slack if chose else 0.0,
+        min_gain=config.frontier_gain,
     )
     v = plan.verification
     if v is None or v.best_score_auc_after is None or plan.ver_obs is None:
@@ -490,6 +517,7 @@ def frontier_of(plan: Plan, info: DefenseInfo, config: Any) -> Frontier | None:
         target=v.target,
         roc_auc_nonmembers=after.roc_auc_after,
         label_roc_auc_nonmembers=label_roc,
+        min_gain=config.frontier_gain,
     )
 
 

@@ -72,12 +72,15 @@ def build_frontier(
     noise: str,
     shipped: str,
     slack: float = 0.0,
+    min_gain: float = 0.0,
 ) -> Frontier:
     """The frontier of ``curve`` (the settings tried, measured on ``data``) against the
     label-only release and the undefended model (``undefended``: the sigma-0 point; taken
     from ``curve`` when it holds one), and the operating point chosen on it. ``slack``: points
     measured on the data that chose them (the calibration split) must meet each target by this
-    much, as calibration asks."""
+    much, as calibration asks. ``min_gain``: the ROC AUC a noised release must gain over the
+    label alone to beat it (a smaller gain is within the estimate's noise). One band releases
+    the label and pure noise: never a candidate."""
     asked, asked_rewrite = target, rewrite_target
     target -= slack
     if rewrite_target is not None:
@@ -132,14 +135,17 @@ def build_frontier(
     candidates = [
         p
         for p in points
-        if p.kind in ("gaussian", "banded") and p.meets and p.roc_auc_nonmembers is not None
+        if p.kind in ("gaussian", "banded")
+        and p.bands != 1
+        and p.meets
+        and p.roc_auc_nonmembers is not None
     ]
     label_roc = label.roc_auc_nonmembers
     undefended_roc = None if undefended is None else undefended.roc_auc_nonmembers
     better = [
         p
         for p in candidates
-        if label_roc is None or p.roc_auc_nonmembers > label_roc + _EPS  # type: ignore[operator]
+        if label_roc is None or p.roc_auc_nonmembers > label_roc + min_gain + _EPS  # type: ignore[operator]
     ]
     setting = "sigma" if noise == "gaussian" else "number of bands"
     if better:
@@ -172,8 +178,8 @@ def build_frontier(
         top = max(candidates, key=lambda p: p.roc_auc_nonmembers or 0.0)
         why = (
             f"the most useful {setting} within the target ({top.name}) ranks unseen functions "
-            f"with ROC AUC {top.roc_auc_nonmembers:.3f}, no better than the label alone "
-            f"({_fmt(label_roc)})"
+            f"with ROC AUC {top.roc_auc_nonmembers:.3f}, not more than {min_gain:g} better than "
+            f"the label alone ({_fmt(label_roc)})"
         )
     else:
         why = f"no {setting} tried keeps every score attack within the target {target:.3f}"
@@ -206,16 +212,19 @@ def verify_frontier(
     target: float,
     roc_auc_nonmembers: float | None,
     label_roc_auc_nonmembers: float | None,
+    min_gain: float = 0.0,
 ) -> Frontier:
     """The frontier with what ships checked on the verification split (data that chose
     nothing): the shipped setting beats the label only if it meets every target there and its
     score ranks unseen functions better than the label alone does on the same functions.
     When it does not, the label-only release is recommended, in one line."""
     beats = bool(
-        target_met
+        frontier.shipped != "1 bands"
+        and target_met
         and roc_auc_nonmembers is not None
         and (
-            label_roc_auc_nonmembers is None or roc_auc_nonmembers > label_roc_auc_nonmembers + _EPS
+            label_roc_auc_nonmembers is None
+            or roc_auc_nonmembers > label_roc_auc_nonmembers + min_gain + _EPS
         )
     )
     verified = replace(

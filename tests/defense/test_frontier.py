@@ -212,3 +212,22 @@ def test_the_shipped_setting_is_checked_on_the_verification_split() -> None:
         assert overturned.verified_beats_label is False and overturned.recommend_label
         assert overturned.chosen == "label only" and "--expose label" in overturned.reason
         assert "verification split" in overturned.reason and "\n" not in overturned.reason
+
+
+def test_a_gain_within_the_noise_and_one_band_do_not_beat_the_label() -> None:
+    curve = [point(0, 0.8, 0.9), point(1, 0.59, 0.705)]
+    assert not frontier(curve, label_roc=0.70).recommend_label
+    assert frontier(curve, label_roc=0.70, min_gain=0.01).recommend_label
+    one = [replace(point(0, 0.58, 0.75), bands=1)]  # the label plus pure noise
+    f = frontier(one, undefended=point(0, 0.8, 0.9), noise="banded", label_roc=0.70)
+    assert f.recommend_label and f.chosen == "label only"
+    shipped_one = replace(frontier(curve, label_roc=0.7), shipped="1 bands")
+    checked = verify_frontier(
+        shipped_one,
+        target_met=True,
+        attack_auc=0.58,
+        target=0.6,
+        roc_auc_nonmembers=0.75,
+        label_roc_auc_nonmembers=0.70,
+    )
+    assert checked.recommend_label and checked.verified_beats_label is False
