@@ -271,6 +271,8 @@ def markdown(report: dict) -> str:
             "| --- | ---: | --- |",
         ]
         for name in ("membership", "harden", "harden --noise banded", "membership (again)"):
+            if name not in t:
+                continue
             x = t[name]
             lines.append(
                 f"| {name} | {x['seconds']:.0f} | {x['load_before']} -> {x['load_after']} |"
