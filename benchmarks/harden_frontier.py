@@ -162,6 +162,7 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
     """Wall time of each command in a fresh process (no cache shared with this one or with
     each other), in the order membership, harden, harden --noise banded, membership; the ratio
     divides by the mean of the two membership runs."""
+    import resource
     import subprocess
 
     py = [sys.executable, "-m", "codeaudit"]
@@ -183,12 +184,22 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     for name, command in runs:
         before = load()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         seconds = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
         if done.returncode not in (0, 1):
             raise RuntimeError(f"{name}: exit {done.returncode}: {done.stderr[-2000:]}")
-        out[name] = {"seconds": seconds, "load_before": before, "load_after": load()}
+        out[name] = {
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "load_before": before,
+            "load_after": load(),
+        }
+        stem = name.replace(" ", "-").replace("(", "").replace(")", "")
+        (OUT / f"{stem}.stderr").write_text(done.stderr)
         if name.startswith("harden"):
             report = json.loads(done.stdout)
             stem = "harden-banded" if "banded" in name else "harden"
@@ -208,13 +219,16 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
                 "findings": [x["rule_id"] for x in report.get("findings", [])],
             }
         print(
-            f"{name}: {seconds:.0f}s (load {out[name]['load_before']} -> "
+            f"{name}: {seconds:.0f}s wall, {cpu:.0f}s CPU (load {out[name]['load_before']} -> "
             f"{out[name]['load_after']})",
             flush=True,
         )
     member_s = (out["membership"]["seconds"] + out["membership (again)"]["seconds"]) / 2
     out["ratio"] = out["harden"]["seconds"] / member_s
     out["ratio_banded"] = out["harden --noise banded"]["seconds"] / member_s
+    member_cpu = (out["membership"]["cpu_seconds"] + out["membership (again)"]["cpu_seconds"]) / 2
+    out["cpu_ratio"] = out["harden"]["cpu_seconds"] / member_cpu
+    out["cpu_ratio_banded"] = out["harden --noise banded"]["cpu_seconds"] / member_cpu
     return out
 
 
@@ -267,18 +281,21 @@ def markdown(report: dict) -> str:
     if t:
         lines += [
             "",
-            "| command | seconds | load average (1/5 min) before -> after |",
-            "| --- | ---: | --- |",
+            "| command | wall seconds | CPU seconds | load average (1/5 min) before -> after |",
+            "| --- | ---: | ---: | --- |",
         ]
         for name in ("membership", "harden", "harden --noise banded", "membership (again)"):
             if name not in t:
                 continue
             x = t[name]
             lines.append(
-                f"| {name} | {x['seconds']:.0f} | {x['load_before']} -> {x['load_after']} |"
+                f"| {name} | {x['seconds']:.0f} | {x.get('cpu_seconds', 0):.0f} | "
+                f"{x['load_before']} -> {x['load_after']} |"
             )
         lines.append(
-            f"\nharden / membership: {t['ratio']:.2f} (Gaussian), {t['ratio_banded']:.2f} (banded)."
+            f"\nharden / membership (mean of the two membership runs): wall {t['ratio']:.2f} "
+            f"(Gaussian), {t['ratio_banded']:.2f} (banded); CPU {t.get('cpu_ratio', 0):.2f} "
+            f"(Gaussian), {t.get('cpu_ratio_banded', 0):.2f} (banded)."
         )
         for name in ("harden", "harden --noise banded"):
             r = t[name]["result"]
