@@ -30,7 +30,13 @@ from codeaudit.defense.calibrate import (
     sweep,
     sweep_bands,
 )
-from codeaudit.defense.evaluate import Observations, label_margins, observe, score_roc_auc
+from codeaudit.defense.evaluate import (
+    Observations,
+    band_edges,
+    label_margins,
+    observe,
+    score_roc_auc,
+)
 from codeaudit.defense.frontier import build_frontier, verify_frontier
 from codeaudit.defense.result import (
     Calibration,
@@ -227,8 +233,6 @@ class HardenCheck(Check):
         plan.obs, plan.ver_obs, plan.data_label = obs, obs, "all the given data"
         if config.noise == "banded" and config.bands is not None:  # cut on every non-member
             cuts = CurveEvaluator.margins_of(obs, members=False)
-            from codeaudit.defense.evaluate import band_edges
-
             plan.defense = plan.defense.with_edges(band_edges(cuts, config.bands))
             plan.edges_for = lambda bands: band_edges(cuts, bands)
         auto = config.bands is None if config.noise == "banded" else config.sigma is None
