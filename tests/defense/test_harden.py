@@ -273,3 +273,30 @@ def test_banded_noise_end_to_end(setup: dict[str, Path]) -> None:
         str(setup["nonmembers"]),
     )  # fmt: skip
     assert code == 2 and "--sigma" in err and "--bands" in err
+
+
+def test_label_only_attacks_run_once(
+    setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hardened model keeps every label, so verification reuses the original model's
+    label-only results (the boundary attack's rewrites are costly) instead of rerunning them."""
+    from codeaudit.defense import verify as verify_module
+
+    calls = []
+    real = verify_module.label_only_suite
+
+    def counting(model, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(type(model).__name__)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "label_only_suite", counting)
+    code, stdout, err = run(
+        "harden", str(setup["model"]), "-o", str(setup["root"] / "once.pt"), "--sigma", "2",
+        "--members", str(setup["members"]), "--nonmembers", str(setup["nonmembers"]),
+        "--format", "json", *FAST,
+    )  # fmt: skip
+    assert code in (0, 1), err
+    assert len(calls) == 1 and calls[0] != "HardenedModel"
+    rows = {(r["group"], r["name"]): r for r in json.loads(stdout)["verification"]["rows"]}
+    boundary = rows[("label-only", "label-only-boundary")]
+    assert boundary["before_auc"] == boundary["after_auc"]
