@@ -593,6 +593,21 @@ class HardenConfig:
         help="Noise std per logit, or 'auto': the smallest sigma meeting --target-auc on a "
         "calibration split of --members/--nonmembers.",
     )
+    noise: str = param(
+        "gaussian",
+        choices=("gaussian", "banded"),
+        help="How the score is hidden: gaussian (keyed Gaussian noise on the logits, --sigma) or "
+        "banded (the confidence replaced by its band among held-out functions' confidences plus "
+        "keyed noise within the band: ranking across bands kept; --bands).",
+    )
+    bands: int | None = param(  # None: calibrated (the most bands meeting the targets)
+        None,
+        minimum=1,
+        maximum=256,
+        kind=int,
+        help="With --noise banded: the number of confidence bands (default: calibrated, the "
+        "most bands meeting --target-auc on the calibration split; 1 releases no ranking).",
+    )
     expose: str = param(
         "top1",
         choices=("label", "top1", "probs"),
@@ -615,6 +630,8 @@ class HardenConfig:
         help="Tolerated AUC above what labels alone give away.",
     )
     calibration_slack: float = param(0.01, minimum=0, maximum=0.5, max_open=True, cli=False)
+    #: the non-member ROC AUC a noised release must gain over the label alone to be worth it
+    frontier_gain: float = param(0.01, minimum=0, maximum=0.5, max_open=True, cli=False)
     members: str | None = param(None, metavar="FILE", help="Functions the model trained on.")
     nonmembers: str | None = param(
         None, metavar="FILE", help="Functions it never saw (same distribution)."
@@ -679,6 +696,31 @@ class HardenConfig:
         has_data = bool(self.members) and bool(self.nonmembers)
         if bool(self.members) != bool(self.nonmembers):
             raise ParameterError("members", "and --nonmembers go together", owner)
+        if self.bands is not None and self.noise != "banded":
+            raise ParameterError("bands", "needs --noise banded", owner)
+        if self.noise == "banded":
+            if self.sigma is not None:
+                raise ParameterError(
+                    "sigma", "is the scale of --noise gaussian; --noise banded takes --bands", owner
+                )
+            if self.expose == "label":
+                raise ParameterError(
+                    "noise", "banded hides scores, and --expose label releases none", owner
+                )
+            if not has_data:
+                raise ParameterError(
+                    "noise",
+                    "banded cuts its bands on functions the model never saw: give --members "
+                    "and --nonmembers",
+                    owner,
+                )
+            if self.plot:
+                raise ParameterError(
+                    "plot",
+                    "draws the curve against sigma; with --noise banded the frontier table "
+                    "(--sweep) shows every number of bands",
+                    owner,
+                )
         if self.sigma is None and self.expose != "label" and not has_data:
             raise ParameterError(
                 "sigma",

@@ -306,6 +306,7 @@ def test_unresolved_metric_paths_are_reported() -> None:
                 "CA-H005",
                 "CA-H006",
                 "CA-H007",
+                "CA-H008",
             },
         ),
         (("CA-M",), (), {"CA-M001", "CA-M002", "CA-M003", "CA-M004", "CA-M005", "CA-M006"}),
@@ -336,6 +337,7 @@ def test_unresolved_metric_paths_are_reported() -> None:
                 "CA-H005",
                 "CA-H006",
                 "CA-H007",
+                "CA-H008",
             },
         ),
         (("CA-M001",), ("CA-M",), {"CA-M001"}),  # the longer (more specific) entry wins

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from codeaudit.data.samples import Sample
 from codeaudit.defense.evaluate import (
     Observations,
     attack_name,
+    band_edges,
+    banded,
+    label_margins,
     label_only_floor,
     labels_only_suites,
     noised,
@@ -44,6 +48,8 @@ from codeaudit.defense.result import CurvePoint
 from codeaudit.membership.evaluate import make_folds
 
 DEFAULT_GRID: tuple[float, ...] = (0.0, *(0.25 * 2**k for k in range(13)))  # 0, 0.25 ... 1024
+#: Numbers of confidence bands tried by ``--noise banded``, least private first (1: label only).
+BAND_GRID: tuple[int, ...] = (64, 32, 16, 12, 8, 6, 4, 3, 2, 1)
 
 
 def calibration_split(
@@ -112,15 +118,55 @@ class CurveEvaluator:
         best_single, best_averaged = strongest(single), strongest(averaged)
         self.labels_only_auc = max(self.floor, best_single.score.auc if best_single else 0.0)
         self.rewrite_labels_only_auc = None if best_averaged is None else best_averaged.score.auc
-
-    def point(self, sigma: float) -> CurvePoint:
-        obs = self.obs
-        margin = noised(obs.clean.logits, self.normals, sigma)
-        variant = (
-            noised(obs.variant_logits, self.variant_normals, sigma)
-            if len(obs.variant_logits)
-            else None
+        members = obs.membership == 1
+        labels = obs.clean.labels
+        #: the ranking utility of releasing the label alone (a two-level score), non-members
+        self.label_roc_auc_nonmembers = score_roc_auc(
+            labels[~members], label_margins(obs.clean.logits)[~members].astype(np.float64)
         )
+        #: the clean margins of the non-members: where confidence bands are cut
+        self.nonmember_margins = self.margins_of(obs, members=False)
+
+    @staticmethod
+    def margins_of(obs: Observations, *, members: bool) -> np.ndarray:
+        """The original model's margins ``z1 - z0`` on the members or the non-members."""
+        clean = obs.clean.logits[:, 1].astype(np.float64) - obs.clean.logits[:, 0]
+        return clean[obs.membership == (1 if members else 0)]
+
+    def band_edges(self, bands: int) -> tuple[float, ...]:
+        """Cuts for ``bands`` confidence bands, placed on this data's non-members."""
+        return band_edges(self.nonmember_margins, bands)
+
+    def point(
+        self, sigma: float, *, edges: tuple[float, ...] | None = None, bands: int | None = None
+    ) -> CurvePoint:
+        """The curve at noise scale ``sigma``, or (``edges``) for confidence bands cut there
+        (reported as ``len(edges) + 1`` bands: ties among the quantiles merge bands; ``bands``,
+        how many were asked for, is not used)."""
+        obs = self.obs
+        if edges is not None:
+            margin = banded(obs.clean.logits, self.normals, edges)
+            variant = (
+                banded(obs.variant_logits, self.variant_normals, edges)
+                if len(obs.variant_logits)
+                else None
+            )
+        else:
+            margin = noised(obs.clean.logits, self.normals, sigma)
+            variant = (
+                noised(obs.variant_logits, self.variant_normals, sigma)
+                if len(obs.variant_logits)
+                else None
+            )
+        point = self.point_of(margin, variant, sigma=sigma)
+        return replace(point, bands=None if edges is None else len(edges) + 1)
+
+    def point_of(
+        self, margin: np.ndarray, variant: np.ndarray | None, *, sigma: float = 0.0
+    ) -> CurvePoint:
+        """The strongest score attacks and the utility for released margins of this data
+        (``variant``: those of its rewrites), whatever produced them."""
+        obs = self.obs
         single, averaged = released_suite(
             obs,
             margin,
@@ -237,6 +283,99 @@ def sweep(
     points = []
     for k, sigma in enumerate(sorted(set(grid))):
         points.append(evaluator.point(sigma))
+        if progress is not None:
+            progress(k + 1, len(grid))
+    return tuple(points)
+
+
+class BandCalibrator:
+    """Chooses the number of confidence bands (``--noise banded``): the most bands (the finest
+    ranking) whose strongest score attacks meet the same targets as sigma's, with the same
+    slack and confirmation by the next ``confirm`` coarser settings. Bands are cut on the
+    calibration split's non-members (``CurveEvaluator.band_edges``). One band releases the
+    label and pure noise, so the search always ends at a label-equivalent release."""
+
+    def __init__(
+        self,
+        target_auc: float = 0.6,
+        *,
+        floor_margin: float = 0.02,
+        slack: float = 0.01,
+        grid: Sequence[int] = BAND_GRID,
+        confirm: int = 2,
+    ) -> None:
+        self.target_auc = target_auc
+        self.floor_margin = floor_margin
+        self.slack = slack
+        self.grid = tuple(grid)
+        self.confirm = confirm
+
+    def fit(
+        self, evaluator: CurveEvaluator, *, progress: Callable[[int, int], None] | None = None
+    ) -> BandCalibrator:
+        grid = sorted(set(self.grid), reverse=True)  # finest first
+        if not grid or grid[-1] < 1:
+            raise ValueError("the band grid must hold whole numbers >= 1")
+        self.floor_ = evaluator.floor
+        self.labels_only_auc_ = evaluator.labels_only_auc
+        self.rewrite_labels_only_auc_ = evaluator.rewrite_labels_only_auc
+        self.effective_target_ = max(self.target_auc, self.labels_only_auc_ + self.floor_margin)
+        self.rewrite_target_ = (
+            None
+            if self.rewrite_labels_only_auc_ is None
+            else max(self.target_auc, self.rewrite_labels_only_auc_ + self.floor_margin)
+        )
+        points: dict[int, CurvePoint] = {}
+        #: the cuts of every setting tried, by the number of bands they make
+        self.edges_by_bands_: dict[int, tuple[float, ...]] = {}
+
+        def at(bands: int) -> CurvePoint:
+            if bands not in points:
+                edges = evaluator.band_edges(bands)
+                self.edges_by_bands_[len(edges) + 1] = edges
+                points[bands] = evaluator.point(0.0, edges=edges, bands=bands)
+                if progress is not None:
+                    progress(len(points), len(grid))
+            return points[bands]
+
+        def excess(bands: int) -> float:
+            p = at(bands)
+            over = [] if p.best_auc is None else [p.best_auc - self.effective_target_]
+            if p.rewrite_auc is not None and self.rewrite_target_ is not None:
+                over.append(p.rewrite_auc - self.rewrite_target_)
+            return max(over, default=0.0)
+
+        def meets(bands: int) -> bool:
+            return excess(bands) <= -self.slack + 1e-12
+
+        chosen: int | None = None
+        for i, bands in enumerate(grid):
+            if meets(bands) and all(meets(b) for b in grid[i + 1 : i + 1 + self.confirm]):
+                chosen = bands
+                break
+        self.reached_ = chosen is not None
+        if chosen is None:
+            chosen = min(grid, key=lambda b: (excess(b), b))
+        self.edges_ = evaluator.band_edges(chosen)
+        self.bands_ = len(self.edges_) + 1  # tied quantiles merge bands: the bands released
+        self.points_ = tuple(points[b] for b in sorted(points, reverse=True))
+        self.auc_at_bands_ = at(chosen).best_auc
+        self.rewrite_auc_at_bands_ = at(chosen).rewrite_auc
+        return self
+
+
+def sweep_bands(
+    evaluator: CurveEvaluator,
+    grid: Sequence[int],
+    edges_for: Callable[[int], tuple[float, ...]],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[CurvePoint, ...]:
+    """The frontier of the banded mechanism: every number of bands in ``grid`` (cut by
+    ``edges_for``: on the calibration split's non-members when there is one), finest first."""
+    points = []
+    for k, bands in enumerate(sorted(set(grid), reverse=True)):
+        points.append(evaluator.point(0.0, edges=edges_for(bands), bands=bands))
         if progress is not None:
             progress(k + 1, len(grid))
     return tuple(points)

@@ -21,14 +21,31 @@ from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, 
 from codeaudit.config import HardenConfig
 from codeaudit.data.samples import Dataset
 from codeaudit.defense.calibrate import (
+    BAND_GRID,
     DEFAULT_GRID,
+    BandCalibrator,
     CurveEvaluator,
     SigmaCalibrator,
     calibration_split,
     sweep,
+    sweep_bands,
 )
-from codeaudit.defense.evaluate import Observations, observe
-from codeaudit.defense.result import Calibration, DefenseInfo, ExportInfo, HardenResult
+from codeaudit.defense.evaluate import (
+    Observations,
+    band_edges,
+    label_margins,
+    observe,
+    score_roc_auc,
+)
+from codeaudit.defense.frontier import build_frontier, verify_frontier
+from codeaudit.defense.result import (
+    Calibration,
+    CurvePoint,
+    DefenseInfo,
+    ExportInfo,
+    Frontier,
+    HardenResult,
+)
 from codeaudit.defense.verify import verdict, verify
 from codeaudit.errors import DataError, HardenError, UsageError
 from codeaudit.models.nmid import EXPOSES, NMID, Exposure, parse_exposure
@@ -128,7 +145,10 @@ class HardenCheck(Check):
                 f"{config.model}: loaded through full unpickling (--trust-checkpoint); the "
                 "hardened checkpoint is written weights-only"
             )
-        defense = NMID(config.sigma or 0.0, expose.value, key=config.key).fit(loaded.model)
+        if config.noise == "banded":  # one band until the bands are cut on the data
+            defense = NMID(0.0, expose.value, key=config.key, edges=()).fit(loaded.model)
+        else:
+            defense = NMID(config.sigma or 0.0, expose.value, key=config.key).fit(loaded.model)
         if expose is Exposure.LABEL and config.sigma:
             warnings.append("--expose label releases no scores: the noise has no effect")
         plan = Plan(defense=defense)
@@ -138,7 +158,10 @@ class HardenCheck(Check):
         if plan.obs is not None:
             self._verify(plan, hardened, loaded.model, config, context)
         info = defense_info(plan.defense, config, loaded.sha256)
+        frontier = frontier_of(plan, info, config)
         status, text = verdict(info, plan.verification, plan.calibration)
+        if frontier is not None:
+            text += f" Frontier: {frontier.reason}"
         if plan.verification is None:
             warnings.append(
                 "not verified: without --members/--nonmembers nothing shows what this sigma "
@@ -160,6 +183,7 @@ class HardenCheck(Check):
             timings={},
             plot=config.plot if config.plot else None,
             warnings=tuple(warnings),
+            frontier=frontier,
         )
         return Outcome(result, outputs, model=hardened)
 
@@ -207,7 +231,12 @@ class HardenCheck(Check):
                     "rewrite; rewrite averaging uses their single answer"
                 )
         plan.obs, plan.ver_obs, plan.data_label = obs, obs, "all the given data"
-        if config.sigma is None and config.expose != Exposure.LABEL.value:
+        if config.noise == "banded" and config.bands is not None:  # cut on every non-member
+            cuts = CurveEvaluator.margins_of(obs, members=False)
+            plan.defense = plan.defense.with_edges(band_edges(cuts, config.bands))
+            plan.edges_for = lambda bands: band_edges(cuts, bands)
+        auto = config.bands is None if config.noise == "banded" else config.sigma is None
+        if auto and config.expose != Exposure.LABEL.value:
             with context.stage("calibration"):
                 calibrate(plan, config, context, warnings)
 
@@ -227,19 +256,24 @@ class HardenCheck(Check):
             raise RuntimeError(
                 f"NMID changed {plan.verification.labels_changed} predictions; nothing was written"
             )
-        if config.sweep or config.plot:
+        if (config.sweep or config.plot) and plan.defense.expose_ is not Exposure.LABEL:
             with context.stage("sweep"):
-                plan.curve = sweep(
-                    CurveEvaluator(
-                        plan.ver_obs,
-                        plan.defense.expose_.value,
-                        classifiers=config.attack_classifiers,
-                        folds=config.folds,
-                        seed=config.seed,
-                    ),
-                    DEFAULT_GRID,
-                    progress=context.reporter("privacy-utility sweep"),
+                evaluator = CurveEvaluator(
+                    plan.ver_obs,
+                    plan.defense.expose_.value,
+                    classifiers=config.attack_classifiers,
+                    folds=config.folds,
+                    seed=config.seed,
                 )
+                reporter = context.reporter("privacy-utility sweep")
+                if plan.defense.mechanism == "banded":
+                    edges_for = plan.edges_for or evaluator.band_edges
+                    plan.curve = sweep_bands(evaluator, BAND_GRID, edges_for, progress=reporter)
+                    plan.undefended = evaluator.point(0.0)
+                else:
+                    plan.curve = sweep(evaluator, DEFAULT_GRID, progress=reporter)
+                    plan.undefended = None
+                plan.frontier_on = (evaluator, plan.curve, plan.data_label)
 
     def _files(
         self, plan: Plan, hardened: Any, loaded: Any, config: Any, info: DefenseInfo
@@ -290,6 +324,12 @@ class Plan:
     calibration: Calibration | None = None
     verification: Any = None
     curve: tuple = ()
+    #: where bands are cut (the calibration split's non-members, else all of them)
+    edges_for: Any = None
+    #: the evaluator, points and data the frontier is drawn from (the sweep's if any, else the
+    #: calibration's), and the undefended point when the points hold none (banded)
+    frontier_on: Any = None
+    undefended: CurvePoint | None = None
 
 
 def refuse_hardened(loaded: Any, config: Any) -> None:
@@ -322,7 +362,8 @@ def export_warnings(config: Any) -> list[str]:
 
 
 def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) -> None:
-    """Choose sigma on the calibration half; the other half verifies it."""
+    """Choose sigma (or the number of bands) on the calibration half; the other half verifies
+    it."""
     obs = plan.obs
     assert obs is not None
     cal_index, ver_index = calibration_split(
@@ -330,9 +371,6 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
     )
     check_split(obs, cal_index, "calibration", config.folds)
     check_split(obs, ver_index, "verification", config.folds)
-    calibrator = SigmaCalibrator(
-        config.target_auc, floor_margin=config.floor_margin, slack=config.calibration_slack
-    )
     evaluator = CurveEvaluator(
         obs.subset(cal_index),
         plan.defense.expose_.value,
@@ -340,7 +378,52 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
         folds=config.folds,
         seed=config.seed,
     )
-    calibrator.fit(evaluator, progress=context.reporter("calibrating sigma"))
+    banded = plan.defense.mechanism == "banded"
+    bands: int | None = None
+    edges: tuple[float, ...] = ()
+    calibrator: SigmaCalibrator | BandCalibrator
+    if banded:
+        calibrator = BandCalibrator(
+            config.target_auc, floor_margin=config.floor_margin, slack=config.calibration_slack
+        )
+        calibrator.fit(evaluator, progress=context.reporter("calibrating the bands"))
+        sigma, auc, rewrite_auc = 0.0, calibrator.auc_at_bands_, calibrator.rewrite_auc_at_bands_
+        plan.undefended = evaluator.point(0.0)
+        plan.edges_for = evaluator.band_edges
+        bands, edges = calibrator.bands_, calibrator.edges_
+        # the operating point is chosen on the frontier: the most useful number of bands
+        # within the targets (with the slack) that beats the label alone
+        provisional = build_frontier(
+            calibrator.points_,
+            undefended=plan.undefended,
+            labels_only_auc=evaluator.labels_only_auc,
+            rewrite_labels_only_auc=evaluator.rewrite_labels_only_auc,
+            label_roc_auc_nonmembers=evaluator.label_roc_auc_nonmembers,
+            target=calibrator.effective_target_,
+            rewrite_target=calibrator.rewrite_target_,
+            data="the calibration split",
+            noise="banded",
+            shipped="",
+            slack=config.calibration_slack,
+            min_gain=config.frontier_gain,
+        )
+        on_frontier = next(
+            (p for p in provisional.points if p.name == provisional.chosen and p.bands), None
+        )
+        if on_frontier is not None and on_frontier.bands in calibrator.edges_by_bands_:
+            bands = on_frontier.bands
+            edges = calibrator.edges_by_bands_[bands]
+            auc, rewrite_auc = on_frontier.attack_auc, on_frontier.rewrite_auc
+    else:
+        calibrator = SigmaCalibrator(
+            config.target_auc, floor_margin=config.floor_margin, slack=config.calibration_slack
+        )
+        calibrator.fit(evaluator, progress=context.reporter("calibrating sigma"))
+        sigma, auc, rewrite_auc = (
+            calibrator.sigma_,
+            calibrator.auc_at_sigma_,
+            calibrator.rewrite_auc_at_sigma_,
+        )
     plan.calibration = Calibration(
         target_auc=config.target_auc,
         floor_margin=config.floor_margin,
@@ -350,14 +433,17 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
         rewrite_labels_only_auc=calibrator.rewrite_labels_only_auc_,
         effective_target=calibrator.effective_target_,
         rewrite_target=calibrator.rewrite_target_,
-        sigma=calibrator.sigma_,
+        sigma=sigma,
         reached=calibrator.reached_,
-        auc_at_sigma=calibrator.auc_at_sigma_,
-        rewrite_auc_at_sigma=calibrator.rewrite_auc_at_sigma_,
+        auc_at_sigma=auc,
+        rewrite_auc_at_sigma=rewrite_auc,
         n_members=int(evaluator.obs.membership.sum()),
         n_nonmembers=int(len(evaluator.obs) - evaluator.obs.membership.sum()),
         points=calibrator.points_,
+        bands=bands if banded else None,
+        edges=edges if banded else (),
     )
+    plan.frontier_on = (evaluator, calibrator.points_, "the calibration split")
     if calibrator.labels_only_auc_ + config.floor_margin > config.target_auc:
         warnings.append(
             f"labels alone give away AUC {calibrator.labels_only_auc_:.3f} on the "
@@ -366,22 +452,83 @@ def calibrate(plan: Plan, config: Any, context: Context, warnings: list[str]) ->
             f"{config.target_auc} to that + --floor-margin {config.floor_margin} = "
             f"{calibrator.effective_target_:.3f}"
         )
-    if not calibrator.reached_:
-        warnings.append(
-            f"no sigma up to {max(DEFAULT_GRID):g} met the targets on the calibration "
-            f"split; using the least leaky one ({calibrator.sigma_:g})"
-        )
-    plan.defense = plan.defense.with_sigma(calibrator.sigma_)
+    if isinstance(calibrator, BandCalibrator):
+        if not calibrator.reached_:
+            warnings.append(
+                "no number of bands met the targets on the calibration split; using the least "
+                f"leaky one ({calibrator.bands_})"
+            )
+        plan.defense = plan.defense.with_edges(edges)
+    else:
+        if not calibrator.reached_:
+            warnings.append(
+                f"no sigma up to {max(DEFAULT_GRID):g} met the targets on the calibration "
+                f"split; using the least leaky one ({calibrator.sigma_:g})"
+            )
+        plan.defense = plan.defense.with_sigma(calibrator.sigma_)
     plan.ver_obs = obs.subset(ver_index)
     plan.data_label = "the verification split (disjoint from calibration)"
 
 
+def shipped_setting(defense: NMID) -> str:
+    """The released mechanism's setting, as the frontier names its points."""
+    if defense.expose_ is Exposure.LABEL:
+        return "label only"
+    if defense.bands is not None:
+        return f"{defense.bands} bands"
+    return f"sigma {defense.sigma_:.4g}"
+
+
+def frontier_of(plan: Plan, info: DefenseInfo, config: Any) -> Frontier | None:
+    """The privacy-utility frontier of what was measured (the sweep on the verification split
+    when it ran, else the calibration split's points), and the operating point chosen on it.
+    Its target is the calibration's, on the frontier's own data: max(--target-auc, what the
+    same attacks reach from labels alone + --floor-margin)."""
+    if plan.frontier_on is None:
+        return None
+    evaluator, points, data = plan.frontier_on
+    asked, margin = config.target_auc, config.floor_margin
+    rewrite = evaluator.rewrite_labels_only_auc
+    chose = plan.calibration is not None and evaluator.obs is not plan.ver_obs
+    frontier = build_frontier(
+        points,
+        undefended=plan.undefended,
+        labels_only_auc=evaluator.labels_only_auc,
+        rewrite_labels_only_auc=rewrite,
+        label_roc_auc_nonmembers=evaluator.label_roc_auc_nonmembers,
+        target=max(asked, evaluator.labels_only_auc + margin),
+        rewrite_target=None if rewrite is None else max(asked, rewrite + margin),
+        data=data,
+        noise=info.noise,
+        shipped=shipped_setting(plan.defense),
+        slack=config.calibration_slack if chose else 0.0,
+        min_gain=config.frontier_gain,
+    )
+    v = plan.verification
+    if v is None or v.best_score_auc_after is None or plan.ver_obs is None:
+        return frontier
+    obs = plan.ver_obs
+    held_out = obs.membership == 0
+    label_roc = score_roc_auc(
+        obs.clean.labels[held_out],
+        label_margins(obs.clean.logits)[held_out].astype(np.float64),
+    )
+    after = next(u for u in v.utility if u.split == "non-members")
+    return verify_frontier(
+        frontier,
+        target_met=v.target_met,
+        attack_auc=v.best_score_auc_after,
+        target=v.target,
+        roc_auc_nonmembers=after.roc_auc_after,
+        label_roc_auc_nonmembers=label_roc,
+        min_gain=config.frontier_gain,
+    )
+
+
 def defense_info(defense: NMID, config: Any, parent_sha256: str) -> DefenseInfo:
     scores = config.expose != Exposure.LABEL.value
-    if config.sigma is not None:
-        source = "given"
-    else:
-        source = "calibrated" if scores else "unused (labels only)"
+    fixed = config.bands is not None if config.noise == "banded" else config.sigma is not None
+    source = "given" if fixed else "calibrated" if scores else "unused (labels only)"
     return DefenseInfo(
         kind="nmid",
         sigma=defense.sigma_,
@@ -391,6 +538,8 @@ def defense_info(defense: NMID, config: Any, parent_sha256: str) -> DefenseInfo:
         key_fingerprint=defense.fingerprint(),
         parent_sha256=parent_sha256,
         exposes=EXPOSES[defense.expose_],
+        noise=defense.mechanism,
+        bands=defense.bands,
     )
 
 
@@ -405,6 +554,8 @@ def hardened_metadata(plan: Plan, loaded: Any, config: Any) -> dict[str, Any]:
         "parent_path": Path(config.model).name,
         "defense": "nmid",
         "sigma": plan.defense.sigma_,
+        "noise": plan.defense.mechanism,
+        "bands": plan.defense.bands,
         "sigma_source": defense_info(plan.defense, config, loaded.sha256).sigma_source,
         "expose": plan.defense.expose_.value,
         "calibration": None
@@ -430,6 +581,7 @@ def settings_of(config: Any, plan: Plan, context: Context) -> dict[str, object]:
     return {
         "target_auc": config.target_auc,
         "floor_margin": config.floor_margin,
+        "noise": config.noise,
         "calibration_share": config.calibration_share if plan.calibration else None,
         "queries": config.queries,
         "rewrites": config.rewrites,

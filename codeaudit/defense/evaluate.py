@@ -10,6 +10,7 @@ costs attacks, not inference. The verification itself runs the real hardened mod
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -96,7 +97,8 @@ class Observations:
         )
 
     def with_noise(self, defense: NMID, model: VPModel) -> Observations:
-        """The same observations with the defence's standard normals for every input."""
+        """The same observations with the defence's draws for every input (standard normals
+        for Gaussian noise, uniforms for confidence bands: :meth:`NMID.draws`)."""
         return replace(
             self,
             normals=defense_normals(defense, model, self.encodings),
@@ -222,11 +224,12 @@ def _batched(
 def defense_normals(
     defense: NMID, model: VPModel, encodings: Sequence[Encoding], batch_size: int = 256
 ) -> np.ndarray:
-    """[N, 2] the defence's standard normals for each input (keyed: fixed for the input)."""
+    """[N, 2] the defence's draws for each input (keyed: fixed for the input): standard
+    normals (Gaussian noise) or uniforms (confidence bands)."""
     if not encodings:
         return np.zeros((0, 2))
     return _batched(
-        lambda ids, mask, _: defense.normals(ids, mask).cpu(), model, encodings, batch_size, 2
+        lambda ids, mask, _: defense.draws(ids, mask).cpu(), model, encodings, batch_size, 2
     )
 
 
@@ -257,6 +260,33 @@ def noised(logits: np.ndarray, normals: np.ndarray, sigma: float) -> np.ndarray:
     return noise.noised_margin(
         torch.from_numpy(np.ascontiguousarray(logits)), torch.from_numpy(normals), sigma
     ).numpy()
+
+
+def banded(logits: np.ndarray, draws: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Released margins of the banded mechanism from precomputed draws (uniforms in column 0):
+    equal to :func:`query_margins` for the keyed defence with these edges."""
+    return noise.banded_margin(
+        torch.from_numpy(np.ascontiguousarray(logits)),
+        torch.from_numpy(np.ascontiguousarray(draws[:, 0])),
+        torch.tensor(tuple(edges), dtype=torch.float64),
+    ).numpy()
+
+
+def band_edges(margins: np.ndarray, bands: int) -> tuple[float, ...]:
+    """``bands - 1`` strictly increasing cuts on ``|margin|``: its quantiles at 1/bands ...
+    (bands-1)/bands over ``margins`` (held-out functions' clean margins), so each band holds
+    about as many of them; repeated quantiles (ties) are merged, giving fewer bands."""
+    if bands < 1:
+        raise ValueError("at least one band")
+    magnitude = np.abs(np.asarray(margins, dtype=np.float64))
+    if bands == 1 or not len(magnitude):
+        return ()
+    cuts = np.quantile(magnitude, np.arange(1, bands) / bands)
+    edges: list[float] = []
+    for cut in cuts:
+        if math.isfinite(cut) and (not edges or cut > edges[-1]):
+            edges.append(float(cut))
+    return tuple(edges)
 
 
 def released_features(clean: FeatureSet, margin: np.ndarray, expose: str) -> FeatureSet:

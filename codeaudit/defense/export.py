@@ -103,6 +103,8 @@ def export_metadata(
             "keyed": True,
             "key_fingerprint": model.defense.fingerprint(),
             "outputs": model.defense.outputs_,
+            "noise": model.defense.mechanism,
+            **({"bands": model.bands} if model.bands is not None else {}),
         },
         "parent_sha256": parent_sha256,
         "arch": model.arch,

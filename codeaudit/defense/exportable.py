@@ -3,6 +3,7 @@
 Both export formats (:mod:`codeaudit.defense.export_torchscript`,
 :mod:`codeaudit.defense.export_pt2`) trace these, so the two files compute the same thing as
 the codeaudit wrapper: the parent model's logits, then :class:`~codeaudit.models.nmid.NMIDHead`
+(or :class:`~codeaudit.models.nmid.BandedHead`)
 (the keyed hash of the token ids, the Gaussian draw, the reflected margin and the release).
 """
 
@@ -13,9 +14,8 @@ from torch import nn
 from torch.nn import functional
 
 from codeaudit.errors import HardenError
-from codeaudit.models import noise
 from codeaudit.models.base import Batch, VPModel
-from codeaudit.models.nmid import HardenedModel, NMIDHead
+from codeaudit.models.nmid import HardenedModel
 
 
 class Logits(nn.Module):
@@ -56,7 +56,7 @@ class PaddedLogits(nn.Module):
 class HardenedExport(nn.Module):
     """Model, then keyed noise and masking: the only thing the exported file can compute."""
 
-    def __init__(self, base: nn.Module, head: NMIDHead) -> None:
+    def __init__(self, base: nn.Module, head: nn.Module) -> None:
         super().__init__()
         self.base = base
         self.head = head
@@ -74,14 +74,10 @@ def check_exportable(model: HardenedModel) -> None:
         raise HardenError("only keyed NMID can be exported")
 
 
-def head_of(model: HardenedModel) -> NMIDHead:
-    """A fresh :class:`NMIDHead` holding the defence's key, sigma and exposure."""
-    return NMIDHead(
-        noise.key_words(model.defense.key_),
-        model.sigma,
-        model.expose,
-        model.defense.outputs_,
-    )
+def head_of(model: HardenedModel) -> nn.Module:
+    """A fresh head holding the defence's key, exposure and noise: :class:`NMIDHead` (sigma)
+    or :class:`~codeaudit.models.nmid.BandedHead` (band edges)."""
+    return model.defense.new_head()
 
 
 def examples(model: VPModel) -> Batch:

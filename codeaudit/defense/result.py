@@ -19,6 +19,8 @@ class DefenseInfo:
     key_fingerprint: str  # sha256 of the key, first 16 hex digits (never the key itself)
     parent_sha256: str
     exposes: tuple[str, ...]  # what a caller observes
+    noise: str = "gaussian"  # "gaussian" (noise on the logits) | "banded" (confidence bands)
+    bands: int | None = None  # banded: the number of confidence bands
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class CurvePoint:
     rewrite_attack: str | None
     roc_auc_members: float | None  # ROC AUC of the released vulnerability score
     roc_auc_nonmembers: float | None
+    bands: int | None = None  # banded mechanism: the number of bands (sigma is then 0)
+
+    @property
+    def setting(self) -> str:
+        return f"{self.bands} bands" if self.bands is not None else f"sigma {self.sigma:g}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,49 @@ class Calibration:
     rewrite_auc_at_sigma: float | None
     n_members: int
     n_nonmembers: int
-    points: tuple[CurvePoint, ...]  # every sigma tried, in increasing order
+    points: tuple[CurvePoint, ...]  # every sigma tried, in increasing order (bands: decreasing)
+    bands: int | None = None  # --noise banded: the number of bands chosen (sigma is then 0)
+    edges: tuple[float, ...] = ()  # ... and their cuts on |margin| (calibration non-members)
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One way to release the model's answers: how much the strongest attack that sees them
+    reaches, and how well the released score still ranks unseen functions."""
+
+    name: str  # "undefended", "label only", "sigma 0.5", "8 bands"
+    kind: str  # "undefended" | "label" | "gaussian" | "banded"
+    sigma: float | None  # gaussian: the noise scale
+    bands: int | None  # banded: the number of bands
+    attack_auc: float | None  # strongest score attack, one query (labels alone for "label")
+    rewrite_auc: float | None  # ... on answers averaged over rewrites
+    roc_auc_nonmembers: float | None  # ROC AUC of the released score on non-members
+    meets: bool  # attack within the target (and rewrite averaging within its own)
+    pareto: bool  # no other point is at least as private and as useful, and better in one
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """The privacy-utility frontier of one target, and the operating point chosen on it."""
+
+    data: str  # which split the points were measured on
+    noise: str  # the mechanism whose settings were tried: "gaussian" | "banded"
+    target: float  # an operating point must keep the strongest score attack at or below this
+    rewrite_target: float | None  # ... and rewrite averaging at or below this
+    labels_only_auc: float  # what the same attacks reach from labels alone
+    label_roc_auc_nonmembers: float | None  # the label-only release's ranking utility
+    undefended_roc_auc_nonmembers: float | None
+    points: tuple[FrontierPoint, ...]  # undefended, every setting tried, label only
+    chosen: str  # the name of the chosen operating point
+    recommend_label: bool  # no noised point beats the label-only release
+    reason: str  # one line: why this operating point
+    shipped: str  # the setting written to the hardened model ("sigma 0.39", "8 bands")
+    slack: float = 0.0  # points from the calibration split must meet target - slack
+    #: the shipped setting checked against the label-only release on the verification split
+    #: (None: not verified): its targets met and its score ranking unseen functions better
+    verified_beats_label: bool | None = None
+    verified_roc_auc_nonmembers: float | None = None  # the shipped score, verification split
+    verified_label_roc_auc_nonmembers: float | None = None  # the label alone, same data
 
 
 @dataclass(frozen=True)
@@ -188,6 +237,7 @@ class HardenResult:
     plot: str | None = None
     warnings: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    frontier: Frontier | None = None
 
     def describe(self, figures: bool = True) -> list[Any]:
         """The report sections (:class:`~codeaudit.report.document.Section`)."""

@@ -23,6 +23,8 @@ def harden_sections(result: Any, figures: bool) -> list[Section]:
     v = result.verification
     if v is not None:
         blocks += [_comparison(v), _utility(v)]
+    if result.frontier is not None:
+        blocks.append(_frontier(result.frontier))
     if result.sweep:
         blocks.append(_sweep(result.sweep))
     curve = result.sweep or (result.calibration.points if result.calibration else ())
@@ -38,6 +40,8 @@ def harden_sections(result: Any, figures: bool) -> list[Section]:
     summary = _HARDEN_PLAIN.get(result.status, result.verdict)
     if v is not None:  # why it holds or not, on the first screen
         summary = " ".join((summary, *v.target_lines()))
+    if result.frontier is not None:  # the operating point, in one line
+        summary = " ".join((summary, result.frontier.reason))
     return [
         Section(
             "Hardening (NMID)",
@@ -53,7 +57,11 @@ def _defence(d: Any) -> Table:
         ("property", "value"),
         (
             ("defence", f"NMID: {d.expose} exposed ({', '.join(d.exposes)})"),
-            ("sigma", f"{d.sigma:.4g} ({d.sigma_source})"),
+            (
+                ("confidence bands", f"{d.bands} ({d.sigma_source})")
+                if d.bands is not None
+                else ("sigma", f"{d.sigma:.4g} ({d.sigma_source})")
+            ),
             ("keyed noise", fmt(d.keyed)),
             ("key fingerprint", d.key_fingerprint),
             ("parent model sha256", d.parent_sha256),
@@ -122,12 +130,43 @@ def _utility(v: Any) -> Table:
     )
 
 
+def _frontier(f: Any) -> Table:
+    def mark(p: Any) -> str:
+        notes = []
+        if p.name == f.chosen:
+            notes.append("chosen")
+        if p.name == f.shipped:
+            notes.append("shipped")
+        if p.pareto:
+            notes.append("frontier")
+        if p.kind in ("gaussian", "banded") and not p.meets:
+            notes.append("over target")
+        return ", ".join(notes)
+
+    return Table(
+        (
+            "release",
+            "strongest score attack AUC",
+            "rewrite-averaging AUC",
+            "ROC AUC non-members",
+            "note",
+        ),
+        tuple(
+            (p.name, fmt(p.attack_auc), fmt(p.rewrite_auc), fmt(p.roc_auc_nonmembers), mark(p))
+            for p in f.points
+        ),
+        title=f"Privacy-utility frontier ({f.noise} noise; {f.data}; target {f.target:.3f})",
+        numeric=(False, True, True, True, False),
+        note=f.reason + (f" Shipped: {f.shipped}." if f.shipped != f.chosen else ""),
+    )
+
+
 def _sweep(points: Any) -> Table:
     return Table(
-        ("sigma", "best score AUC", "TPR@1%", "rewrite-averaging AUC", "ROC AUC non-members"),
+        ("setting", "best score AUC", "TPR@1%", "rewrite-averaging AUC", "ROC AUC non-members"),
         tuple(
             (
-                f"{p.sigma:g}",
+                p.setting,
                 fmt(p.best_auc),
                 fmt(p.best_tpr_at_1),
                 fmt(p.rewrite_auc),
@@ -136,7 +175,7 @@ def _sweep(points: Any) -> Table:
             for p in points
         ),
         title="Privacy-utility curve",
-        numeric=(True,) * 5,
+        numeric=(False, True, True, True, True),
     )
 
 

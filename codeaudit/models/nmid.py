@@ -18,6 +18,7 @@ gives the hardened model. Choosing sigma and measuring what it buys is :mod:`cod
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -47,6 +48,11 @@ NOISE_NAME = "gaussian-box-muller/binary-margin-reflected/v1"
 # codeaudit that would noise it as two logits refuses the checkpoint instead.
 NOISE_NAME_SINGLE = "gaussian-box-muller/single-logit-margin-reflected/v1"
 NOISE_NAMES = {2: NOISE_NAME, 1: NOISE_NAME_SINGLE}
+# The banded mechanism (``--noise banded``): the confidence is replaced by its band plus a keyed
+# uniform within it (see :mod:`codeaudit.models.noise`); for one- and two-logit models alike.
+BANDED_NAME = "keyed-uniform/confidence-bands/v1"
+MAX_BANDS = 256
+MECHANISMS = ("gaussian", "banded")
 
 
 class Exposure(str, Enum):
@@ -84,6 +90,24 @@ def check_sigma(sigma: float) -> float:
     return float(sigma)
 
 
+def check_edges(edges: Sequence[float]) -> tuple[float, ...]:
+    """Band edges: finite, >= 0, strictly increasing, at most ``MAX_BANDS - 1`` of them."""
+    if isinstance(edges, (str, bytes)) or not isinstance(edges, Sequence):
+        raise HardenError("band edges must be a list of numbers")
+    values = []
+    for edge in edges:
+        if isinstance(edge, bool) or not isinstance(edge, (int, float)):
+            raise HardenError(f"band edge {str(edge)[:40]!r} is not a number")
+        if not math.isfinite(edge) or edge < 0:
+            raise HardenError(f"band edge {edge} is invalid: edges must be finite and >= 0")
+        values.append(float(edge))
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise HardenError("band edges must be strictly increasing")
+    if len(values) + 1 > MAX_BANDS:
+        raise HardenError(f"{len(values) + 1} bands: at most {MAX_BANDS}")
+    return tuple(values)
+
+
 _KEY = re.compile(r"[0-9a-f]{32}")
 
 
@@ -110,6 +134,28 @@ class NMIDHead(nn.Module):
         return noise.keyed_margin(
             logits, input_ids, attention_mask, self.key, self.sigma, self.outputs
         )
+
+    def forward(
+        self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return noise.release(self.margin(logits, input_ids, attention_mask), self.expose)
+
+
+class BandedHead(nn.Module):
+    """Keyed confidence bands on a batch of binary logits (TorchScript-able): the released
+    confidence is the band of the clean margin plus a keyed uniform within it."""
+
+    def __init__(self, key: torch.Tensor, edges: torch.Tensor, expose: str) -> None:
+        super().__init__()
+        self.register_buffer("key", key.to(torch.int64).clone())
+        self.register_buffer("edges", edges.to(torch.float64).clone())
+        self.expose = str(expose)
+
+    @torch.jit.export
+    def margin(
+        self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        return noise.keyed_band_margin(logits, input_ids, attention_mask, self.key, self.edges)
 
     def forward(
         self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -145,6 +191,10 @@ class NMID:
     input is a deterministic function of its token ids and the secret key, so asking twice gives
     the same answer. ``keyed=False`` draws fresh noise for every query from ``seed``: it exists
     to show, in tests and benchmarks, what keying prevents (averaging repeated queries).
+
+    ``edges`` switches to the banded mechanism (``--noise banded``; ``sigma`` must then be 0):
+    ``len(edges) + 1`` confidence bands cut on the clean margin's magnitude, the released
+    confidence being the band plus a keyed uniform within it (see :mod:`codeaudit.models.noise`).
     """
 
     def __init__(
@@ -156,6 +206,7 @@ class NMID:
         keyed: bool = True,
         seed: int = 0,
         outputs: int | None = None,
+        edges: Sequence[float] | None = None,
     ) -> None:
         self.sigma = sigma
         self.expose = expose
@@ -163,6 +214,7 @@ class NMID:
         self.keyed = keyed
         self.seed = seed
         self.outputs = outputs
+        self.edges = edges
 
     def fit(self, model: VPModel | None = None) -> NMID:
         """Validate the settings and draw the secret key (from the OS CSPRNG unless given)."""
@@ -175,11 +227,31 @@ class NMID:
         if outputs not in NOISE_NAMES:
             raise HardenError(f"NMID noises models with 1 or 2 logits, not {outputs}")
         self.outputs_ = int(outputs)
-        self.head_ = NMIDHead(
-            noise.key_words(self.key_), self.sigma_, self.expose_.value, self.outputs_
-        )
+        self.edges_ = None if self.edges is None else check_edges(self.edges)
+        if self.edges_ is not None and self.sigma_ != 0:
+            raise HardenError("banded noise takes no sigma (the bands set the resolution)")
+        self.head_ = self.new_head()
         self.rng_ = torch.Generator().manual_seed(int(self.seed))
         return self
+
+    @property
+    def mechanism(self) -> str:
+        """``gaussian`` (noise on the logits) or ``banded`` (confidence bands)."""
+        return "gaussian" if getattr(self, "edges_", self.edges) is None else "banded"
+
+    @property
+    def bands(self) -> int | None:
+        """The number of confidence bands (banded mechanism), else None."""
+        self._check_fitted()
+        return None if self.edges_ is None else len(self.edges_) + 1
+
+    def new_head(self) -> nn.Module:
+        """A fresh TorchScript-able module computing this defence (what the exports run)."""
+        key = noise.key_words(self.key_)
+        if self.edges_ is not None:
+            edges = torch.tensor(self.edges_, dtype=torch.float64)
+            return BandedHead(key, edges, self.expose_.value)
+        return NMIDHead(key, self.sigma_, self.expose_.value, self.outputs_)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "key_"):
@@ -195,8 +267,39 @@ class NMID:
             keyed=self.keyed,
             seed=self.seed,
             outputs=self.outputs_,
+            edges=self.edges_,
         )
         return other.fit()
+
+    def with_edges(self, edges: Sequence[float]) -> NMID:
+        """The same defence (same key, exposure) as confidence bands cut at ``edges``."""
+        self._check_fitted()
+        other = NMID(
+            0.0,
+            self.expose_.value,
+            key=self.key_,
+            keyed=self.keyed,
+            seed=self.seed,
+            outputs=self.outputs_,
+            edges=tuple(edges),
+        )
+        return other.fit()
+
+    def draws(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, 2] float64: the randomness the mechanism uses for each input, keyed or fresh.
+        Gaussian: the standard normals (:meth:`normals`); banded: the uniform in column 0
+        (repeated in column 1). The released margins are a pure function of these and the
+        clean logits (:func:`mechanism_margin`)."""
+        self._check_fitted()
+        if self.edges_ is None:
+            return self.normals(input_ids, attention_mask)
+        if self.keyed:
+            key = self.head_.key.to(input_ids.device)
+            u = noise.keyed_uniforms(noise.keyed_hash(input_ids, attention_mask, key), key)
+        else:
+            u = torch.rand(input_ids.shape[0], generator=self.rng_, dtype=torch.float64)
+            u = u.clamp(min=2.0**-33, max=1 - 2.0**-33).to(input_ids.device)
+        return torch.stack([u, u], dim=1)
 
     def normals(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """[B, 2] float64 standard normals for a batch: keyed (a function of the ids) or, with
@@ -213,6 +316,13 @@ class NMID:
     ) -> torch.Tensor:
         """[B] float64 released margins (log p1 - log p0), argmax-preserving."""
         self._check_fitted()
+        if self.edges_ is not None:
+            edges = torch.tensor(self.edges_, dtype=torch.float64)
+            if self.keyed:
+                key = self.head_.key.to(input_ids.device)
+                return noise.keyed_band_margin(logits, input_ids, attention_mask, key, edges)
+            u = self.draws(input_ids, attention_mask)[:, 0]
+            return noise.banded_margin(logits, u.to(logits.device), edges)
         if self.keyed:
             key = self.head_.key.to(input_ids.device)
             return noise.keyed_margin(
@@ -238,6 +348,22 @@ class NMID:
         self._check_fitted()
         if not self.keyed:
             raise HardenError("unkeyed noise is for comparisons only and cannot be saved")
+        if self.edges_ is not None:
+            return {
+                "kind": DEFENSE_KIND,
+                "version": DEFENSE_VERSION,
+                "sigma": 0.0,
+                "expose": self.expose_.value,
+                "keyed": True,
+                "key": self.key_,
+                "hash": HASH_NAME,
+                "noise": BANDED_NAME,
+                "bands": len(self.edges_) + 1,
+                "edges": list(self.edges_),
+                "outputs": self.outputs_,
+                "parent_sha256": parent_sha256,
+                **(extra or {}),
+            }
         return {
             "kind": DEFENSE_KIND,
             "version": DEFENSE_VERSION,
@@ -286,6 +412,16 @@ class NMID:
         if parent is not None and not (isinstance(parent, str) and _SHA256.fullmatch(parent)):
             raise CheckpointError(f"{where}: NMID defense parent_sha256 is not a sha256")
         outputs = {name: n for n, name in NOISE_NAMES.items()}.get(record.get("noise"))  # type: ignore[arg-type]
+        edges = None
+        if record.get("noise") == BANDED_NAME:
+            outputs = record.get("outputs")  # type: ignore[assignment]
+            if outputs not in NOISE_NAMES or isinstance(outputs, bool):
+                raise CheckpointError(f"{where}: banded NMID defense: invalid 'outputs'")
+            edges = record.get("edges")
+            if not isinstance(edges, list) or record.get("bands") != len(edges) + 1:
+                raise CheckpointError(
+                    f"{where}: banded NMID defense: 'edges' and 'bands' do not agree"
+                )
         if record.get("hash") != HASH_NAME or outputs is None:
             raise CheckpointError(f"{where}: NMID defense uses an unknown hash or noise scheme")
         if record.get("keyed") is not True:
@@ -296,6 +432,7 @@ class NMID:
                 parse_exposure(str(record.get("expose"))).value,
                 key=check_key(record.get("key")),  # type: ignore[arg-type]
                 outputs=outputs,
+                edges=edges,
             ).fit()
         except HardenError as exc:
             raise CheckpointError(f"{where}: malformed NMID defense: {exc}") from None
@@ -359,6 +496,10 @@ class HardenedModel(VPModel):
     @property
     def sigma(self) -> float:
         return self.defense.sigma_
+
+    @property
+    def bands(self) -> int | None:
+        return self.defense.bands
 
     def to(self, device: torch.device | str) -> HardenedModel:
         self.base.to(device)

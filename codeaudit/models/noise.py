@@ -27,6 +27,17 @@ released margin is ``r`` reflected onto the clean prediction's side: ``max(|r|, 
 the clean model says 1, ``-|r|`` when it says 0 (a released tie, margin 0, again reads as class
 0). The floor keeps ``p1 > p0`` strict in float32. So the predicted label never changes, for
 any sigma.
+
+**Confidence bands (``--noise banded``).** The other mechanism keeps the score's *ranking*
+information at a chosen resolution and hides each input's confidence within it. The clean
+margin's magnitude ``|z1 - z0|`` falls into one of ``k`` bands cut at ``k - 1`` increasing edges
+(quantiles of held-out functions' margins, chosen at harden time); the released probability of
+the predicted class is ``0.5 + 0.49 * (band + u) / k`` with ``u`` a keyed uniform in (0, 1) drawn
+from the same keyed hash. So a higher band always releases a higher confidence (the ordering
+across bands is kept), everything within a band is replaced by keyed noise (the same input
+always gets the same value), the released confidence lies in (0.5, 0.99), and the label is the
+clean prediction's (the margin keeps its side, at least 1e-4 for class 1). ``k = 1`` releases
+the label and pure noise: the label-only release.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ MASK32 = 0xFFFFFFFF
 TWO32 = 4294967296.0
 MIN_MARGIN = 1e-4  # smallest released margin on the positive side: keeps p1 > p0 in float32
 LABEL_MARGIN = 30.0  # pseudo-margin standing for a bare label (label exposure)
+BAND_SPAN = 0.49  # banded release: confidences in (0.5, 0.5 + BAND_SPAN)
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -83,6 +95,29 @@ def keyed_normals(seed: torch.Tensor, key: torch.Tensor, classes: int) -> torch.
     u1 = (w1.to(torch.float64) + 0.5) / 4294967296.0
     u2 = (w2.to(torch.float64) + 0.5) / 4294967296.0
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
+
+
+def keyed_uniforms(seed: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """[B] float64 uniforms in (0, 1), a deterministic function of each row's seed (a word of
+    its own: not one of the words :func:`keyed_normals` draws from)."""
+    word = _fmix32(seed ^ _fmix32(key[2] ^ 0xB5AD4ECF))
+    return (word.to(torch.float64) + 0.5) / 4294967296.0
+
+
+def banded_margin(
+    logits: torch.Tensor, uniforms: torch.Tensor, edges: torch.Tensor
+) -> torch.Tensor:
+    """[B] float64: the released margin of the banded mechanism (see the module docstring).
+    ``edges``: [k - 1] increasing float64 cuts on ``|z1 - z0|`` (empty: one band)."""
+    z = logits.to(torch.float64)
+    positive = logits[:, 1] > logits[:, 0]
+    magnitude = torch.abs(z[:, 1] - z[:, 0])
+    cuts = edges.to(torch.float64).to(magnitude.device)
+    band = (magnitude.unsqueeze(1) >= cuts.unsqueeze(0)).to(torch.float64).sum(dim=1)
+    bands = float(cuts.shape[0] + 1)
+    confidence = 0.5 + 0.49 * (band + uniforms.to(magnitude.device)) / bands
+    r = torch.log(confidence) - torch.log1p(-confidence)
+    return torch.where(positive, torch.clamp(r, min=1e-4), -r)
 
 
 def noised_margin(
@@ -142,6 +177,18 @@ def keyed_margin(
     """The released margin of the keyed defence: hash the ids, draw, noise, reflect."""
     normals = keyed_normals(keyed_hash(input_ids, attention_mask, key), key, 2)
     return noised_margin(logits, normals.to(logits.device), sigma, outputs)
+
+
+def keyed_band_margin(
+    logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    key: torch.Tensor,
+    edges: torch.Tensor,
+) -> torch.Tensor:
+    """The released margin of the banded defence: hash the ids, draw a uniform, band."""
+    uniforms = keyed_uniforms(keyed_hash(input_ids, attention_mask, key), key)
+    return banded_margin(logits, uniforms.to(logits.device), edges)
 
 
 def key_words(key_hex: str) -> torch.Tensor:

@@ -11,6 +11,7 @@ from typing import Any
 from codeaudit.defense.result import (
     Calibration,
     DefenseInfo,
+    Frontier,
     HardenResult,
     UtilityRow,
     Verification,
@@ -87,6 +88,7 @@ def clean_harden_result() -> HardenResult:
         exports=(),
         settings={},
         timings={},
+        frontier=_frontier(recommend_label=False),
     )
 
 
@@ -119,4 +121,22 @@ def harden_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
         "CA-H005": _with(v_averaging_gain=0.1),
         "CA-H006": _with(v_rewrite_averaging_gain=0.05),
         "CA-H007": _with(status="unverified"),
+        "CA-H008": _with(frontier=_frontier(recommend_label=True)),
     }
+
+
+def _frontier(*, recommend_label: bool) -> Frontier:
+    return Frontier(
+        data="the calibration split",
+        noise="gaussian",
+        target=0.6,
+        rewrite_target=0.6,
+        labels_only_auc=0.54,
+        label_roc_auc_nonmembers=0.8,
+        undefended_roc_auc_nonmembers=0.85,
+        points=(),
+        chosen="label only" if recommend_label else "sigma 2",
+        recommend_label=recommend_label,
+        reason="...",
+        shipped="sigma 2",
+    )

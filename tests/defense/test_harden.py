@@ -224,3 +224,79 @@ def test_bad_key_file(setup: dict[str, Path], tmp_path: Path, text: str) -> None
                        "--key-file", str(key))  # fmt: skip
     assert code == 2 and "k: the key file must hold 32 hex digits" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_the_report_carries_the_frontier(setup: dict[str, Path]) -> None:
+    report = json.loads((setup["root"] / "harden.json").read_text())
+    f = report["frontier"]
+    names = [p["name"] for p in f["points"]]
+    assert names[0] == "undefended" and names[-1] == "label only"
+    assert f["data"] == "the verification split (disjoint from calibration)"  # --plot swept
+    assert f["chosen"] in names and f["verified_beats_label"] in (True, False)
+    assert f["shipped"] == f"sigma {report['defense']['sigma']:.4g}"
+    label = next(p for p in f["points"] if p["kind"] == "label")
+    assert label["attack_auc"] == f["labels_only_auc"] and label["meets"]
+    # when it recommends the label, the rule says so too (and the verdict, in one line)
+    fired = {x["rule_id"] for x in report.get("findings", [])}
+    assert ("CA-H008" in fired) == f["recommend_label"]
+    assert f["reason"] in report["verdict"]
+    text = (setup["root"] / "harden.txt").read_text()
+    assert "Privacy-utility frontier" in text
+
+
+def test_banded_noise_end_to_end(setup: dict[str, Path]) -> None:
+    out = setup["root"] / "banded.pt"
+    code, stdout, err = run(
+        "harden", str(setup["model"]), "-o", str(out), "--noise", "banded",
+        "--members", str(setup["members"]), "--nonmembers", str(setup["nonmembers"]),
+        "--export", "torch.export", "--format", "json", *FAST,
+    )  # fmt: skip
+    assert code in (0, 1), err
+    report = json.loads(stdout)
+    d, c = report["defense"], report["calibration"]
+    assert d["noise"] == "banded" and d["sigma"] == 0.0 and d["sigma_source"] == "calibrated"
+    assert d["bands"] == c["bands"] == len(c["edges"]) + 1
+    assert c["points"][0]["bands"] > 1  # the finest bands are tried first
+    assert report["frontier"]["noise"] == "banded" and report["frontier"]["shipped"].endswith(
+        "bands"
+    )
+    assert report["verification"]["labels_changed"] == 0
+    assert report["verification"]["averaging_gain"] == 0.0  # keyed: repeats are identical
+    assert Path(report["export-torch.export"]["path"]).is_file()
+    from codeaudit.defense import load_hardened
+
+    model = load_hardened(str(out))
+    assert model.bands == d["bands"] and model.defense.mechanism == "banded"
+    code, _, err = run(
+        "harden", str(setup["model"]), "-o", str(setup["root"] / "b2.pt"), "--noise", "banded",
+        "--sigma", "2", "--members", str(setup["members"]), "--nonmembers",
+        str(setup["nonmembers"]),
+    )  # fmt: skip
+    assert code == 2 and "--sigma" in err and "--bands" in err
+
+
+def test_label_only_attacks_run_once(
+    setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hardened model keeps every label, so verification reuses the original model's
+    label-only results (the boundary attack's rewrites are costly) instead of rerunning them."""
+    from codeaudit.defense import verify as verify_module
+
+    calls = []
+    real = verify_module.label_only_suite
+
+    def counting(model, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(type(model).__name__)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "label_only_suite", counting)
+    code, stdout, err = run(
+        "harden", str(setup["model"]), "-o", str(setup["root"] / "once.pt"), "--sigma", "2",
+        "--members", str(setup["members"]), "--nonmembers", str(setup["nonmembers"]),
+        "--format", "json", *FAST,
+    )  # fmt: skip
+    assert code in (0, 1), err
+    assert len(calls) == 1 and calls[0] != "HardenedModel"
+    rows = {(r["group"], r["name"]): r for r in json.loads(stdout)["verification"]["rows"]}
+    boundary = rows[("label-only", "label-only-boundary")]
+    assert boundary["before_auc"] == boundary["after_auc"]
