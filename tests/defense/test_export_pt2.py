@@ -217,7 +217,8 @@ def test_a_mismatching_export_is_refused_and_nothing_written(
     monkeypatch.setattr(exporter, "load", off_by_a_little)
     out = tmp_path / "h.pt"
     code, _, err = run("harden", str(trained["lstm"][0]), "-o", str(out), "--sigma", "1",
-                       "--expose", "probs", "--export", "torch.export")  # fmt: skip
+                       "--expose", "probs", "--export", "torch.export", "-q")  # fmt: skip
+    # -q: no progress lines (a loaded machine passes the 15 s after which they start)
     assert code == 2 and "differs from the wrapper by 1.00e-04" in err
     assert len(err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
 
