@@ -38,6 +38,7 @@ like, which names are locals of the function) is asked of the language's
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -203,8 +204,25 @@ class _Analysis:
     renamable: dict[str, tuple[CodeToken, ...]]
 
 
+# Callers rewrite one function several times in a row (harden: 8 independent one-step rewrites
+# of each function; each a fresh call): its parse and analysis are kept for the last few
+# functions instead of being rebuilt per rewrite. Both are read-only once built (a Source only
+# adds to its own memo tables), so a kept one gives exactly the rewrite a fresh one would.
+_KEPT = 4
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _source(code: str, lang: str) -> Source:
+    return Source(code, language_support(lang))
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _analysis(code: str, lang: str) -> _Analysis:
+    return _analyse(code, language_support(lang))
+
+
 def _analyse(code: str, support: LanguageSupport) -> _Analysis:
-    src = Source(code, support)
+    src = _source(code, support.name)
     shift = len(src.prefix)
     tokens = tuple(
         replace(t, start=t.start - shift, end=t.end - shift) if shift else t
@@ -358,7 +376,7 @@ def apply_rewrite(code: str, lang: str, kind: RewriteKind, rng: random.Random) -
     support = language_support(lang)
     kind = RewriteKind(kind)
     if kind is RewriteKind.RENAME_VARIABLE:
-        analysis = _analyse(code, support)
+        analysis = _analysis(code, support.name)
         names = list(analysis.renamable)
         rng.shuffle(names)
         pool = _fresh(analysis.used, support, len(FRESH_NAMES))
@@ -367,7 +385,7 @@ def apply_rewrite(code: str, lang: str, kind: RewriteKind, rng: random.Random) -
             if result is not None:
                 return result
         return None
-    src = Source(code, support)
+    src = _source(code, support.name)
     finder = {
         RewriteKind.SWAP_COMPARISON: _swap_edits,
         RewriteKind.EMPTY_STATEMENT: _empty_edits,
