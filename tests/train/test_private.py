@@ -269,6 +269,7 @@ def test_unlearning_drops_the_recorded_guarantee() -> None:
         unlearn_epochs=1,
         unlearn_lr=1e-3,
         trigger_share=0.1,
+        unlearn_insertion="mixed",
         seed=0,
     )
     metadata = repaired_metadata(loaded, best, config)
