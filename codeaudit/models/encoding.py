@@ -254,6 +254,9 @@ def encode_many(
 #: Chunks the helper process of :class:`ChunkEncoder` is given ahead of the caller: it encodes
 #: one and holds the others (only these chunks' ids are held at a time, besides the caller's).
 AHEAD_DEPTH = 8
+#: Chunks :class:`ChunkEncoder`'s caller encodes itself before the helper's first: the helper
+#: takes a few tenths of a second to start, about what encoding two chunks takes.
+CALLER_FIRST = 2
 
 
 class ChunkEncoder:
@@ -264,13 +267,14 @@ class ChunkEncoder:
             for encodings in encoder:
                 ...  # encoder.busy(): the helper is encoding later chunks right now
 
-    With ``ahead`` (inside a run, two chunks or more), the caller encodes the first chunk itself
-    while the run's helper process starts, and the helper encodes the later ones, up to
-    :data:`AHEAD_DEPTH` chunks ahead of the caller. The encodings are those of the serial path
-    (the same tokenizer state, the same code) and go through the run's cache alike; an error in
-    the helper is raised by the iteration, at the chunk it was encoding. Leaving the block
-    early (an error in the caller, an interrupt) cancels the chunks the helper has not started;
-    the run shuts the helper down when it ends."""
+    With ``ahead`` (inside a run, more than :data:`CALLER_FIRST` chunks), the caller encodes the
+    first chunks itself while the run's helper process starts, and the helper encodes the later
+    ones, up to :data:`AHEAD_DEPTH` chunks ahead of the caller; a chunk the helper has not
+    started when the caller needs it is taken back and encoded by the caller. The encodings are
+    those of the serial path (the same tokenizer state, the same code) and go through the run's
+    cache alike; an error in the helper is raised by the iteration, at the chunk it was
+    encoding. Leaving the block early (an error in the caller, an interrupt) cancels the chunks
+    the helper has not started; the run shuts the helper down when it ends."""
 
     def __init__(
         self,
@@ -284,7 +288,7 @@ class ChunkEncoder:
         self.chunks = chunks
         self.max_len = max_len
         self._run = _RUN.get()
-        self.ahead = ahead and self._run is not None and len(chunks) > 1
+        self.ahead = ahead and self._run is not None and len(chunks) > CALLER_FIRST
         self._pending: dict[int, tuple[list[tuple[str, str]], Future[list[Encoding]]]] = {}
 
     def __enter__(self) -> ChunkEncoder:
@@ -327,18 +331,21 @@ class ChunkEncoder:
             return
         fingerprint = tokenizer_fingerprint(tokenizer)
         state = tokenizer.to_state()
-        for index in range(1, 1 + AHEAD_DEPTH):
+        for index in range(CALLER_FIRST, CALLER_FIRST + AHEAD_DEPTH):
             self._submit(index, fingerprint, state)
         for index, chunk in enumerate(self.chunks):
             known: dict[tuple[str, int, str, bytes], Encoding] | None = None
             if index in self._pending:
                 work, future = self._pending[index]
-                done = future.result()
-                del self._pending[index]
-                known = {
-                    cache_key(fingerprint, max_len, lang, code): enc
-                    for (code, lang), enc in zip(work, done, strict=True)
-                }
-            if index > 0:
+                if future.cancel():  # not started yet: the caller encodes it below
+                    del self._pending[index]
+                else:
+                    done = future.result()
+                    del self._pending[index]
+                    known = {
+                        cache_key(fingerprint, max_len, lang, code): enc
+                        for (code, lang), enc in zip(work, done, strict=True)
+                    }
+            if index >= CALLER_FIRST:
                 self._submit(index + AHEAD_DEPTH, fingerprint, state)
             yield encode_many(tokenizer, chunk, max_len, known=known)
