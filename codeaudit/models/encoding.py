@@ -27,7 +27,7 @@ import math
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import BrokenExecutor, Executor, Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -121,6 +121,9 @@ class EncodingRun:
     workers: int = 1
     _pool: Executor | None = None
     _helper: Executor | None = None
+    #: The helper process could not run (it died, or could not start: spawning from a script
+    #: without the ``if __name__ == "__main__"`` guard); the run encodes in its own process.
+    helper_failed: bool = False
 
     def pool(self) -> Executor:
         if self._pool is None:
@@ -274,7 +277,9 @@ class ChunkEncoder:
     those of the serial path (the same tokenizer state, the same code) and go through the run's
     cache alike; an error in the helper is raised by the iteration, at the chunk it was
     encoding. Leaving the block early (an error in the caller, an interrupt) cancels the chunks
-    the helper has not started; the run shuts the helper down when it ends."""
+    the helper has not started; the run shuts the helper down when it ends. A helper that
+    breaks (killed, or unable to start) is not an encoding error: the caller encodes what is
+    left, and the run starts no other."""
 
     def __init__(
         self,
@@ -288,7 +293,12 @@ class ChunkEncoder:
         self.chunks = chunks
         self.max_len = max_len
         self._run = _RUN.get()
-        self.ahead = ahead and self._run is not None and len(chunks) > CALLER_FIRST
+        self.ahead = (
+            ahead
+            and self._run is not None
+            and not self._run.helper_failed
+            and len(chunks) > CALLER_FIRST
+        )
         self._pending: dict[int, tuple[list[tuple[str, str]], Future[list[Encoding]]]] = {}
 
     def __enter__(self) -> ChunkEncoder:
@@ -306,9 +316,16 @@ class ChunkEncoder:
             future.cancel()
         self._pending.clear()
 
+    def _helper_failed(self) -> None:
+        """The helper process broke: every chunk not yet taken is encoded by the caller (the
+        same encodings, only later), and the run starts no other helper."""
+        assert self._run is not None
+        self._run.helper_failed = True
+        self.close()
+
     def _submit(self, index: int, fingerprint: str, state: dict[str, Any]) -> None:
         assert self._run is not None
-        if index >= len(self.chunks):
+        if index >= len(self.chunks) or self._run.helper_failed:
             return
         cache = self._run.cache
         todo: dict[tuple[str, int, str, bytes], tuple[str, str]] = {}
@@ -318,9 +335,13 @@ class ChunkEncoder:
                 todo.setdefault(key, (code, lang))
         work = list(todo.values())
         if work:
-            future = self._run.helper().submit(
-                _encode_chunk, fingerprint, state, self.max_len, work
-            )
+            try:
+                future = self._run.helper().submit(
+                    _encode_chunk, fingerprint, state, self.max_len, work
+                )
+            except BrokenExecutor:
+                self._helper_failed()
+                return
             self._pending[index] = (work, future)
 
     def __iter__(self) -> Iterator[list[Encoding]]:
@@ -340,12 +361,16 @@ class ChunkEncoder:
                 if future.cancel():  # not started yet: the caller encodes it below
                     del self._pending[index]
                 else:
-                    done = future.result()
-                    del self._pending[index]
-                    known = {
-                        cache_key(fingerprint, max_len, lang, code): enc
-                        for (code, lang), enc in zip(work, done, strict=True)
-                    }
+                    try:
+                        done = future.result()
+                    except BrokenExecutor:
+                        self._helper_failed()
+                    else:
+                        del self._pending[index]
+                        known = {
+                            cache_key(fingerprint, max_len, lang, code): enc
+                            for (code, lang), enc in zip(work, done, strict=True)
+                        }
             if index >= CALLER_FIRST:
                 self._submit(index + AHEAD_DEPTH, fingerprint, state)
             yield encode_many(tokenizer, chunk, max_len, known=known)

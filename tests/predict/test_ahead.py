@@ -149,3 +149,27 @@ def test_predict_interrupted_restores_threads(tiny_config, tmp_path: Path) -> No
             )
         assert torch.get_num_threads() == 2
     assert _threads() == before
+
+
+def test_a_broken_helper_leaves_the_work_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from codeaudit.models import encoding
+
+    class Broken:
+        def submit(self, *args: object) -> None:
+            raise BrokenProcessPool("no helper here")
+
+        def shutdown(self, **kwargs: object) -> None:
+            pass
+
+    items = _items(30)
+    tok = _tokenizer(items)
+    chunks = _chunks(items, 4)
+    monkeypatch.setattr(encoding.EncodingRun, "helper", lambda self: Broken())
+    with encoding_run() as run:
+        with ChunkEncoder(tok, chunks, 64, ahead=True) as encoder:
+            got = list(encoder)
+        assert run.helper_failed
+        assert not ChunkEncoder(tok, chunks, 64, ahead=True).ahead
+    assert got == [[tok.encode(c, lang, 64) for c, lang in chunk] for chunk in chunks]
