@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 
 from codeaudit.data.samples import Dataset
 from codeaudit.metrics import classification_metrics
@@ -41,8 +41,8 @@ def predict_dataset(
     ``ahead``: encode in a helper process while inferring (:class:`~codeaudit.models.encoding.
     ChunkEncoder`, chunks of at most :data:`AHEAD_CHUNK`). While the helper encodes, inference
     runs with one torch thread fewer than the caller set (through
-    :func:`codeaudit.threads.limit_threads`, restored after each batch), so the two share the
-    cores the caller gave instead of competing for them. Default: for the architectures of
+    :func:`codeaudit.threads.limit_threads`, restored as soon as the helper is idle), so the two
+    share the cores the caller gave instead of competing for them. Default: for the architectures of
     :data:`AHEAD_ARCHS`, with two threads or more and at least :data:`AHEAD_MIN` samples. The
     predictions are the same either way, bit for bit."""
     import numpy as np
@@ -66,14 +66,22 @@ def predict_dataset(
     run: AbstractContextManager[object] = (
         encoding_run() if ahead and current_run() is None else nullcontext()
     )
-    with run, ChunkEncoder(model.tokenizer, chunks, limit, ahead=ahead) as encoder:
+    # One torch thread fewer while the helper encodes: entered when it starts encoding, left
+    # when it is idle (not per batch: setting the thread pools costs about a millisecond).
+    shared = ExitStack()
+    sharing = False
+    with run, shared, ChunkEncoder(model.tokenizer, chunks, limit, ahead=ahead) as encoder:
         for start, encodings in zip(starts, encoder, strict=True):
             truncated += sum(e.truncated for e in encodings)
             # The batches infer() would make of the chunk, one call each (the same tensors).
             for index in length_buckets([len(e.ids) for e in encodings], batch_size):
-                share = threads > 1 and encoder.busy()
-                with limit_threads(threads - 1) if share else nullcontext():
-                    out = infer(model, [encodings[i] for i in index], batch_size=len(index))
+                if threads > 1 and encoder.busy() != sharing:
+                    sharing = not sharing
+                    if sharing:
+                        shared.enter_context(limit_threads(threads - 1))
+                    else:
+                        shared.close()
+                out = infer(model, [encodings[i] for i in index], batch_size=len(index))
                 logits[start + index] = out.logits
                 done += len(index)
                 if progress is not None:
