@@ -11,7 +11,10 @@ functions are
 * end to end, serial: ``predict_dataset(..., ahead=False)``: every chunk encoded, then inferred,
   in this process;
 * end to end: ``predict_dataset`` as ``codeaudit predict`` runs it (the default: encoding in a
-  helper process ahead of inference where the code has one),
+  helper process ahead of inference where the code has one, torch one thread fewer while the
+  helper encodes);
+* end to end, ahead, all threads: the same with ``share_threads=False`` (torch keeps every
+  thread while the helper encodes; only where the code has the option),
 
 each end-to-end run inside a fresh encoding run (nothing cached from the previous repeat, the
 helper process started anew: its start is part of the time). Median of --repeats, interleaved,
@@ -73,7 +76,9 @@ def main() -> int:
         print(f"benchmark: {args.data}: not found", file=sys.stderr)
         return 2
 
-    has_ahead = "ahead" in inspect.signature(predict_dataset).parameters
+    parameters = inspect.signature(predict_dataset).parameters
+    has_ahead = "ahead" in parameters
+    has_share = "share_threads" in parameters
     dataset = load_dataset(args.data)
     order = np.random.default_rng(0).permutation(len(dataset))
     train = dataset.subset(order[: args.n_vocab].tolist())
@@ -109,6 +114,7 @@ def main() -> int:
             forward: list[float] = []
             serial: list[float] = []
             default: list[float] = []
+            unshared: list[float] = []
             for _ in range(args.repeats):
                 started = time.perf_counter()
                 infer(model, encodings, batch_size=args.batch_size)
@@ -116,6 +122,8 @@ def main() -> int:
                 if has_ahead:
                     serial.append(end_to_end(model, ahead=False))
                 default.append(end_to_end(model))
+                if has_share:
+                    unshared.append(end_to_end(model, ahead=True, share_threads=False))
             fwd = len(held) / statistics.median(forward)
             e2e = len(held) / statistics.median(default)
             line = f"{arch:6s} forward-only {fwd:7.1f} fn/s"
@@ -123,6 +131,9 @@ def main() -> int:
                 ser = len(held) / statistics.median(serial)
                 line += f"  serial end-to-end {ser:7.1f} fn/s (ratio {ser / fwd:.2f})"
             line += f"  end-to-end predict {e2e:7.1f} fn/s  ratio {e2e / fwd:.2f}"
+            if unshared:
+                alls = len(held) / statistics.median(unshared)
+                line += f"  (ahead, all threads {alls:7.1f} fn/s, ratio {alls / fwd:.2f})"
             print(line, flush=True)
     print(f"load average after: {_load()}", flush=True)
     return 0

@@ -32,6 +32,7 @@ def predict_dataset(
     progress: Callable[[int, int], None] | None = None,
     chunk_size: int = 2048,
     ahead: bool | None = None,
+    share_threads: bool = True,
 ) -> tuple[list[Prediction], PredictMetrics | None, int]:
     """Predictions in input order, metrics (None when unlabelled) and the truncated count.
 
@@ -42,7 +43,8 @@ def predict_dataset(
     ChunkEncoder`, chunks of at most :data:`AHEAD_CHUNK`). While the helper encodes, inference
     runs with one torch thread fewer than the caller set (through
     :func:`codeaudit.threads.limit_threads`, restored as soon as the helper is idle), so the two
-    share the cores the caller gave instead of competing for them. Default: for the architectures of
+    share the cores the caller gave instead of competing for them (``share_threads=False``:
+    torch keeps every thread, for comparison). Default: for the architectures of
     :data:`AHEAD_ARCHS`, with two threads or more and at least :data:`AHEAD_MIN` samples. The
     predictions are the same either way, bit for bit."""
     import numpy as np
@@ -75,7 +77,7 @@ def predict_dataset(
             truncated += sum(e.truncated for e in encodings)
             # The batches infer() would make of the chunk, one call each (the same tensors).
             for index in length_buckets([len(e.ids) for e in encodings], batch_size):
-                if threads > 1 and encoder.busy() != sharing:
+                if share_threads and threads > 1 and encoder.busy() != sharing:
                     sharing = not sharing
                     if sharing:
                         shared.enter_context(limit_threads(threads - 1))

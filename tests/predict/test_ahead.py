@@ -130,6 +130,11 @@ def test_predict_ahead_is_bit_identical_to_serial(tiny_config, tmp_path: Path, a
         assert torch.get_num_threads() == 2
     assert ahead == serial
     assert seen == sorted(seen) and seen[-1] == len(items)
+    with limit_threads(2):
+        unshared = predict_dataset(
+            model, data, batch_size=8, ahead=True, chunk_size=16, share_threads=False
+        )
+    assert unshared == serial
     assert torch.get_num_threads() == before_threads
 
 
