@@ -178,3 +178,32 @@ def test_a_broken_helper_leaves_the_work_to_the_caller(monkeypatch: pytest.Monke
         assert run.helper_failed
         assert not ChunkEncoder(tok, chunks, 64, ahead=True).ahead
     assert got == [[tok.encode(c, lang, 64) for c, lang in chunk] for chunk in chunks]
+
+
+def test_chunks_the_helper_has_not_started_are_taken_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import Future
+
+    from codeaudit.models import encoding
+
+    submitted: list[Future[object]] = []
+
+    class Idle:  # a helper that never starts anything
+        def submit(self, *args: object) -> Future[object]:
+            submitted.append(Future())
+            return submitted[-1]
+
+        def shutdown(self, **kwargs: object) -> None:
+            pass
+
+    items = _items(30)
+    tok = _tokenizer(items)
+    chunks = _chunks(items, 3)
+    monkeypatch.setattr(encoding.EncodingRun, "helper", lambda self: Idle())
+    with encoding_run() as run, ChunkEncoder(tok, chunks, 64, ahead=True) as encoder:
+        got = list(encoder)
+        assert not run.helper_failed
+    assert got == [[tok.encode(c, lang, 64) for c, lang in chunk] for chunk in chunks]
+    assert len(submitted) == len(chunks) - encoding.CALLER_FIRST
+    assert all(future.cancelled() for future in submitted)
