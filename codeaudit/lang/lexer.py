@@ -446,6 +446,23 @@ def _node_flags(node_type: str) -> int:
     return flags
 
 
+#: Most leaf classifications kept per language by :func:`lex_raw` (then they start over).
+KINDS_MAX = 1 << 16
+_TABLES: dict[str, tuple[dict[int, tuple[str, int]], dict[tuple[int, bool, str], TokenKind]]] = {}
+
+
+def _tables(
+    lang: str,
+) -> tuple[dict[int, tuple[str, int]], dict[tuple[int, bool, str], TokenKind]]:
+    """What :func:`lex_raw` learns per language and keeps between calls: (type name, flags) by
+    node kind id, and the kind of a leaf by (kind id, named, text). Both depend only on the
+    grammar and its reserved words."""
+    tables = _TABLES.get(lang)
+    if tables is None:
+        tables = _TABLES[lang] = ({}, {})
+    return tables
+
+
 def lex_raw(source: str, lang: str, max_tokens: int | None = None, *, roles: bool = True) -> RawLex:
     """The walk behind :func:`lex`, giving plain tuples (the fields of :class:`CodeToken`, in
     order) instead of token objects: what encoding needs, at a fraction of the cost. ``lang``
@@ -454,7 +471,7 @@ def lex_raw(source: str, lang: str, max_tokens: int | None = None, *, roles: boo
     tokenizer reads it); every other field is the same.
 
     One pre-order walk with a tree cursor; every per-kind decision (type name, flags) and every
-    per-(kind, text) classification is made once per call.
+    per-(kind, text) classification is made once per language (:func:`_tables`).
     """
     reserved = reserved_words(lang)
     data = source.encode("utf-8", "surrogatepass")
@@ -469,8 +486,9 @@ def lex_raw(source: str, lang: str, max_tokens: int | None = None, *, roles: boo
     truncated = False
     limited = max_tokens is not None
     limit = max_tokens if max_tokens is not None else 0
-    kinds: dict[tuple[int, bool, str], TokenKind] = {}
-    info: dict[int, tuple[str, int]] = {}
+    info, kinds = _tables(lang)
+    if len(kinds) > KINDS_MAX:
+        kinds.clear()
     identifier = TokenKind.IDENTIFIER
 
     cursor = tree.walk()

@@ -233,24 +233,33 @@ class VocabTokenizer(ModelTokenizer):
         ids: list[int] = []
         index: list[int] = []
         truncated = False
+        known = self._pieces.get
         piece_ids = self._piece_ids
         literal = TokenKind.LITERAL
         identifier = TokenKind.IDENTIFIER
+        string = piece_ids(0, "")
+        room = max_len
         for position, token in enumerate(raw.tokens):
             kind = token[1]
             if kind is literal and token[5] in _STRING_TYPES:
-                pieces = piece_ids(0, "")
+                pieces = string
             else:
-                pieces = piece_ids(1 if kind is identifier else 2, token[0])
-            room = max_len - len(ids)
-            if len(pieces) > room:
+                key = (1 if kind is identifier else 2, token[0])
+                pieces = known(key) or piece_ids(*key)
+            count = len(pieces)
+            if count > room:
                 truncated = True
                 if room > 0:
                     ids.extend(pieces[:room])
                     index.extend([position] * room)
                 break
-            ids.extend(pieces)
-            index.extend([position] * len(pieces))
+            room -= count
+            if count == 1:
+                ids.append(pieces[0])
+                index.append(position)
+            else:
+                ids.extend(pieces)
+                index.extend([position] * count)
         unknown = ids.count(1)
         return Encoding(
             tuple(ids), tuple(index), len(raw.tokens), truncated or raw.truncated, unknown

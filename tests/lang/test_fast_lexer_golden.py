@@ -153,3 +153,14 @@ def test_real_functions_lex_and_encode_as_before() -> None:
 
 def test_every_language_is_covered() -> None:
     assert {lang for _, lang in _corpus()} == set(LANGUAGES)
+
+
+def test_the_tables_kept_between_calls_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every call learning its classifications afresh (the tables emptied each time) lexes and
+    # encodes as the old lexer did, in every language, mixed in one process.
+    from codeaudit.lang import lexer
+
+    monkeypatch.setattr(lexer, "KINDS_MAX", -1)
+    items = _corpus()[::3]
+    _check_lex(items)
+    _check_encode(items)
