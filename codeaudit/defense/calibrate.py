@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -237,21 +238,12 @@ class SigmaCalibrator:
             return points[sigma]
 
         def excess(sigma: float) -> float:
-            """How far the strongest attack lies above its target (<= 0: met)."""
-            p = at(sigma)
-            over = [] if p.best_auc is None else [p.best_auc - self.effective_target_]
-            if p.rewrite_auc is not None and self.rewrite_target_ is not None:
-                over.append(p.rewrite_auc - self.rewrite_target_)
-            return max(over, default=0.0)
+            return _excess(at(sigma), self.effective_target_, self.rewrite_target_)
 
         def meets(sigma: float) -> bool:
             return excess(sigma) <= -self.slack + 1e-12
 
-        found: int | None = None
-        for i, sigma in enumerate(grid):
-            if meets(sigma) and all(meets(s) for s in grid[i + 1 : i + 1 + self.confirm]):
-                found = i
-                break
+        found = _first_confirmed(grid, meets, self.confirm)
         if found is None:  # nothing met it: the least leaky grid point, flagged unreached
             self.reached_ = False
             self.sigma_ = min(grid, key=lambda s: (excess(s), s))
@@ -271,6 +263,23 @@ class SigmaCalibrator:
         self.auc_at_sigma_ = at(self.sigma_).best_auc
         self.rewrite_auc_at_sigma_ = at(self.sigma_).rewrite_auc
         return self
+
+
+def _excess(point: CurvePoint, target: float, rewrite_target: float | None) -> float:
+    """How far the strongest attack at ``point`` lies above its target (<= 0: met)."""
+    over = [] if point.best_auc is None else [point.best_auc - target]
+    if point.rewrite_auc is not None and rewrite_target is not None:
+        over.append(point.rewrite_auc - rewrite_target)
+    return max(over, default=0.0)
+
+
+def _first_confirmed(grid: Sequence[Any], meets: Callable[[Any], bool], confirm: int) -> int | None:
+    """The index of the first grid setting that meets the targets and whose next ``confirm``
+    settings meet them too (None: none does)."""
+    for i, setting in enumerate(grid):
+        if meets(setting) and all(meets(s) for s in grid[i + 1 : i + 1 + confirm]):
+            return i
+    return None
 
 
 def sweep(
@@ -339,20 +348,13 @@ class BandCalibrator:
             return points[bands]
 
         def excess(bands: int) -> float:
-            p = at(bands)
-            over = [] if p.best_auc is None else [p.best_auc - self.effective_target_]
-            if p.rewrite_auc is not None and self.rewrite_target_ is not None:
-                over.append(p.rewrite_auc - self.rewrite_target_)
-            return max(over, default=0.0)
+            return _excess(at(bands), self.effective_target_, self.rewrite_target_)
 
         def meets(bands: int) -> bool:
             return excess(bands) <= -self.slack + 1e-12
 
-        chosen: int | None = None
-        for i, bands in enumerate(grid):
-            if meets(bands) and all(meets(b) for b in grid[i + 1 : i + 1 + self.confirm]):
-                chosen = bands
-                break
+        found = _first_confirmed(grid, meets, self.confirm)
+        chosen: int | None = None if found is None else grid[found]
         self.reached_ = chosen is not None
         if chosen is None:
             chosen = min(grid, key=lambda b: (excess(b), b))

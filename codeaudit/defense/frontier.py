@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from codeaudit.defense.result import CurvePoint, Frontier, FrontierPoint
 
@@ -148,6 +149,17 @@ def build_frontier(
         if label_roc is None or p.roc_auc_nonmembers > label_roc + min_gain + _EPS  # type: ignore[operator]
     ]
     setting = "sigma" if noise == "gaussian" else "number of bands"
+    shared: dict[str, Any] = {
+        "data": data,
+        "noise": noise,
+        "target": asked,
+        "rewrite_target": asked_rewrite,
+        "labels_only_auc": labels_only_auc,
+        "label_roc_auc_nonmembers": label_roc,
+        "undefended_roc_auc_nonmembers": undefended_roc,
+        "points": tuple(points),
+        "slack": slack,
+    }
     if better:
         best = max(
             better,
@@ -160,19 +172,7 @@ def build_frontier(
             f"for the label alone and {_fmt(undefended_roc)} undefended."
         )
         return Frontier(
-            data=data,
-            noise=noise,
-            target=asked,
-            rewrite_target=asked_rewrite,
-            labels_only_auc=labels_only_auc,
-            label_roc_auc_nonmembers=label_roc,
-            undefended_roc_auc_nonmembers=undefended_roc,
-            points=tuple(points),
-            chosen=best.name,
-            recommend_label=False,
-            reason=reason,
-            shipped=shipped,
-            slack=slack,
+            **shared, chosen=best.name, recommend_label=False, reason=reason, shipped=shipped
         )
     if candidates:
         top = max(candidates, key=lambda p: p.roc_auc_nonmembers or 0.0)
@@ -188,19 +188,7 @@ def build_frontier(
         "labels only (--expose label)."
     )
     return Frontier(
-        data=data,
-        noise=noise,
-        target=asked,
-        rewrite_target=asked_rewrite,
-        labels_only_auc=labels_only_auc,
-        label_roc_auc_nonmembers=label_roc,
-        undefended_roc_auc_nonmembers=undefended_roc,
-        points=tuple(points),
-        chosen=label.name,
-        recommend_label=True,
-        reason=reason,
-        shipped=shipped,
-        slack=slack,
+        **shared, chosen=label.name, recommend_label=True, reason=reason, shipped=shipped
     )
 
 
