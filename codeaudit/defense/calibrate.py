@@ -219,15 +219,7 @@ class SigmaCalibrator:
         grid = sorted(set(self.grid))
         if not grid or grid[0] < 0:
             raise ValueError("the sigma grid must hold values >= 0")
-        self.floor_ = evaluator.floor
-        self.labels_only_auc_ = evaluator.labels_only_auc
-        self.rewrite_labels_only_auc_ = evaluator.rewrite_labels_only_auc
-        self.effective_target_ = max(self.target_auc, self.labels_only_auc_ + self.floor_margin)
-        self.rewrite_target_ = (
-            None
-            if self.rewrite_labels_only_auc_ is None
-            else max(self.target_auc, self.rewrite_labels_only_auc_ + self.floor_margin)
-        )
+        _set_targets(self, evaluator)
         points: dict[float, CurvePoint] = {}
 
         def at(sigma: float) -> CurvePoint:
@@ -263,6 +255,22 @@ class SigmaCalibrator:
         self.auc_at_sigma_ = at(self.sigma_).best_auc
         self.rewrite_auc_at_sigma_ = at(self.sigma_).rewrite_auc
         return self
+
+
+def _set_targets(calibrator: SigmaCalibrator | BandCalibrator, evaluator: CurveEvaluator) -> None:
+    """The targets a calibrator's search meets, from the labels-only floors of ``evaluator``:
+    ``floor_``, ``labels_only_auc_``, ``rewrite_labels_only_auc_``, ``effective_target_`` and
+    ``rewrite_target_`` (None without rewrites)."""
+    c = calibrator
+    c.floor_ = evaluator.floor
+    c.labels_only_auc_ = evaluator.labels_only_auc
+    c.rewrite_labels_only_auc_ = evaluator.rewrite_labels_only_auc
+    c.effective_target_ = max(c.target_auc, c.labels_only_auc_ + c.floor_margin)
+    c.rewrite_target_ = (
+        None
+        if c.rewrite_labels_only_auc_ is None
+        else max(c.target_auc, c.rewrite_labels_only_auc_ + c.floor_margin)
+    )
 
 
 def _excess(point: CurvePoint, target: float, rewrite_target: float | None) -> float:
@@ -325,15 +333,7 @@ class BandCalibrator:
         grid = sorted(set(self.grid), reverse=True)  # finest first
         if not grid or grid[-1] < 1:
             raise ValueError("the band grid must hold whole numbers >= 1")
-        self.floor_ = evaluator.floor
-        self.labels_only_auc_ = evaluator.labels_only_auc
-        self.rewrite_labels_only_auc_ = evaluator.rewrite_labels_only_auc
-        self.effective_target_ = max(self.target_auc, self.labels_only_auc_ + self.floor_margin)
-        self.rewrite_target_ = (
-            None
-            if self.rewrite_labels_only_auc_ is None
-            else max(self.target_auc, self.rewrite_labels_only_auc_ + self.floor_margin)
-        )
+        _set_targets(self, evaluator)
         points: dict[int, CurvePoint] = {}
         #: the cuts of every setting tried, by the number of bands they make
         self.edges_by_bands_: dict[int, tuple[float, ...]] = {}
