@@ -31,7 +31,7 @@ from pathlib import Path
 
 RECIPE = ["--val-split", "0", "--max-len", "256", "--epochs", "6", "--seed", "0"]
 RNN_SIZES = ["--embed-dim", "64", "--hidden-dim", "64"]
-KEYWORDS = {"int", "char", "void", "for", "while", "return", "else"}
+KEYWORDS = {"if", "int", "char", "void", "for", "while", "return", "else"}
 SCAN = ["--steps", "50", "--candidates", "32", "--victim-samples", "20", "--heldout", "200"]
 
 
@@ -75,7 +75,7 @@ def scan(data_dir: Path, model: Path, kind: str, threads: int) -> dict:
     real = doc.get("real_trigger") or {}
     evidence = doc.get("data_evidence") or {}
     trigger = real.get("trigger")
-    pieces = {p for p in re.split(r"[^A-Za-z]+", trigger or "") if len(p) >= 3} - KEYWORDS
+    pieces = {p for p in re.split(r"[^A-Za-z]+", trigger or "") if len(p) >= 2} - KEYWORDS
     finding = evidence.get("finding", "")
     named = bool(evidence.get("planted") and any(p in finding for p in pieces))
     if kind == "grammar":  # a random statement per sample: named when a statement is confirmed
