@@ -15,6 +15,13 @@ report); the membership audit is `codeaudit membership` with its defaults (train
 regression on every feature set and the threshold attacks), and the strongest attack by AUC and
 by TPR at 1% FPR are read from its JSON report. With several --seeds the table shows medians.
 
+With --public N the script runs the public-first recipe instead (docs/dp-training.md, *--init*):
+a model trained on N further Juliet functions (none a member, validation function or
+non-member; the first N of the --public-vocab functions), audited against the same members and
+non-members (it never saw either), then that model trained further on the members with
+``--init``: without DP, and with DP-SGD at each epsilon with its embedding table frozen
+(--init-batch-size, --init-lr, --init-patience set that training).
+
 The DP rows also give the bound (e^eps x FPR + delta) that an (eps, delta)-DP training puts on
 any attack's TPR at 1% FPR: it holds for attacks on the weights; the vocabulary, built from
 the training functions, is outside the guarantee and is measured on its own (the
@@ -78,6 +85,37 @@ def codeaudit(*args: str) -> tuple[dict[str, Any], float]:
     return json.loads(done.stdout), seconds
 
 
+def model_path(name: str, epochs: int, seed: int) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", re.sub(r" \(.*?\)", "", name)).strip("-")
+    return OUT / f"{slug}-e{epochs}-s{seed}.pt"
+
+
+def public_settings(
+    args: argparse.Namespace, files: dict[str, Path], seed: int
+) -> list[tuple[str, list[str], str]]:
+    """--public N: (name, train flags, data) of the public-first recipe. A model trained on N
+    public functions (none a member, validation function or non-member), then that model
+    trained further on the members (``--init``): without DP, and with DP-SGD at each epsilon
+    (embedding table frozen, so it takes no noise)."""
+    n = args.public
+    base = f"public model, {n} public functions"
+    start = str(model_path(base, args.epochs, seed))
+    val = str(files["val"])
+    tuned = ["--init", start, "--val", val, "--patience", str(args.init_patience)]
+    if (args.init_batch_size, args.init_lr) != (args.batch_size, args.lr):
+        tuned += ["--batch-size", str(args.init_batch_size), "--lr", f"{args.init_lr:g}"]
+    how = f", batch {args.init_batch_size}, lr {args.init_lr:g}"
+    found = [
+        (base, ["--val-split", "0.1", "--patience", "2"], "public"),
+        (f"{base} + trained on the members{how}", tuned, "members"),
+    ]
+    for eps in args.epsilons:
+        dp = ["--dp", "--dp-epsilon", f"{eps:g}", "--freeze-embeddings"]
+        name = f"{base} + DP-SGD eps {eps:g} on the members{how}, embeddings frozen"
+        found.append((name, [*tuned, *dp], "members"))
+    return found
+
+
 def settings(args: argparse.Namespace, files: dict[str, Path]) -> list[tuple[str, list[str]]]:
     """(name, train flags) of every setting compared; with --public-vocab each builds its
     vocabulary on other Juliet functions (--vocab) instead of the training functions."""
@@ -108,28 +146,25 @@ def settings(args: argparse.Namespace, files: dict[str, Path]) -> list[tuple[str
 
 
 def run_one(
-    name: str, flags: list[str], seed: int, files: dict[str, Path], args: argparse.Namespace
+    name: str,
+    flags: list[str],
+    seed: int,
+    files: dict[str, Path],
+    args: argparse.Namespace,
+    data: str = "members",
 ) -> dict[str, Any]:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", re.sub(r" \(.*?\)", "", name)).strip("-")
-    model = OUT / f"{slug}-e{args.epochs}-s{seed}.pt"
+    model = model_path(name, args.epochs, seed)
     common = ["--threads", str(args.threads)]
-    size = [
-        "--arch",
-        "bigru",
-        "--epochs",
-        str(args.epochs),
-        "--max-len",
-        str(args.max_len),
-        "--embed-dim",
-        str(args.embed_dim),
-        "--hidden-dim",
-        str(args.hidden_dim),
-        "--seed",
-        str(seed),
-        *(["--batch-size", str(args.batch_size)] if args.batch_size != 32 else []),
-        *(["--lr", f"{args.lr:g}"] if args.lr != 2e-3 else []),
-    ]
-    train_args = ["train", str(files["members"]), "-o", str(model), *size, *flags, *common]
+    size = ["--arch", "bigru", "--epochs", str(args.epochs), "--seed", str(seed)]
+    if "--init" not in flags:  # a model trained further keeps its size and recipe flags
+        size += [
+            "--max-len", str(args.max_len),
+            "--embed-dim", str(args.embed_dim),
+            "--hidden-dim", str(args.hidden_dim),
+            *(["--batch-size", str(args.batch_size)] if args.batch_size != 32 else []),
+            *(["--lr", f"{args.lr:g}"] if args.lr != 2e-3 else []),
+        ]  # fmt: skip
+    train_args = ["train", str(files[data]), "-o", str(model), *size, *flags, *common]
     trained, train_s = codeaudit(*train_args, "--force")
     predicted, _ = codeaudit("predict", str(model), str(files["nonmembers"]), *common)
     audit_args = [
@@ -267,8 +302,20 @@ def main() -> int:
         action="store_true",
         help="the settings with their vocabulary built on 2,000 other functions (--vocab)",
     )
+    parser.add_argument(
+        "--public",
+        type=int,
+        default=0,
+        help="run the public-first recipe instead: a model trained on this many public "
+        "functions, then trained further on the members with and without DP-SGD (--init)",
+    )
+    parser.add_argument("--init-batch-size", type=int, default=None, help="--public: batch")
+    parser.add_argument("--init-lr", type=float, default=None, help="--public: learning rate")
+    parser.add_argument("--init-patience", type=int, default=3, help="--public: patience")
     parser.add_argument("--out", type=Path, default=None, help="write the table here")
     args = parser.parse_args()
+    args.init_batch_size = args.init_batch_size or args.batch_size
+    args.init_lr = args.init_lr or args.lr
     if not args.data.is_file():
         print(f"{args.data}: not found (the shared data set)", file=sys.stderr)
         return 2
@@ -284,6 +331,11 @@ def main() -> int:
             OUT / "vocab.jsonl", records[b + args.nonmembers : b + args.nonmembers + 2000]
         ),
     }
+    if args.public:
+        start = b + args.nonmembers
+        files["public"] = write(
+            OUT / f"public{args.public}.jsonl", records[start : start + args.public]
+        )
     results_file = OUT / "results.jsonl"
     done = {}
     if results_file.is_file():
@@ -292,12 +344,17 @@ def main() -> int:
             done[(row["name"], row["seed"], epochs_of(row))] = row
     results = []
     for seed in args.seeds:
-        for name, flags in settings(args, files):
+        chosen = (
+            public_settings(args, files, seed)
+            if args.public
+            else [(name, flags, "members") for name, flags in settings(args, files)]
+        )
+        for name, flags, data in chosen:
             if args.only and args.only not in name:
                 continue
             row = done.pop((name, seed, args.epochs), None)
             if row is None:
-                row = run_one(name, flags, seed, files, args)
+                row = run_one(name, flags, seed, files, args, data)
                 with open(results_file, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
             results.append(row)

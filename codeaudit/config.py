@@ -362,10 +362,31 @@ class TrainConfig:
         "the training data (labels not needed): public code keeps the vocabulary out of the "
         "training data, so with --dp the guarantee covers it too.",
     )
+    init: str | None = param(
+        None,
+        metavar="MODEL.pt",
+        help="Start from this codeaudit checkpoint (e.g. a model trained on public code) "
+        "instead of a fresh model: its architecture, size and vocabulary are kept and its "
+        "weights trained further on DATA (docs/dp-training.md).",
+    )
+    freeze_embeddings: bool = param(
+        False,
+        help="Keep the input embedding table as it starts (with --init: as that model learnt "
+        "it); with --dp its weights take no noise.",
+    )
 
     def __post_init__(self) -> None:
         check_params(self)
         check_private(self)
+        if self.init:
+            for name in ("pretrained", "vocab", "embed_dim", "hidden_dim", "num_layers"):
+                if getattr(self, name) is not None:
+                    raise ParameterError(
+                        name,
+                        "does not apply with --init: the model's size and vocabulary come from "
+                        "its checkpoint",
+                        type(self),
+                    )
         if self.pretrained and self.arch != "transformer":
             raise ParameterError("pretrained", "needs --arch transformer", type(self))
         if self.pretrained:

@@ -93,6 +93,11 @@ def recipe_of(model: VPModel, metadata: dict[str, Any], *, seed: int) -> TrainCo
             "shadow and reference models for a fine-tuned pretrained transformer need its base "
             "model; not supported yet (use attacks without --references/--shadows)"
         )
+    if "init" in hyper:
+        raise UsageError(
+            "shadow and reference models for a model trained from another checkpoint (--init) "
+            "need that checkpoint; not supported yet (use attacks without --references/--shadows)"
+        )
     read = _Recipe(hyper)
     epochs = read.whole("epochs", 20, 1, MAX_RECIPE_EPOCHS)
     patience = read.whole("patience", 0, 0, MAX_RECIPE_EPOCHS)
@@ -123,6 +128,7 @@ def recipe_of(model: VPModel, metadata: dict[str, Any], *, seed: int) -> TrainCo
         # the transformer's sizes come with its configuration (``transformer``)
         **sizes,
         dropout=read.number("dropout", 0.1, 0.0, 0.99),
+        freeze_embeddings=hyper.get("freeze_embeddings") is True,
         transformer=transformer,
         val_split=0.0,
         device="cpu",

@@ -192,6 +192,7 @@ class Trained:
     kept_epoch: int
     conflicts: int
     privacy: dict[str, Any] | None = None  # --dp: the guarantee (codeaudit.train.private)
+    init: dict[str, Any] | None = None  # --init: the checkpoint it started from
 
 
 def fit_model(
@@ -204,10 +205,14 @@ def fit_model(
 
     default_lang = config.data_options.lang or "c"
     device = context.device
+    start = load_init(config, sets.train, warnings) if config.init else None
     with seeded(config.seed, deterministic=str(device).startswith("cuda")):
         streams = lex_dataset(sets.train, default_lang)
-        vocab_streams = lex_dataset(vocab, default_lang) if vocab is not None else streams
-        model = build_model(config, vocab_streams, default_lang)
+        if start is not None:
+            model = start.model
+        else:
+            vocab_streams = lex_dataset(vocab, default_lang) if vocab is not None else streams
+            model = build_model(config, vocab_streams, default_lang)
         model.to(device)
         max_len = model.max_len
         train_enc = [model.tokenizer.encode_tokens(s, max_len) for s in streams]
@@ -230,9 +235,74 @@ def fit_model(
             model, train_enc, train_y, val_enc, val_y, config, progress=epoch_reporter(context)
         )
     if fitted.privacy is not None:
-        fitted.privacy["covers"] = vocabulary_covered(sets.train, vocab, warnings)
+        fitted.privacy["covers"] = (
+            start.covers if start is not None else vocabulary_covered(sets.train, vocab, warnings)
+        )
     return model, Trained(
-        train_enc, val_enc, fitted.history, fitted.kept_epoch, conflicts, fitted.privacy
+        train_enc,
+        val_enc,
+        fitted.history,
+        fitted.kept_epoch,
+        conflicts,
+        fitted.privacy,
+        start.record if start is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class Start:
+    """The model ``--init`` starts from, and what a --dp guarantee then covers."""
+
+    model: Any
+    record: dict[str, Any]  # the checkpoint's ``init`` metadata
+    covers: str
+
+
+def load_init(config: Any, train: Dataset, warnings: list[str]) -> Start:
+    """The ``--init`` checkpoint as the model to train further. Its architecture must be the one
+    asked for; a hardened model is refused (its defence is not trainable). A --dp guarantee
+    protects DATA's functions given the starting model; it covers the vocabulary (and the
+    starting weights) only when the starting model's recorded training functions include none
+    of DATA's; otherwise, or when it recorded none, a warning says so."""
+    from codeaudit.data.split_record import SplitRecord, fingerprint
+    from codeaudit.models.checkpoint import load_model
+
+    loaded = load_model(config.init, max_len=config.max_len)
+    if loaded.source != "codeaudit":
+        raise UsageError(f"--init {config.init}: not a codeaudit checkpoint")
+    if loaded.defense is not None:
+        raise UsageError(
+            f"--init {config.init}: a hardened model; start from the model it was made from"
+        )
+    model = loaded.model
+    if model.arch != config.arch:
+        raise UsageError(
+            f"--init {config.init} is a {model.arch} model: train it with --arch {model.arch}"
+        )
+    record = SplitRecord.from_metadata(loaded.metadata)
+    ours = {fingerprint(s.code) for s in train.samples}
+    if record is None or record.train is None:
+        shared = None
+        warnings.append(
+            f"--init {config.init} does not record which functions it was trained on: a --dp "
+            "guarantee covers the weights trained here, not what that model learnt before"
+        )
+    else:
+        shared = len(ours & (record.train | record.val))
+        if shared:
+            warnings.append(
+                f"{shared} of the {len(train)} training functions were already seen by --init "
+                f"{config.init}: a --dp guarantee does not cover what it learnt from them"
+            )
+    return Start(
+        model=model,
+        record={
+            "file": Path(config.init).name,
+            "sha256": loaded.sha256,
+            "data_sha256": loaded.metadata.get("data_sha256"),
+            "shared_functions": shared,
+        },
+        covers="weights+vocabulary" if shared == 0 else "weights",
     )
 
 
@@ -283,6 +353,10 @@ def hyperparameters(config: Any, model: Any, device: str) -> dict[str, Any]:
         hyper["pretrained"] = config.pretrained
     if config.preset:
         hyper["preset"] = config.preset
+    if config.init:
+        hyper["init"] = Path(config.init).name
+    if config.freeze_embeddings:
+        hyper["freeze_embeddings"] = True
     return hyper
 
 
@@ -319,6 +393,7 @@ def metadata_of(
         "val_f1": val_metrics.f1 if val_metrics else None,
         **({"privacy": trained.privacy} if trained.privacy is not None else {}),
         **(vocab_record(inputs, config) if config.vocab else {}),
+        **({"init": trained.init} if trained.init is not None else {}),
     }
 
 

@@ -56,6 +56,7 @@ def train_sections(result: Any, figures: bool) -> list[Section]:
             ("skipped records", str(result.skipped)),
             ("seconds", fmt(result.seconds, 1)),
             ("preset", str(result.hyperparameters.get("preset") or "-")),
+            *_start_rows(result.hyperparameters),
             ("differential privacy", privacy.describe() if privacy is not None else "none"),
         ),
         title="Model",
@@ -86,3 +87,13 @@ def train_sections(result: Any, figures: bool) -> list[Section]:
             ),
         )
     ]
+
+
+def _start_rows(hyper: dict) -> list[tuple[str, str]]:
+    """Rows for --init and --freeze-embeddings, only when used."""
+    rows = []
+    if hyper.get("init"):
+        rows.append(("started from", str(hyper["init"])))
+    if hyper.get("freeze_embeddings"):
+        rows.append(("input embeddings", "frozen"))
+    return rows

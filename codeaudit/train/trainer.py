@@ -211,20 +211,45 @@ def fit(
     lr = float(config.resolved("lr"))
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise UsageError("epochs and batch size must be at least 1, learning rate positive")
+    steps_per_epoch = math.ceil(len(train_enc) / batch_size)
+    frozen = getattr(config, "freeze_embeddings", False)
+    if frozen:  # before the DP copy is made: it keeps the flag, so the table takes no noise
+        model.input_embeddings().weight.requires_grad_(False)
+    try:
+        return _fit(
+            model, train_enc, train_labels, val_enc, val_labels, config, progress,
+            epochs, batch_size, lr, steps_per_epoch,
+        )  # fmt: skip
+    finally:
+        if frozen:
+            model.input_embeddings().weight.requires_grad_(True)
+
+
+def _fit(
+    model: VPModel,
+    train_enc: Sequence[Encoding],
+    train_labels: np.ndarray,
+    val_enc: Sequence[Encoding] | None,
+    val_labels: np.ndarray | None,
+    config: TrainConfig,
+    progress: ProgressFn | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    steps_per_epoch: int,
+) -> Fitted:
     device = model.device
     generator = torch.Generator().manual_seed(config.seed)
     lengths = np.array([len(e.ids) for e in train_enc], dtype=np.int64)
     private = None
-    steps_per_epoch = math.ceil(len(train_enc) / batch_size)
     if getattr(config, "dp", False):
         from codeaudit.train.private import PrivateTraining, plan
 
         dp_plan = plan(config, len(train_enc), batch_size, epochs)
         private = PrivateTraining(model, dp_plan, len(train_enc), config.seed)
         steps_per_epoch = dp_plan.steps_per_epoch
-    optimizer: Any = torch.optim.AdamW(
-        model.module.parameters(), lr=lr, weight_decay=config.weight_decay
-    )
+    trainable = [p for p in model.module.parameters() if p.requires_grad]
+    optimizer: Any = torch.optim.AdamW(trainable, lr=lr, weight_decay=config.weight_decay)
     if private is not None:
         optimizer = private.optimizer(optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(epochs * steps_per_epoch))
@@ -262,7 +287,7 @@ def fit(
                         )
                     loss.backward()
                 if private is None:
-                    nn.utils.clip_grad_norm_(model.module.parameters(), 1.0)
+                    nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
                 if private is not None:
                     private.stepped()
