@@ -184,7 +184,7 @@ class _ParentAndPool:
         self.died: set[int] = set()  # every task that was ever in ``retry``
         self.results: dict[int, Any] = {}
         self.failure: tuple[int | None, BaseException] | None = None  # (task or None, error)
-        self.stop = False  # this process is done (failed, interrupted): start nothing new
+        self.stop = False  # this process is done (finished, failed, interrupted): start nothing
         self.deaths = 0  # pools lost to a dying worker
 
     # -- this process ----------------------------------------------------------------------------
