@@ -10,23 +10,29 @@ bytes as the serial loop for the same device and thread count.
 
 The kinds (:data:`EXECUTORS`, ``--executor``):
 
-* ``local``: with ``--workers 1`` the serial loop in this process; with more, a pool of
-  ``spawn``-ed processes on this machine, each limited to ``--cpus-per-model`` threads.
+* ``local``: with ``--workers 1`` the serial loop in this process; with N > 1, this process
+  and a pool of N - 1 ``spawn``-ed processes on this machine, all taking tasks from one queue
+  (this process starts on its first while the pool starts), each task limited to
+  ``--cpus-per-model`` threads.
 * ``ray``: tasks on a Ray cluster (``--ray-address``, or a local one started for the run), each
   asking for ``--cpus-per-model`` CPUs and ``--gpus-per-model`` GPUs (fractions allowed); the
   shared data goes through Ray's object store, not paths on a shared disk. Needs the extra:
   ``pip install codeaudit[ray]``.
 
-A worker that dies is retried (:data:`MAX_RETRIES` times); a task that still fails, or raises,
-ends the run with a one-line error naming the task (``reference model 3``): never a silently
-missing model. Nothing here prints, and the parent process's torch and thread settings are left
-as they were (workers are separate processes and set their own).
+A worker that dies is retried (:data:`MAX_RETRIES` times; locally in a fresh pool, never in
+the parent process); a task that still fails, or raises, ends the run with a one-line error
+naming the task (``reference model 3``): never a silently missing model. Nothing here prints,
+and the parent process's torch and thread settings are left as they were (workers are separate
+processes and set their own; the tasks the parent runs itself run under
+:func:`codeaudit.threads.limit_threads`, which restores them).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -127,7 +133,8 @@ def _run_in_worker(fn: TaskFn, task: Any) -> Any:
 
 
 class LocalExecutor(Executor):
-    """``--workers 1``: the serial loop, in this process; more: a ``spawn`` process pool."""
+    """``--workers 1``: the serial loop, in this process; N > 1: this process and N - 1
+    ``spawn``-ed pool processes, all taking tasks from one queue (see :class:`_ParentAndPool`)."""
 
     name = "local"
 
@@ -146,59 +153,205 @@ class LocalExecutor(Executor):
     ) -> list[Any]:
         if not self.parallel or len(tasks) <= 1:
             return _serial(fn, tasks, shared, progress)
-        return self._pool(fn, tasks, shared, label, progress)
+        return _ParentAndPool(self.resources, fn, tasks, shared, label).run(progress)
 
-    def _pool(
-        self,
-        fn: TaskFn,
-        tasks: Sequence[Any],
-        shared: Any,
-        label: str,
-        progress: Progress | None,
-    ) -> list[Any]:
+
+class _ParentAndPool:
+    """One parallel ``map`` on this machine: ``workers - 1`` spawned pool processes and this
+    process, the N-th worker, which runs tasks while the pool starts (importing torch in a new
+    process takes seconds) and after.
+
+    Task indices wait in one queue. The pool holds at most one task per process: a thread of
+    this process (``_feed``) owns the pool, submits the first tasks, and as each finishes takes
+    the next index from the queue, also while this process is busy training. This process takes
+    the next index after each of its own tasks (with the pool's thread count, under
+    :func:`limit_threads`), and when none is left waits for the pool, reporting progress (only
+    from here, the calling thread). Tasks a dead worker took down go to a second queue that only
+    a fresh pool takes (whatever killed the worker would kill the audit here); after
+    :data:`MAX_RETRIES` fresh pools, the run fails. A task that raises, here or in the pool,
+    ends the run: nothing new starts, the pool is shut down once its running tasks end, and the
+    error names the task."""
+
+    def __init__(
+        self, resources: Resources, fn: TaskFn, tasks: Sequence[Any], shared: Any, label: str
+    ) -> None:
+        self.processes = resources.workers - 1
+        self.threads = resources.threads
+        self.fn, self.tasks, self.shared, self.label = fn, tasks, shared, label
+        self.lock = threading.Condition()  # guards everything below
+        self.pending: deque[int] = deque(range(len(tasks)))  # not started: here or in the pool
+        self.retry: deque[int] = deque()  # lost with a dead worker: a fresh pool only
+        self.died: set[int] = set()  # every task that was ever in ``retry``
+        self.results: dict[int, Any] = {}
+        self.failure: tuple[int | None, BaseException] | None = None  # (task or None, error)
+        self.stop = False  # this process is done (finished, failed, interrupted): start nothing
+        self.deaths = 0  # pools lost to a dying worker
+
+    # -- this process ----------------------------------------------------------------------------
+
+    def run(self, progress: Progress | None) -> list[Any]:
+        import multiprocessing.spawn
+
+        # a script without the ``__main__`` guard, re-run in a spawned process: the error
+        # multiprocessing gives there, before this process trains anything
+        check = getattr(multiprocessing.spawn, "_check_not_importing_main", None)
+        if check is not None:
+            check()
+        total = len(self.tasks)
+        # the pool's first tasks, fixed before anything starts (this process keeps at least one)
+        first = self._take_for_pool(min(self.processes, total - 1))
+        feeder = threading.Thread(
+            target=self._feed, args=(first,), name="codeaudit-local-pool", daemon=True
+        )
+        reported = 0
+        if progress is not None:
+            progress(0, total)
+        feeder.start()
+        try:
+            while True:
+                with self.lock:
+                    self._raise_failure()
+                    index = self.pending.popleft() if self.pending else None
+                if index is None:
+                    break
+                value = self._run_here(index)
+                with self.lock:
+                    self.results[index] = value
+                    done = len(self.results)
+                if progress is not None and done > reported:
+                    progress(done, total)
+                    reported = done
+            while reported < total:  # nothing left to take: the pool's last tasks
+                with self.lock:
+                    if len(self.results) == reported and self.failure is None:
+                        self.lock.wait()
+                    self._raise_failure()
+                    done = len(self.results)
+                if progress is not None and done > reported:
+                    progress(done, total)
+                reported = done
+        finally:
+            with self.lock:
+                self.stop = True
+                self.lock.notify_all()
+            feeder.join()  # the pool is shut down: nothing is left running
+        return [self.results[i] for i in range(total)]
+
+    def _run_here(self, index: int) -> Any:
+        from codeaudit.threads import limit_threads
+
+        try:
+            with limit_threads(self.threads):  # what a pool process runs with
+                return self.fn(self.shared, self.tasks[index])
+        except Exception as error:
+            failure = _failed(self.label, index, error)
+            if failure is error:
+                raise
+            raise failure from error
+
+    def _raise_failure(self) -> None:
+        """With the lock held: the error that ends the run, if there is one."""
+        if self.failure is None:
+            return
+        index, error = self.failure
+        failure = error if index is None else _failed(self.label, index, error)
+        if failure is error:
+            raise error
+        raise failure from error
+
+    # -- the pool (its own thread) ---------------------------------------------------------------
+
+    def _take_for_pool(self, count: int) -> list[int]:
+        """Up to ``count`` indices for the pool: lost ones first, then pending ones."""
+        taken: list[int] = []
+        with self.lock:
+            while len(taken) < count and (self.retry or self.pending):
+                taken.append((self.retry or self.pending).popleft())
+        return taken
+
+    def _give_back(self, index: int) -> None:
+        with self.lock:
+            (self.retry if index in self.died else self.pending).appendleft(index)
+
+    def _feed(self, batch: list[int]) -> None:
+        """The pool thread: pools one after the other while workers die, each fed from the
+        queue until nothing is left for it; every error is handed to this process."""
+        try:
+            while batch:
+                if not self._one_pool(batch):
+                    return  # it ran all it took, and nothing was left to take
+                with self.lock:
+                    self.deaths += 1
+                    if self.stop or self.failure is not None:
+                        return
+                    if self.deaths > MAX_RETRIES:
+                        self.failure = (None, self._died())
+                        return
+                batch = self._take_for_pool(self.processes)
+        except BaseException as error:
+            with self.lock:
+                if self.failure is None:
+                    self.failure = (None, error)
+        finally:
+            with self.lock:
+                self.lock.notify_all()
+
+    def _one_pool(self, batch: list[int]) -> bool:
+        """Run ``batch`` and what follows it on a fresh pool; True when a worker died."""
         import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        results: dict[int, Any] = {}
-        broken = 0  # pools lost to a dying worker (every unfinished task runs again)
-        if progress is not None:
-            progress(0, len(tasks))
-        while len(results) < len(tasks):
-            pending = [i for i in range(len(tasks)) if i not in results]
-            if broken > MAX_RETRIES:
-                numbers = ", ".join(map(str, pending))
-                which = f"{label}s {numbers}" if len(pending) > 1 else f"{label} {numbers}"
-                raise ExecutorError(
-                    f"{which} failed: worker processes died {broken} times (out of memory?); "
-                    "try fewer --workers"
-                )
-            with ProcessPoolExecutor(
-                max_workers=min(self.resources.workers, len(pending)),
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(shared, self.resources.threads),
-            ) as pool:
-                futures = {pool.submit(_run_in_worker, fn, tasks[i]): i for i in pending}
-                waiting = set(futures)
-                lost = False
-                while waiting:
-                    done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index = futures[future]
+        futures: dict[Future[Any], int] = {}
+        lost = False
+        pool = ProcessPoolExecutor(
+            max_workers=len(batch),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.shared, self.threads),
+        )
+        try:
+            while True:
+                for position, index in enumerate(batch):
+                    with self.lock:
+                        halt = lost or self.stop or self.failure is not None
+                    if halt:
+                        for other in batch[position:]:
+                            self._give_back(other)
+                        break
+                    try:  # the first submits start the processes (seconds each)
+                        futures[pool.submit(_run_in_worker, self.fn, self.tasks[index])] = index
+                    except BrokenProcessPool:
+                        lost = True
+                        self._give_back(index)
+                if not futures:
+                    return lost
+                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                with self.lock:
+                    for future in finished:
+                        index = futures.pop(future)
                         error = future.exception()
                         if error is None:
-                            results[index] = future.result()
-                            if progress is not None:
-                                progress(len(results), len(tasks))
+                            self.results[index] = future.result()
                         elif isinstance(error, BrokenProcessPool):
-                            lost = True  # a worker died: the pool is gone, go again
-                        else:
-                            for other in waiting:
-                                other.cancel()
-                            raise _failed(label, index, error) from error
-                broken += lost
-        return [results[i] for i in range(len(tasks))]
+                            lost = True  # a worker died: the pool is gone, its tasks go again
+                            self.retry.append(index)
+                            self.died.add(index)
+                        elif self.failure is None:
+                            self.failure = (index, error)
+                    self.lock.notify_all()
+                    stopping = lost or self.stop or self.failure is not None
+                batch = [] if stopping else self._take_for_pool(len(finished))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _died(self) -> ExecutorError:
+        numbers = ", ".join(map(str, sorted(self.retry)))
+        which = f"{self.label}s {numbers}" if len(self.retry) > 1 else f"{self.label} {numbers}"
+        return ExecutorError(
+            f"{which} failed: worker processes died {self.deaths} times (out of memory?); "
+            "try fewer --workers"
+        )
 
 
 def _serial(fn: TaskFn, tasks: Sequence[Any], shared: Any, progress: Progress | None) -> list[Any]:

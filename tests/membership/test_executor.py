@@ -4,7 +4,10 @@ Ray cluster give byte-identical outputs, and a failed model ends the run with it
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +139,7 @@ def test_the_serial_loop_seeds_each_model_from_its_index(serial: dict[str, Any])
 
 def test_a_local_pool_gives_the_serial_bytes(serial: dict[str, Any]) -> None:
     pool = LocalExecutor(Resources(workers=2))
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int, int]] = []
     refs = train_references(
         CANDIDATES,
         RECIPE,
@@ -146,18 +149,52 @@ def test_a_local_pool_gives_the_serial_bytes(serial: dict[str, Any]) -> None:
         population=POPULATION,
         batch_size=8,
         executor=pool,
-        progress=lambda done, total: seen.append((done, total)),
+        progress=lambda done, total: seen.append((done, total, threading.get_ident())),
     )
     assert_identical(refs.features, serial["references"].features)
     assert_identical(refs.population, serial["references"].population)
     assert refs.in_mask.tobytes() == serial["references"].in_mask.tobytes()
-    assert seen[0] == (0, 2) and seen[-1] == (2, 2)
+    assert seen[0][:2] == (0, 2) and seen[-1][:2] == (2, 2)
+    assert {ident for _, _, ident in seen} == {threading.get_ident()}  # never the pool's thread
     shadows = _shadows(pool)
     assert_identical((shadows.features,), (serial["shadows"].features,))
     assert shadows.membership.tolist() == serial["shadows"].membership.tolist()
 
 
-# -- failures (module-level functions: a spawned worker imports them by name) ---------------------
+# -- the local pool and the parent; failures (module-level functions: a spawned worker imports
+# them by name) -----------------------------------------------------------------------------------
+
+
+def _in_child() -> bool:
+    return multiprocessing.parent_process() is not None
+
+
+def where_and_threads(child_seconds: float, task: int) -> tuple[int, int]:
+    """Which process ran the task, with how many torch threads (a child: slowly)."""
+    import torch
+
+    time.sleep(child_seconds if _in_child() else 0.05)
+    return os.getpid(), torch.get_num_threads()
+
+
+def test_the_parent_runs_tasks_while_the_pool_starts() -> None:
+    import torch
+
+    original = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        executor = LocalExecutor(Resources(workers=2, cpus_per_model=2.0))
+        found = executor.map(where_and_threads, list(range(10)), shared=1.0)
+        assert torch.get_num_threads() == 1  # the parent's own setting, back after the map
+    finally:
+        torch.set_num_threads(original)
+    pids = [pid for pid, _ in found]
+    # the pool (one process) holds one task at a time: it gets the first, and while it starts
+    # and runs it the parent takes every other one instead of waiting behind a backlog
+    assert pids[0] != os.getpid()
+    assert pids[1:] == [os.getpid()] * 9
+    assert [threads for _, threads in found] == [2] * 10  # parent and worker: --cpus-per-model
+    assert multiprocessing.active_children() == []
 
 
 def fail_on_one(shared: Any, task: int) -> int:
@@ -170,16 +207,26 @@ def training_error(shared: Any, task: int) -> int:
     raise TrainingError("training data for a model must hold both labels")
 
 
-def die_once(shared: str, task: int) -> int:
-    marker = Path(shared) / f"died-{task}"
-    if task == 1 and not marker.exists():
-        marker.touch()
-        os._exit(3)  # the worker process dies, as when the kernel kills it for memory
+def fail_in_parent(child_seconds: float, task: int) -> int:
+    if not _in_child():
+        raise ValueError("failed in\nthe parent")
+    time.sleep(child_seconds)
     return task
 
 
-def always_die(shared: Any, task: int) -> int:
-    os._exit(3)
+def fail_in_child(child_seconds: float, task: int) -> int:
+    if _in_child():
+        time.sleep(child_seconds)
+        raise ValueError("failed in a worker")
+    time.sleep(0.05)
+    return task
+
+
+def interrupt_in_parent(child_seconds: float, task: int) -> int:
+    if not _in_child():
+        raise KeyboardInterrupt
+    time.sleep(child_seconds)
+    return task
 
 
 def test_a_failed_task_ends_the_run_with_its_index() -> None:
@@ -190,13 +237,54 @@ def test_a_failed_task_ends_the_run_with_its_index() -> None:
         pool.map(training_error, [0, 1], label="reference model")
 
 
+@pytest.mark.parametrize(
+    ("fn", "raised", "message"),
+    [
+        # the pool takes task 0 first, the parent task 1
+        (
+            fail_in_parent,
+            ExecutorError,
+            r"^shadow model 1 failed: ValueError: failed in the parent$",
+        ),
+        (fail_in_child, ExecutorError, r"^shadow model 0 failed: ValueError: failed in a worker$"),
+        (interrupt_in_parent, KeyboardInterrupt, None),
+    ],
+)
+def test_a_task_that_raises_leaves_no_process_or_thread_behind(
+    fn: Any, raised: type[BaseException], message: str | None
+) -> None:
+    threads = set(threading.enumerate())
+    pool = LocalExecutor(Resources(workers=2))
+    with pytest.raises(raised, match=message):
+        pool.map(fn, [0, 1, 2, 3], shared=0.3, label="shadow model")
+    assert multiprocessing.active_children() == []
+    assert set(threading.enumerate()) == threads
+
+
+def die_once(shared: str, task: int) -> int:
+    marker = Path(shared) / f"died-{task}"
+    if task == 0 and _in_child() and not marker.exists():  # task 0: the pool's first
+        marker.touch()
+        os._exit(3)  # the worker process dies, as when the kernel kills it for memory
+    return task
+
+
+def always_die(shared: Any, task: int) -> int:
+    if _in_child():
+        os._exit(3)
+    return task  # in the parent (the tests' own process): the task the pool did not take
+
+
 def test_a_dead_worker_is_retried_then_reported(tmp_path: Path) -> None:
     pool = LocalExecutor(Resources(workers=2))
     assert pool.map(die_once, [0, 1, 2], shared=str(tmp_path)) == [0, 1, 2]
-    assert (tmp_path / "died-1").exists()
+    assert (tmp_path / "died-0").exists()
+    # 3 workers: a pool of 2 takes tasks 0 and 1 and dies, three times; the parent runs task 2,
+    # never a task a worker died on
     died = r"^shadow models 0, 1 failed: worker processes died 3 times"
     with pytest.raises(ExecutorError, match=died):
-        pool.map(always_die, [0, 1], label="shadow model")
+        LocalExecutor(Resources(workers=3)).map(always_die, [0, 1, 2], label="shadow model")
+    assert multiprocessing.active_children() == []
 
 
 def test_the_membership_result_does_not_depend_on_the_executor(tmp_path: Path) -> None:
