@@ -461,3 +461,21 @@ def test_dotted_placeholders_read_the_result() -> None:
         target="m.pt",
     )
     assert text == "m.pt full 0.250 - -"
+
+
+def test_repair_is_judged_against_the_clean_miss_rate_not_the_raw_attack_success() -> None:
+    _, firing, _ = backdoor_cases()["CA-B002"]()
+    u = firing.unlearning
+    # the real trigger "succeeds" on 12% of victims, but the repaired model misses 11% of them
+    # with no trigger at all: 1 point of excess is the model's own error, not a backdoor
+    after = dataclasses.replace(u.after, asr_real=0.12, asr_real_all=0.12, miss_rate=0.11)
+    repaired = dataclasses.replace(
+        firing, unlearning=dataclasses.replace(u, after=after, asr_excess=0.01)
+    )
+    fired = {f.rule_id for f in evaluate(load_rules(), repaired, command="backdoor", target="m")}
+    assert "CA-B002" not in fired
+    survives = dataclasses.replace(
+        firing, unlearning=dataclasses.replace(u, after=after, asr_excess=0.05)
+    )
+    fired = {f.rule_id for f in evaluate(load_rules(), survives, command="backdoor", target="m")}
+    assert "CA-B002" in fired

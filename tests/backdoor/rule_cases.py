@@ -158,7 +158,7 @@ def _training_data(firing: dict[str, Any], clean: dict[str, Any]) -> Callable[[]
 def backdoor_cases() -> dict[str, Callable[[], tuple[str, Any, Any]]]:
     return {
         "CA-B001": _with(backdoored=True, max_flip_rate=0.97, pairs=(_pair(1, 0.97), _pair(0, 0))),
-        "CA-B002": _with(a_asr_real=0.3),
+        "CA-B002": _with(u_asr_excess=0.3),
         "CA-B003": _with(u_accuracy_drop=0.04),
         "CA-B004": _with(a_asr_inverted=0.6),
         "CA-B005": _with(missed_known_backdoor=True),
