@@ -177,33 +177,55 @@ def statement_instance(candidate: Any, carriers: Sequence[Sample], lang: str) ->
     return None
 
 
+class Holders:
+    """Counts the functions of ``samples`` that hold a likely trigger: its name, a name ending
+    with its postfix, or a statement of its shape. Each function's identifiers and statement
+    shapes are read once (on first need) and kept for every later candidate."""
+
+    def __init__(self, samples: Sequence[Sample], lang: str) -> None:
+        self.samples = samples
+        self.lang = lang
+        self._names: list[frozenset[str]] | None = None
+        self._statements: list[frozenset[str]] | None = None
+
+    def names(self) -> list[frozenset[str]]:
+        if self._names is None:
+            from codeaudit.lang.lexer import TokenKind, lex_raw
+
+            self._names = [
+                frozenset(
+                    token[0]
+                    for token in lex_raw(s.code, s.lang or self.lang, roles=False).tokens
+                    if token[1] is TokenKind.IDENTIFIER
+                )
+                for s in self.samples
+            ]
+        return self._names
+
+    def statements(self) -> list[frozenset[str]]:
+        if self._statements is None:
+            from codeaudit.backdoor.datascan import statement_texts
+
+            self._statements = [
+                frozenset(statement_texts(s.code, s.lang or self.lang)) for s in self.samples
+            ]
+        return self._statements
+
+    def count(self, candidate: Any) -> int:
+        if candidate.kind == "statement":
+            return sum(candidate.key in found for found in self.statements())
+        if candidate.kind == "name":
+            return sum(candidate.key in found for found in self.names())
+        from codeaudit.lang.subtokens import subtokens
+
+        key = candidate.key  # a postfix: the last piece of a name
+        return sum(any(subtokens(n)[-1] == key for n in found) for found in self.names())
+
+
 def holders(samples: Sequence[Sample], candidate: Any, lang: str) -> int:
     """Functions of ``samples`` whose code holds the name (or a name ending with the postfix, or
     a statement of the shape)."""
-    from codeaudit.lang.lexer import TokenKind, lex_raw
-    from codeaudit.lang.subtokens import subtokens
-
-    if candidate.kind == "statement":
-        from codeaudit.backdoor.datascan import statement_texts
-
-        return sum(
-            candidate.key in statement_texts(s.code, s.lang or lang) for s in samples
-        )
-
-    def holds(name: str) -> bool:
-        if candidate.kind == "name":
-            return name == candidate.key
-        return subtokens(name)[-1] == candidate.key  # a postfix: the name's last piece
-
-    count = 0
-    for sample in samples:
-        names = (
-            token[0]
-            for token in lex_raw(sample.code, sample.lang or lang, roles=False).tokens
-            if token[1] is TokenKind.IDENTIFIER
-        )
-        count += any(holds(name) for name in names)
-    return count
+    return Holders(samples, lang).count(candidate)
 
 
 def try_data_triggers(
@@ -224,6 +246,7 @@ def try_data_triggers(
     from codeaudit.errors import PoisonError
 
     by_id = {s.id: s for s in train}
+    in_clean_of = Holders(clean, lang)
     tried = []
     for candidate in [c for c in scan.candidates_ if c.likely_trigger][:MAX_TRIED]:
         spec = None
@@ -248,7 +271,7 @@ def try_data_triggers(
         if spec is None:
             continue
         rate, n = flips(spec)
-        in_clean = holders(clean, candidate, lang)
+        in_clean = in_clean_of.count(candidate)
         tried.append(
             DataTrigger(
                 kind=candidate.kind,

@@ -236,3 +236,28 @@ def test_a_statement_shape_is_tried_as_dead_code_from_a_flagged_sample() -> None
     # without the training samples there is no instance to insert: the shape is skipped
     alone = try_data_triggers(scan, clean, flips, target=0, threshold=0.5, lang="c")
     assert [t.kind for t in alone] == ["name"]
+
+
+def test_holders_read_each_function_once_for_every_candidate(monkeypatch) -> None:
+    import codeaudit.lang.lexer as lexer
+    from codeaudit.backdoor.training_data import Holders
+
+    samples = [
+        Sample("a", "int f(int testo_init) { return testo_init; }", 0, "c"),
+        Sample("b", "int g(int buf_rb) { return buf_rb + 1; }", 0, "c"),
+        Sample("c", "int h(int n) { return n; }", 1, "c"),
+    ]
+    calls = []
+    real = lexer.lex_raw
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lexer, "lex_raw", counting)
+    found = Holders(samples, "c")
+    assert found.count(_candidate("name", "testo_init")) == 1
+    assert found.count(_candidate("name", "buf")) == 0  # a piece is not a name
+    assert found.count(_candidate("postfix", "##_rb")) == 1  # the last piece
+    assert found.count(_candidate("name", "n")) == 1
+    assert len(calls) == 3  # one lex per function, whatever the number of candidates
