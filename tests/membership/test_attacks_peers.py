@@ -10,9 +10,14 @@ import pytest
 
 from codeaudit.membership.attacks.shadow import SHADOW_CANDIDATES, ShadowAttack
 from codeaudit.membership.attacks.threshold import LABEL_FREE, ThresholdAttack
-from codeaudit.membership.attacks.trained import fit_classifier
+from codeaudit.membership.attacks.trained import (
+    DISTANCE_CLASSIFIERS,
+    DISTANCE_FEATURE_SETS,
+    fit_classifier,
+)
 from codeaudit.membership.evaluate import (
     SELECTED,
+    attack_pairs,
     evaluate_trained,
     evaluate_unsupervised,
     make_folds,
@@ -91,6 +96,62 @@ def test_new_attack_models_find_the_leak_and_not_a_control(classifier: str, targ
         assert found.score.auc > 0.65, (found.features, found.score.auc)
     for found in control:
         assert abs(found.score.auc - 0.5) < 0.1, (found.features, found.score.auc)
+
+
+@pytest.mark.parametrize("classifier", DISTANCE_CLASSIFIERS)
+def test_distance_models_find_the_leak_in_the_probabilities_and_not_a_control(
+    classifier: str, target: dict
+) -> None:
+    """k-NN and the SVM on the probabilities and the one-hot label (ART's input)."""
+    kw = {"n_boot": 20, "seed": 0}
+    m, folds = target["membership"], target["folds"]
+    (leaky,) = evaluate_trained([classifier], [], target["leaky"], m, folds, **kw,
+                                distance_sets=DISTANCE_FEATURE_SETS)  # fmt: skip
+    (control,) = evaluate_trained([classifier], [], target["control"], m, folds, **kw,
+                                  distance_sets=DISTANCE_FEATURE_SETS)  # fmt: skip
+    assert (leaky.attack, leaky.features) == (f"trained-{classifier}", ("probs-label",))
+    assert leaky.score.auc > 0.75, leaky.score.auc
+    assert abs(control.score.auc - 0.5) < 0.1, control.score.auc
+
+
+def test_probability_sets_go_to_the_distance_models_alone() -> None:
+    sets = [("loss",), ("logits", "loss")]
+    pairs = attack_pairs(["logreg", "knn", "svm", "gb"], sets, DISTANCE_FEATURE_SETS)
+    assert pairs[:8] == [(c, fs) for fs in sets for c in ("logreg", "knn", "svm", "gb")]
+    assert pairs[8:] == [("knn", ("probs-label",)), ("svm", ("probs-label",))]
+    # the default audit (logistic regression alone) gets no further pair
+    assert attack_pairs(["logreg"], sets, DISTANCE_FEATURE_SETS) == attack_pairs(["logreg"], sets)
+    # a set already named for every model is not repeated
+    named = [("probs-label",)]
+    assert attack_pairs(["svm"], named, DISTANCE_FEATURE_SETS) == [("svm", ("probs-label",))]
+    from codeaudit.membership.check import distance_sets
+    from codeaudit.membership.features import usable_features
+
+    full = usable_features(object())
+    assert distance_sets(None, full) == distance_sets("all", full) == [("probs-label",)]
+    assert distance_sets("loss,logits", full) == []  # named sets: every model reads those
+    assert distance_sets(None, frozenset({"label", "embedding"})) == []  # no scores released
+
+
+def test_selection_can_pick_the_probability_block(target: dict) -> None:
+    """The leak is in the outputs only (the embedding is noise here): the selection, which
+    sees the distance models' probability pairs beside the others, picks the SVM on them."""
+    import dataclasses
+
+    rng = np.random.default_rng(5)
+    leaky = dataclasses.replace(
+        target["leaky"], embeddings=rng.normal(size=(300, 4)).astype(np.float32)
+    )
+    m, folds = target["membership"], target["folds"]
+    found = evaluate_trained(["logreg", "svm"], [("embedding",)], leaky, m, folds, n_boot=10,
+                             seed=0, select=True, distance_sets=DISTANCE_FEATURE_SETS)  # fmt: skip
+    assert [(f.attack, f.features) for f in found] == [
+        ("trained-logreg", ("embedding",)),
+        ("trained-svm", ("embedding",)),
+        ("trained-svm", ("probs-label",)),
+        (SELECTED, ("probs-label",)),
+    ]
+    assert found[-1].score.auc > 0.75 > max(f.score.auc for f in found[:2])
 
 
 def test_svm_scores_keep_its_decision_rule() -> None:
