@@ -114,6 +114,43 @@ def test_distance_models_find_the_leak_in_the_probabilities_and_not_a_control(
     assert abs(control.score.auc - 0.5) < 0.1, control.score.auc
 
 
+def _long_tailed(rng: np.random.Generator, n: int) -> tuple[FeatureSet, np.ndarray]:
+    """Released probabilities of a memoriser: members' losses near 0, non-members' mostly small
+    with a long tail (the confidently wrong), read as log-probabilities."""
+    membership = np.r_[np.ones(n // 2), np.zeros(n // 2)].astype(np.int64)
+    tail = np.where(rng.random(n) < 0.7, rng.exponential(0.3, n), rng.exponential(8.0, n))
+    loss = np.where(membership == 1, rng.exponential(0.02, n), tail)
+    labels = rng.integers(0, 2, n)
+    z = np.zeros((n, 2))
+    z[np.arange(n), labels] = -np.log(np.expm1(loss))  # loss = log(1 + exp(-(z_y - z_other)))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    f = FeatureSet(
+        ids=tuple(str(i) for i in range(n)),
+        labels=labels,
+        logits=np.log(np.clip(p, 1e-38, 1.0)).astype(np.float32),
+        embeddings=np.zeros((n, 1), dtype=np.float32),
+        unk_rate=np.zeros(n),
+        n_ids=np.full(n, 20),
+        truncated=np.zeros(n, dtype=bool),
+    )
+    return f, membership
+
+
+@pytest.mark.parametrize("classifier", DISTANCE_CLASSIFIERS)
+def test_distance_models_read_probabilities_better_than_log_probabilities(
+    classifier: str,
+) -> None:
+    """Why the block exists: standardised log-probabilities keep their long tail, which sets a
+    kernel's (and the neighbours') scale, and the bulk of the ranking is lost; bounded
+    probabilities keep it."""
+    f, m = _long_tailed(np.random.default_rng(0), 300)
+    found = evaluate_trained([classifier], [("logits",)], f, m, make_folds(m, 3, 0), n_boot=10,
+                             seed=0, distance_sets=DISTANCE_FEATURE_SETS)  # fmt: skip
+    on_logs, on_probs = (ev.score.auc for ev in found)
+    assert on_probs > 0.9 and on_probs > on_logs + 0.03, (on_logs, on_probs)
+
+
 def test_probability_sets_go_to_the_distance_models_alone() -> None:
     sets = [("loss",), ("logits", "loss")]
     pairs = attack_pairs(["logreg", "knn", "svm", "gb"], sets, DISTANCE_FEATURE_SETS)

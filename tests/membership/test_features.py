@@ -62,7 +62,7 @@ def test_fifteen_feature_combinations_and_parsing() -> None:
 
 
 def test_probability_block_is_named_but_not_among_the_fifteen() -> None:
-    assert BLOCKS == (*FEATURES, "probs-label")
+    assert list(BLOCKS) == [*FEATURES, "probs-label"]
     assert not any("probs-label" in fs for fs in all_feature_sets())  # the default audit's sets
     assert parse_feature_sets("probs-label") == [("probs-label",)]
     assert parse_feature_sets("probs-label+loss, loss") == [("loss", "probs-label"), ("loss",)]
