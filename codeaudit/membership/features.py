@@ -87,7 +87,7 @@ def parse_feature_sets(spec: str | None) -> list[tuple[str, ...]]:
     (``loss,logits+loss,probs-label``)."""
     from codeaudit.errors import UsageError
 
-    if is_default_spec(spec):
+    if spec is None or is_default_spec(spec):
         return all_feature_sets()
     sets = []
     for part in spec.split(","):
