@@ -13,7 +13,9 @@ probabilities (codeaudit's inputs are derived from them as for a model that rele
 probabilities: logits = log-probabilities; no embedding, no tokenizer):
 
 * supervised attacks (codeaudit's trained attacks, ART's ``MembershipInferenceBlackBox``) are
-  cross-fitted on the same 3 stratified folds (trained on two, scored on the third);
+  cross-fitted on the same 3 stratified folds (trained on two, scored on the third); codeaudit's
+  run as under ``--thorough``: all seven models on every combination of logits, loss and
+  confidence, k-NN and SVM also on ``probs-label`` (ART's input), and the selection among them;
 * the shadow attacks (codeaudit's ``ShadowAttack``, ART's ``ShadowModels`` pipeline: a
   ``MembershipInferenceBlackBox`` fitted on the shadows' member/non-member predictions) learn
   only from the same shadows' outputs and score every candidate;
@@ -220,6 +222,7 @@ def evaluate(args: argparse.Namespace, out: Path) -> list[tuple]:
     """Rows (tool, channel, attack, AUC, TPR at 1% FPR, seconds)."""
     from codeaudit.membership.attacks.shadow import ShadowAttack
     from codeaudit.membership.attacks.threshold import SIGNALS, ThresholdAttack
+    from codeaudit.membership.attacks.trained import DISTANCE_FEATURE_SETS
     from codeaudit.membership.evaluate import SELECTED, evaluate_trained, make_folds
     from codeaudit.membership.features import all_feature_sets
     from codeaudit.membership.references import ShadowOutputs
@@ -254,7 +257,8 @@ def evaluate(args: argparse.Namespace, out: Path) -> list[tuple]:
             False,
             t0,
         )
-    # supervised attacks on the target's outputs, cross-fitted on the same folds
+    # supervised attacks on the target's outputs, cross-fitted on the same folds; as under
+    # --thorough, k-NN and SVM also read the probabilities and the label (ART's input)
     outputs = [fs for fs in all_feature_sets() if "embedding" not in fs]
     t0 = time.perf_counter()
     found = evaluate_trained(
@@ -266,9 +270,11 @@ def evaluate(args: argparse.Namespace, out: Path) -> list[tuple]:
         n_boot=10,
         seed=args.seed,
         select=True,
+        distance_sets=DISTANCE_FEATURE_SETS,
     )
     seconds = time.perf_counter() - t0
     fixed = ("logits", "loss", "confidence")
+    first = len(rows)
     for ev in found:
         if ev.attack == SELECTED:
             rows.append(
@@ -280,12 +286,12 @@ def evaluate(args: argparse.Namespace, out: Path) -> list[tuple]:
                     seconds,
                 )
             )
-        elif ev.features == fixed:
+        elif ev.features == fixed or ev.features in DISTANCE_FEATURE_SETS:
             rows.append(
                 (
                     "codeaudit",
                     "trained (3 folds)",
-                    f"{ev.attack} on {'+'.join(fixed)}",
+                    f"{ev.attack} on {'+'.join(ev.features)}",
                     *measured(membership, ev.scores, folds),
                     ev.seconds,
                 )
@@ -301,7 +307,7 @@ def evaluate(args: argparse.Namespace, out: Path) -> list[tuple]:
             0.0,
         )
     )
-    for row in rows[-len(CODEAUDIT_MODELS) - 2 :]:
+    for row in rows[first:]:
         print(row, flush=True)
     for kind in args.art_models.split(","):
         t0 = time.perf_counter()

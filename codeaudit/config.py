@@ -446,7 +446,8 @@ class MembershipConfig:
         None,
         metavar="SETS",
         help="Feature sets for trained attacks: 'all' (the 15 combinations of embedding, logits, "
-        "loss, confidence) or e.g. 'loss,logits+loss'.",
+        "loss, confidence; k-NN and SVM also read probs-label, the class probabilities and the "
+        "one-hot label) or e.g. 'loss,logits+loss,probs-label'.",
     )
     classifiers: tuple[str, ...] | None = _classifiers()  # None: logreg, or all with thorough
     thorough: bool = param(

@@ -12,11 +12,15 @@ import numpy as np
 from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
 from codeaudit.data.samples import Dataset
 from codeaudit.membership.attacks.threshold import SIGNALS
+from codeaudit.membership.attacks.trained import DISTANCE_FEATURE_SETS
 from codeaudit.membership.evaluate import SELECTED, Evaluated, make_folds
 from codeaudit.membership.features import (
+    BLOCK_NEEDS,
     FeatureSet,
     cache_key,
     extract_features,
+    feature_set_usable,
+    is_default_spec,
     parse_feature_sets,
     read_cache_entry,
     store_cached,
@@ -77,7 +81,8 @@ def features_for(
 
 
 def hardened_warning(loaded: Any, config: Any, usable: frozenset[str], scores: bool) -> str:
-    hidden = sorted({f for fs in parse_feature_sets(config.features) for f in fs} - usable)
+    named = {f for fs in parse_feature_sets(config.features) for f in fs}
+    hidden = sorted(f for f in named if BLOCK_NEEDS.get(f, f) not in usable)
     skipped = [s for s in SIGNALS if not set(SIGNALS[s][0]) <= usable]
     d = loaded.defense
     return (
@@ -88,6 +93,15 @@ def hardened_warning(loaded: Any, config: Any, usable: frozenset[str], scores: b
         f"{', '.join(skipped) or 'none'} (threshold signals)"
         + ("" if scores else "; no shadow or reference attacks without scores")
     )
+
+
+def distance_sets(spec: str | None, usable: frozenset[str]) -> list[tuple[str, ...]]:
+    """The sets the distance-based attack models (k-NN, SVM) read beside ``--features``' when it
+    is left at its default (:data:`DISTANCE_FEATURE_SETS`: the probabilities and the label); none
+    when the sets are named, which every named classifier then reads alike."""
+    if not is_default_spec(spec):
+        return []
+    return [fs for fs in DISTANCE_FEATURE_SETS if feature_set_usable(fs, usable)]
 
 
 class MembershipCheck(Check):
@@ -205,7 +219,10 @@ class MembershipCheck(Check):
             ),
             folds=make_folds(membership, config.folds, config.seed),
             usable=usable,
-            feature_sets=[fs for fs in parse_feature_sets(config.features) if set(fs) <= usable],
+            feature_sets=[
+                fs for fs in parse_feature_sets(config.features) if feature_set_usable(fs, usable)
+            ],
+            distance_sets=distance_sets(config.features, usable),
             context=context,
             model=inputs.model.model,
             metadata=inputs.model.metadata,
@@ -250,7 +267,7 @@ class MembershipCheck(Check):
             best=best,
             best_tpr=best_tpr,
             attacks=tuple(rows),
-            by_features=by_features(rows, session.feature_sets),
+            by_features=by_features(rows, session.feature_sets + session.distance_sets),
             utility=utility,
             n_members=len(f_members),
             n_nonmembers=len(f_nonmembers),

@@ -14,8 +14,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from codeaudit.membership.attacks.base import MembershipAttack
-from codeaudit.membership.attacks.trained import BlockPreprocessor, TrainedAttack
-from codeaudit.membership.features import FEATURES, FeatureSet
+from codeaudit.membership.attacks.trained import (
+    DISTANCE_CLASSIFIERS,
+    BlockPreprocessor,
+    TrainedAttack,
+)
+from codeaudit.membership.features import BLOCKS, FeatureSet
 from codeaudit.membership.metrics import AttackScore, best_threshold, combine_folds
 from codeaudit.membership.names import SELECTED
 
@@ -71,6 +75,24 @@ def evaluate_unsupervised(
 Pair = tuple[str, tuple[str, ...]]  # (classifier, feature set)
 
 
+def attack_pairs(
+    classifiers: Sequence[str],
+    feature_sets: Sequence[tuple[str, ...]],
+    distance_sets: Sequence[tuple[str, ...]] = (),
+) -> list[Pair]:
+    """Every classifier on every feature set, then the distance-based classifiers among them
+    (:data:`DISTANCE_CLASSIFIERS`) on each of ``distance_sets`` (sets they alone read; a pair
+    already there is not repeated)."""
+    pairs = [(c, fs) for fs in feature_sets for c in classifiers]
+    extra = [
+        (c, fs)
+        for fs in distance_sets
+        for c in classifiers
+        if c in DISTANCE_CLASSIFIERS and (c, fs) not in pairs
+    ]
+    return pairs + extra
+
+
 def _fit_score_pairs(
     pairs: Sequence[Pair],
     features: FeatureSet,
@@ -89,7 +111,7 @@ def _fit_score_pairs(
     from sklearn.preprocessing import StandardScaler
 
     train, test = features.subset(train_idx), features.subset(test_idx)
-    needed = tuple(f for f in FEATURES if any(f in fs for _, fs in pairs))
+    needed = tuple(f for f in BLOCKS if any(f in fs for _, fs in pairs))
     pre = BlockPreprocessor(pca_components, seed).fit(train, needed)
     blocks_train = {b: pre.transform_block(train, b) for b in needed}
     blocks_test = {b: pre.transform_block(test, b) for b in needed}
@@ -159,9 +181,12 @@ def evaluate_trained(
     family: str = "trained",
     select: bool = False,
     inner_folds: int = 3,
+    distance_sets: Sequence[tuple[str, ...]] = (),
 ) -> list[Evaluated]:
     """Every (classifier, feature set) pair, trained per fold on the training folds only. The
     per-block preprocessing (scaling, PCA of the embedding) is fitted once per fold and shared.
+    ``distance_sets`` are further feature sets for the distance-based classifiers alone
+    (:func:`attack_pairs`); their pairs compete in the selection like the others.
 
     ``signals`` are further per-sample inputs aligned with ``features`` (e.g. a reference-model
     attack's scores, which learn nothing from the target's membership); a feature set may name
@@ -176,13 +201,14 @@ def evaluate_trained(
     the set chosen in most folds."""
     signals = dict(signals or {})
     for name, values in signals.items():
-        if name in FEATURES or np.shape(values) != (len(features),):
+        if name in BLOCKS or np.shape(values) != (len(features),):
             raise ValueError(f"signal {name!r} must be a new name with one value per sample")
-    unknown = {b for fs in feature_sets for b in fs} - set(FEATURES) - set(signals)
+    named = {b for fs in [*feature_sets, *distance_sets] for b in fs}
+    unknown = named - set(BLOCKS) - set(signals)
     if unknown:
         raise ValueError(f"unknown attack inputs: {', '.join(sorted(unknown))}")
     n = len(features)
-    pairs = [(c, fs) for fs in feature_sets for c in classifiers]
+    pairs = attack_pairs(classifiers, feature_sets, distance_sets)
     oof = {pair: np.zeros(n) for pair in pairs}
     seconds = {pair: 0.0 for pair in pairs}
     selecting = select and len(pairs) > 1

@@ -6,6 +6,12 @@ probability); plus threshold signals derived from them (entropy, modified entrop
 scaled probability of the true label used by LiRA) and the unknown-token rate of the tokenizer,
 a channel of its own (a vocabulary built on the training set marks non-members).
 
+One further input block, ``probs-label``, is outside the 15 combinations of the four outputs:
+the class probabilities (softmax of the logits) beside the one-hot true label, what ART's
+black-box attack reads. Probabilities are bounded where log-probabilities (and the loss) have
+long tails, which is what a distance-based attack model (k-NN, RBF SVM) needs to set its scale
+by; :data:`codeaudit.membership.attacks.trained.DISTANCE_FEATURE_SETS` gives it to those.
+
 Extraction streams the data in chunks (no whole-data-set token tensors) and is cached on disk
 keyed by the model's sha256, the data's sha256 and the maximum length, so that a rerun with
 other attacks does no inference.
@@ -30,6 +36,13 @@ if TYPE_CHECKING:  # torch loads with the model, not with this module
     from codeaudit.models.base import VPModel
 
 FEATURES = ("embedding", "logits", "loss", "confidence")
+#: Input blocks beyond the four outputs: not in :func:`all_feature_sets`' combinations, but
+#: named in ``--features`` like them (alone or joined with them by ``+``).
+EXTRA_BLOCKS = ("probs-label",)
+BLOCKS = FEATURES + EXTRA_BLOCKS
+#: What a block needs the model to release, in :func:`usable_features`' names (a block not
+#: listed needs itself): the probabilities are what ``loss`` and ``confidence`` come from.
+BLOCK_NEEDS = {"probs-label": "confidence"}
 FEATURE_VERSION = 1  # bump when what is extracted changes (invalidates caches)
 _EPS = 1e-12
 
@@ -54,28 +67,38 @@ def usable_features(model: object) -> frozenset[str]:
     return frozenset(usable)
 
 
+def feature_set_usable(feature_set: Sequence[str], usable: frozenset[str]) -> bool:
+    """Whether the outputs ``usable`` (:func:`usable_features`) give every block of the set."""
+    return all(BLOCK_NEEDS.get(name, name) in usable for name in feature_set)
+
+
 def all_feature_sets() -> list[tuple[str, ...]]:
     """The 15 non-empty combinations of the four outputs, smallest first."""
     return [c for k in range(1, len(FEATURES) + 1) for c in combinations(FEATURES, k)]
 
 
+def is_default_spec(spec: str | None) -> bool:
+    """``--features`` left at its default (``None``, empty or ``all``)."""
+    return spec is None or spec.strip() in ("", "all")
+
+
 def parse_feature_sets(spec: str | None) -> list[tuple[str, ...]]:
-    """``None``/``all`` -> all 15; else comma-separated sets joined by ``+``
-    (``loss,logits+loss``)."""
+    """``None``/``all`` -> all 15; else comma-separated sets of :data:`BLOCKS` joined by ``+``
+    (``loss,logits+loss,probs-label``)."""
     from codeaudit.errors import UsageError
 
-    if spec is None or spec.strip() in ("", "all"):
+    if spec is None or is_default_spec(spec):
         return all_feature_sets()
     sets = []
     for part in spec.split(","):
         names = tuple(n.strip() for n in part.split("+") if n.strip())
-        unknown = [n for n in names if n not in FEATURES]
+        unknown = [n for n in names if n not in BLOCKS]
         if unknown or not names:
             raise UsageError(
                 f"--features {spec!r}: unknown feature {', '.join(unknown) or '(empty)'} "
-                f"(use {', '.join(FEATURES)}, joined by + and separated by commas)"
+                f"(use {', '.join(BLOCKS)}, joined by + and separated by commas)"
             )
-        ordered = tuple(f for f in FEATURES if f in names)
+        ordered = tuple(f for f in BLOCKS if f in names)
         if ordered not in sets:
             sets.append(ordered)
     return sets
@@ -143,6 +166,11 @@ class FeatureSet:
         return self.probabilities[np.arange(len(self)), self.labels]
 
     @property
+    def label_one_hot(self) -> np.ndarray:
+        """[N, 2] the true label, one-hot (column 1: vulnerable)."""
+        return np.eye(2)[np.asarray(self.labels, dtype=np.int64)]
+
+    @property
     def logit_scaled_confidence(self) -> np.ndarray:
         """LiRA's phi = log(p_y / (1 - p_y)), computed stably from the logits."""
         z = self.logits.astype(np.float64)
@@ -159,6 +187,8 @@ class FeatureSet:
             return self.loss[:, None]
         if name == "confidence":
             return self.confidence[:, None]
+        if name == "probs-label":  # both probabilities, as ART reads them, for one logit too
+            return np.hstack([self.probabilities, self.label_one_hot])
         raise KeyError(name)
 
     def subset(self, index: np.ndarray) -> FeatureSet:

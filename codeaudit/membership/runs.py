@@ -48,6 +48,8 @@ class Session:
     metadata: dict[str, Any] = field(default_factory=dict)  # the checkpoint's (training recipe)
     population: Dataset | None = None
     warnings: list[str] = field(default_factory=list)  # what the attack runs add to the result
+    # sets only the distance-based attack models read (trained.DISTANCE_FEATURE_SETS)
+    distance_sets: list[tuple[str, ...]] = field(default_factory=list)
 
     @property
     def kw(self) -> dict[str, int]:
@@ -101,6 +103,7 @@ def _trained(s: Session) -> list[Evaluated]:
         s.folds,
         select=True,
         inner_folds=s.config.selection_folds,
+        distance_sets=s.distance_sets,
         **s.kw,
     )
     s.context.report("trained attacks", 1, 1)

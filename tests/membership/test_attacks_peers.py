@@ -10,9 +10,14 @@ import pytest
 
 from codeaudit.membership.attacks.shadow import SHADOW_CANDIDATES, ShadowAttack
 from codeaudit.membership.attacks.threshold import LABEL_FREE, ThresholdAttack
-from codeaudit.membership.attacks.trained import fit_classifier
+from codeaudit.membership.attacks.trained import (
+    DISTANCE_CLASSIFIERS,
+    DISTANCE_FEATURE_SETS,
+    fit_classifier,
+)
 from codeaudit.membership.evaluate import (
     SELECTED,
+    attack_pairs,
     evaluate_trained,
     evaluate_unsupervised,
     make_folds,
@@ -91,6 +96,99 @@ def test_new_attack_models_find_the_leak_and_not_a_control(classifier: str, targ
         assert found.score.auc > 0.65, (found.features, found.score.auc)
     for found in control:
         assert abs(found.score.auc - 0.5) < 0.1, (found.features, found.score.auc)
+
+
+@pytest.mark.parametrize("classifier", DISTANCE_CLASSIFIERS)
+def test_distance_models_find_the_leak_in_the_probabilities_and_not_a_control(
+    classifier: str, target: dict
+) -> None:
+    """k-NN and the SVM on the probabilities and the one-hot label (ART's input)."""
+    kw = {"n_boot": 20, "seed": 0}
+    m, folds = target["membership"], target["folds"]
+    (leaky,) = evaluate_trained([classifier], [], target["leaky"], m, folds, **kw,
+                                distance_sets=DISTANCE_FEATURE_SETS)  # fmt: skip
+    (control,) = evaluate_trained([classifier], [], target["control"], m, folds, **kw,
+                                  distance_sets=DISTANCE_FEATURE_SETS)  # fmt: skip
+    assert (leaky.attack, leaky.features) == (f"trained-{classifier}", ("probs-label",))
+    assert leaky.score.auc > 0.75, leaky.score.auc
+    assert abs(control.score.auc - 0.5) < 0.1, control.score.auc
+
+
+def _long_tailed(rng: np.random.Generator, n: int) -> tuple[FeatureSet, np.ndarray]:
+    """Released probabilities of a memoriser: members' losses near 0, non-members' mostly small
+    with a long tail (the confidently wrong), read as log-probabilities."""
+    membership = np.r_[np.ones(n // 2), np.zeros(n // 2)].astype(np.int64)
+    tail = np.where(rng.random(n) < 0.7, rng.exponential(0.3, n), rng.exponential(8.0, n))
+    loss = np.where(membership == 1, rng.exponential(0.02, n), tail)
+    labels = rng.integers(0, 2, n)
+    z = np.zeros((n, 2))
+    z[np.arange(n), labels] = -np.log(np.expm1(loss))  # loss = log(1 + exp(-(z_y - z_other)))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    f = FeatureSet(
+        ids=tuple(str(i) for i in range(n)),
+        labels=labels,
+        logits=np.log(np.clip(p, 1e-38, 1.0)).astype(np.float32),
+        embeddings=np.zeros((n, 1), dtype=np.float32),
+        unk_rate=np.zeros(n),
+        n_ids=np.full(n, 20),
+        truncated=np.zeros(n, dtype=bool),
+    )
+    return f, membership
+
+
+@pytest.mark.parametrize("classifier", DISTANCE_CLASSIFIERS)
+def test_distance_models_read_probabilities_better_than_log_probabilities(
+    classifier: str,
+) -> None:
+    """Why the block exists: standardised log-probabilities keep their long tail, which sets a
+    kernel's (and the neighbours') scale, and the bulk of the ranking is lost; bounded
+    probabilities keep it."""
+    f, m = _long_tailed(np.random.default_rng(0), 300)
+    found = evaluate_trained([classifier], [("logits",)], f, m, make_folds(m, 3, 0), n_boot=10,
+                             seed=0, distance_sets=DISTANCE_FEATURE_SETS)  # fmt: skip
+    on_logs, on_probs = (ev.score.auc for ev in found)
+    assert on_probs > 0.9 and on_probs > on_logs + 0.03, (on_logs, on_probs)
+
+
+def test_probability_sets_go_to_the_distance_models_alone() -> None:
+    sets = [("loss",), ("logits", "loss")]
+    pairs = attack_pairs(["logreg", "knn", "svm", "gb"], sets, DISTANCE_FEATURE_SETS)
+    assert pairs[:8] == [(c, fs) for fs in sets for c in ("logreg", "knn", "svm", "gb")]
+    assert pairs[8:] == [("knn", ("probs-label",)), ("svm", ("probs-label",))]
+    # the default audit (logistic regression alone) gets no further pair
+    assert attack_pairs(["logreg"], sets, DISTANCE_FEATURE_SETS) == attack_pairs(["logreg"], sets)
+    # a set already named for every model is not repeated
+    named = [("probs-label",)]
+    assert attack_pairs(["svm"], named, DISTANCE_FEATURE_SETS) == [("svm", ("probs-label",))]
+    from codeaudit.membership.check import distance_sets
+    from codeaudit.membership.features import usable_features
+
+    full = usable_features(object())
+    assert distance_sets(None, full) == distance_sets("all", full) == [("probs-label",)]
+    assert distance_sets("loss,logits", full) == []  # named sets: every model reads those
+    assert distance_sets(None, frozenset({"label", "embedding"})) == []  # no scores released
+
+
+def test_selection_can_pick_the_probability_block(target: dict) -> None:
+    """The leak is in the outputs only (the embedding is noise here): the selection, which
+    sees the distance models' probability pairs beside the others, picks the SVM on them."""
+    import dataclasses
+
+    rng = np.random.default_rng(5)
+    leaky = dataclasses.replace(
+        target["leaky"], embeddings=rng.normal(size=(300, 4)).astype(np.float32)
+    )
+    m, folds = target["membership"], target["folds"]
+    found = evaluate_trained(["logreg", "svm"], [("embedding",)], leaky, m, folds, n_boot=10,
+                             seed=0, select=True, distance_sets=DISTANCE_FEATURE_SETS)  # fmt: skip
+    assert [(f.attack, f.features) for f in found] == [
+        ("trained-logreg", ("embedding",)),
+        ("trained-svm", ("embedding",)),
+        ("trained-svm", ("probs-label",)),
+        (SELECTED, ("probs-label",)),
+    ]
+    assert found[-1].score.auc > 0.75 > max(f.score.auc for f in found[:2])
 
 
 def test_svm_scores_keep_its_decision_rule() -> None:

@@ -16,6 +16,7 @@ from codeaudit.cli import cli
 from codeaudit.config import MembershipConfig
 from codeaudit.data.synthetic import generate
 from codeaudit.io import sha256_file
+from codeaudit.membership.features import all_feature_sets
 from tests.conftest import planted_records, write_jsonl
 
 TINY = ["--embed-dim", "16", "--hidden-dim", "16", "--max-len", "96"]
@@ -131,7 +132,11 @@ def test_overfit_model_leaks_and_the_report_says_so(overfit: dict[str, Path], tm
     jsonschema.validate(data, SCHEMA)
     assert data["best"]["auc"] >= 0.9
     trained = {a["features"] for a in data["attacks"] if a["family"] == "trained"}
-    assert len(trained) == 15
+    # the 15 combinations, and the probabilities and label for k-NN and the SVM (--thorough)
+    assert trained == {"+".join(fs) for fs in all_feature_sets()} | {"probs-label"}
+    on_probs = {a["attack"] for a in data["attacks"] if a["features"] == "probs-label"}
+    assert on_probs - {"trained-selected"} == {"trained-knn", "trained-svm"}
+    assert "probs-label" in {row["features"] for row in data["by_features"]}
     rules = {f["rule_id"] for f in data["findings"]}
     assert "CA-M001" in rules
     assert data["utility"]["members_accuracy"] == 1.0

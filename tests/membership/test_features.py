@@ -8,13 +8,17 @@ import pytest
 from codeaudit.data.loader import dataset_from_records
 from codeaudit.errors import UsageError
 from codeaudit.membership.features import (
+    BLOCKS,
+    FEATURES,
     FeatureSet,
     all_feature_sets,
     cache_key,
     extract_features,
+    feature_set_usable,
     load_cached,
     parse_feature_sets,
     store_cached,
+    usable_features,
 )
 from tests.conftest import planted_records
 
@@ -55,6 +59,45 @@ def test_fifteen_feature_combinations_and_parsing() -> None:
     assert parse_feature_sets("loss+logits") == [("logits", "loss")]  # canonical order
     with pytest.raises(UsageError, match="unknown feature"):
         parse_feature_sets("logits+gradient")
+
+
+def test_probability_block_is_named_but_not_among_the_fifteen() -> None:
+    assert list(BLOCKS) == [*FEATURES, "probs-label"]
+    assert not any("probs-label" in fs for fs in all_feature_sets())  # the default audit's sets
+    assert parse_feature_sets("probs-label") == [("probs-label",)]
+    assert parse_feature_sets("probs-label+loss, loss") == [("loss", "probs-label"), ("loss",)]
+    with pytest.raises(UsageError, match="probs-label"):  # the message lists it
+        parse_feature_sets("probabilities")
+    # it needs what the loss and the confidence need: released scores, not a bare label
+    assert feature_set_usable(("probs-label",), usable_features(object()))
+    assert feature_set_usable(("probs-label", "loss"), frozenset({"loss", "confidence"}))
+    assert not feature_set_usable(("probs-label",), frozenset({"label", "embedding"}))
+
+
+def test_probability_block_is_the_probabilities_and_the_one_hot_label() -> None:
+    import dataclasses
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 8, size=(50, 2)).astype(np.float32)  # saturated rows too
+    labels = rng.integers(0, 2, 50)
+    f = make(logits, labels)
+    block = f.block("probs-label")
+    assert block.shape == (50, 4) and block.dtype == np.float64
+    probs, one_hot = block[:, :2], block[:, 2:]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
+    assert ((probs >= 0) & (probs <= 1)).all()
+    np.testing.assert_allclose(probs, f.probabilities)
+    margin = logits[:, 1].astype(np.float64) - logits[:, 0]
+    np.testing.assert_allclose(probs[:, 1], 1 / (1 + np.exp(-margin)), rtol=1e-5)
+    np.testing.assert_array_equal(one_hot.argmax(axis=1), labels)
+    np.testing.assert_array_equal(one_hot.sum(axis=1), 1.0)
+    assert set(np.unique(one_hot)) == {0.0, 1.0}
+    np.testing.assert_array_equal(f.subset(np.array([4, 2])).block("probs-label"), block[[4, 2]])
+    # a one-logit (sigmoid) model: both probabilities, as ART reads them
+    z = np.array([2.0, -1.0, 0.0])
+    g = dataclasses.replace(make(np.stack([np.zeros(3), z], 1), [1, 0, 1]), n_outputs=1)
+    p = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(g.block("probs-label"), np.c_[1 - p, p, [[0, 1], [1, 0], [0, 1]]])
 
 
 def test_streamed_extraction_equals_one_pass_and_caches(trained: dict, tmp_path: Path) -> None:

@@ -103,3 +103,25 @@ def test_the_blind_baseline_sees_the_data_not_the_model() -> None:
     other = "static long q{i}_zz(long zz_w) {{\n  long vv = zz_w * 7; /* x */\n  return vv; }}"
     shifted = blind.run(_with_code(_session(0.0), same, other))[0]
     assert shifted.score.auc > 0.95
+
+
+def test_trained_run_gives_the_probability_block_to_the_distance_models() -> None:
+    """What the session's distance sets add to the trained run (the check sets them when
+    --features is left at its default): the SVM reads the block, logistic regression does not,
+    and the selection chooses among all the pairs."""
+    import dataclasses
+
+    from codeaudit.membership.evaluate import SELECTED
+
+    session = _session(3.0)
+    session.config = dataclasses.replace(session.config, classifiers=("logreg", "svm"))
+    session.feature_sets = [("loss",)]
+    session.distance_sets = [("probs-label",)]
+    found = runs._trained(session)
+    assert [(ev.attack, ev.features) for ev in found][:3] == [
+        ("trained-logreg", ("loss",)),
+        ("trained-svm", ("loss",)),
+        ("trained-svm", ("probs-label",)),
+    ]
+    assert [ev.attack for ev in found][3:] == [SELECTED]
+    assert found[2].score.auc > 0.65

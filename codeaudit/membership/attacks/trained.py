@@ -1,9 +1,18 @@
 """Trained attack models on output features (the membership paper's gray-box setting).
 
 The attacker knows some members and non-members, learns a classifier on their outputs and
-applies it to the rest. Inputs: any combination of embedding, logits, loss and confidence; the
+applies it to the rest. Inputs: any combination of embedding, logits, loss and confidence, or the
+``probs-label`` block (class probabilities and the one-hot true label, ART's input); the
 embedding is standardised and reduced with PCA, the other blocks standardised, all fitted on the
 attack-training data only (so the distance-based k-NN and RBF-SVM see scaled inputs).
+
+The distance-based models also read ``probs-label`` when the feature sets are the default ones
+(:data:`DISTANCE_FEATURE_SETS`): standardising does not shorten the long tails of log-
+probabilities and the loss, so a few extreme samples set an RBF kernel's scale (``gamma="scale"``
+divides by the inputs' variance) and a k-NN's distances, and the bulk is crowded together;
+probabilities are bounded. On the Big-Vul default target this is what separated codeaudit's SVM
+from ART's at 1% FPR (docs/membership-vs-art.md). The other models do not need it: trees split
+on ranks, and logistic regression and the MLP fit the log scale better than the bounded one.
 
 Classifiers: logistic regression, an MLP, a random forest, gradient boosting, and (ART's other
 attack models) k-nearest neighbours (distance-weighted, so its scores are not a handful of
@@ -19,9 +28,12 @@ from typing import Any
 import numpy as np
 
 from codeaudit.membership.attacks.base import MembershipAttack
-from codeaudit.membership.features import FEATURES, FeatureSet
+from codeaudit.membership.features import BLOCKS, FeatureSet
 
 CLASSIFIERS = ("logreg", "mlp", "rf", "gb", "knn", "svm", "dt")
+#: The distance-based attack models, and the feature sets they read beside the default ones.
+DISTANCE_CLASSIFIERS = ("knn", "svm")
+DISTANCE_FEATURE_SETS: tuple[tuple[str, ...], ...] = (("probs-label",),)
 _KNN_NEIGHBOURS = 15
 
 
@@ -88,7 +100,7 @@ class BlockPreprocessor:
         self.pca_components = pca_components
         self.seed = seed
 
-    def fit(self, features: FeatureSet, blocks: tuple[str, ...] = FEATURES) -> BlockPreprocessor:
+    def fit(self, features: FeatureSet, blocks: tuple[str, ...] = BLOCKS) -> BlockPreprocessor:
         from sklearn.decomposition import PCA
         from sklearn.preprocessing import StandardScaler
 
