@@ -11,7 +11,7 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,18 +211,27 @@ def fit(
     lr = float(config.resolved("lr"))
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise UsageError("epochs and batch size must be at least 1, learning rate positive")
-    steps_per_epoch = math.ceil(len(train_enc) / batch_size)
-    frozen = getattr(config, "freeze_embeddings", False)
-    if frozen:  # before the DP copy is made: it keeps the flag, so the table takes no noise
-        model.input_embeddings().weight.requires_grad_(False)
-    try:
+    with frozen_embeddings(model, getattr(config, "freeze_embeddings", False)):
         return _fit(
             model, train_enc, train_labels, val_enc, val_labels, config, progress,
-            epochs, batch_size, lr, steps_per_epoch,
+            epochs, batch_size, lr,
         )  # fmt: skip
+
+
+@contextlib.contextmanager
+def frozen_embeddings(model: VPModel, frozen: bool) -> Iterator[None]:
+    """With ``frozen``, the input embedding table takes no gradient inside the block (set before
+    a DP copy of the module is made: the copy keeps the flag, so the table takes no noise);
+    trainable again after it."""
+    if not frozen:
+        yield
+        return
+    weight = model.input_embeddings().weight
+    weight.requires_grad_(False)
+    try:
+        yield
     finally:
-        if frozen:
-            model.input_embeddings().weight.requires_grad_(True)
+        weight.requires_grad_(True)
 
 
 def _fit(
@@ -236,8 +245,9 @@ def _fit(
     epochs: int,
     batch_size: int,
     lr: float,
-    steps_per_epoch: int,
 ) -> Fitted:
+    """:func:`fit` once its settings are checked."""
+    steps_per_epoch = math.ceil(len(train_enc) / batch_size)
     device = model.device
     generator = torch.Generator().manual_seed(config.seed)
     lengths = np.array([len(e.ids) for e in train_enc], dtype=np.int64)

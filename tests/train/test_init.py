@@ -52,7 +52,7 @@ def test_init_keeps_the_checkpoints_vocabulary_and_records_where_it_started(
     public: dict, tiny_config, planted_files: dict, tmp_path: Path
 ) -> None:
     out = tmp_path / "further.pt"
-    model, result = api.train(_from(public, tiny_config, planted_files["train"], out))
+    _, result = api.train(_from(public, tiny_config, planted_files["train"], out))
     start = _state(public["path"])
     saved = _state(out)
     # the vocabulary is the starting model's, not one built on the training data
@@ -70,7 +70,7 @@ def test_frozen_embeddings_stay_as_the_starting_model_learnt_them(
     public: dict, tiny_config, planted_files: dict, tmp_path: Path
 ) -> None:
     out = tmp_path / "frozen.pt"
-    model, result = api.train(
+    model, _ = api.train(
         _from(public, tiny_config, planted_files["train"], out, freeze_embeddings=True)
     )
     assert (_embedding(out) == _embedding(public["path"])).all()
