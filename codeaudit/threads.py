@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from codeaudit.errors import UsageError
 
@@ -218,17 +219,30 @@ def choose_threads(requested: int | None, since: CpuSample | None = None) -> Thr
     return auto_threads(since)
 
 
+def pool_limits(count: int) -> Any:
+    """threadpoolctl's limits for a run of ``count`` threads: the OpenMP pools (torch's, and
+    scikit-learn's compiled estimators') at ``count``, the BLAS pools numpy and scipy call
+    (OpenBLAS) at one. The attacks' matrices are small (a few thousand rows, at most a few
+    hundred columns), and more BLAS threads only cost: on two cores, two made the membership
+    audit's scikit-learn stages 3-8x slower (docs/threads.md). torch's own matrix products do not
+    go through these BLAS pools; its threads are ``count``. Used as a context manager (restored
+    on leaving), or called once in a worker process that keeps them."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits={"openmp": count, "blas": 1})
+
+
 @contextmanager
 def limit_threads(count: int) -> Iterator[None]:
-    """Run the body with ``count`` threads in torch and in the BLAS/OpenMP pools, then put back
-    what was there (nothing else in the process is left changed)."""
+    """Run the body with ``count`` threads in torch and in the OpenMP pools, and one in the BLAS
+    pools (:func:`pool_limits`), then put back what was there (nothing else in the process is
+    left changed)."""
     import torch
-    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
-        with threadpool_limits(limits=count):
+        with pool_limits(count):
             yield
     finally:
         torch.set_num_threads(before)

@@ -132,6 +132,24 @@ def test_limit_threads_applies_and_restores() -> None:
     assert torch.get_num_threads() == before
 
 
+def test_limit_threads_gives_torch_and_openmp_the_count_and_blas_one() -> None:
+    from threadpoolctl import threadpool_info
+
+    def counts() -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for pool in threadpool_info():
+            found.setdefault(pool["user_api"], set()).add(pool["num_threads"])
+        return found
+
+    before = counts()
+    with limit_threads(2):
+        assert torch.get_num_threads() == 2
+        inside = counts()
+        assert inside.get("blas", {1}) == {1}  # small matrices: more BLAS threads only cost
+        assert inside.get("openmp", {2}) == {2}
+    assert counts() == before
+
+
 def _train(tmp_path: Path, planted_files: dict[str, Path], *extra: str) -> tuple[int, dict, str]:
     from tests.test_cli import TINY
 

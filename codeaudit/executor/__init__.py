@@ -121,10 +121,11 @@ def _init_worker(shared: Any, threads: int) -> None:
     global _SHARED
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
-    from threadpoolctl import threadpool_limits
+
+    from codeaudit.threads import pool_limits
 
     torch.set_num_threads(threads)
-    threadpool_limits(limits=threads)
+    pool_limits(threads)  # for the life of the worker process
     _SHARED = shared
 
 
@@ -373,10 +374,10 @@ def _ray_task(shared: Any, fn: TaskFn, task: Any, threads: int) -> Any:
     Ray resolves ``shared`` from the object store (one copy per node)."""
     import torch
 
-    torch.set_num_threads(threads)
-    from threadpoolctl import threadpool_limits
+    from codeaudit.threads import pool_limits
 
-    with threadpool_limits(limits=threads):
+    torch.set_num_threads(threads)
+    with pool_limits(threads):
         return fn(shared, task)
 
 
