@@ -378,26 +378,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_params(self)
         check_private(self)
+        sizes = ("embed_dim", "hidden_dim", "num_layers")
         if self.init:
-            for name in ("pretrained", "vocab", "embed_dim", "hidden_dim", "num_layers"):
-                if getattr(self, name) is not None:
-                    raise ParameterError(
-                        name,
-                        "does not apply with --init: the model's size and vocabulary come from "
-                        "its checkpoint",
-                        type(self),
-                    )
+            self._refuse(
+                ("pretrained", "vocab", *sizes),
+                "--init: the model's size and vocabulary come from its checkpoint",
+            )
         if self.pretrained and self.arch != "transformer":
             raise ParameterError("pretrained", "needs --arch transformer", type(self))
         if self.pretrained:
-            for name in ("embed_dim", "hidden_dim", "num_layers"):
-                if getattr(self, name) is not None:
-                    raise ParameterError(
-                        name,
-                        "does not apply with --pretrained: the model's size comes from its "
-                        "directory",
-                        type(self),
-                    )
+            self._refuse(sizes, "--pretrained: the model's size comes from its directory")
         elif self.arch == "transformer" and self.resolved("embed_dim") % TRANSFORMER_HEADS:
             raise ParameterError(
                 "embed_dim",
@@ -405,6 +395,12 @@ class TrainConfig:
                 f"{TRANSFORMER_HEADS} attention heads",
                 type(self),
             )
+
+    def _refuse(self, names: tuple[str, ...], why: str) -> None:
+        """A usage error for the first of ``names`` that is set: it does not apply (``why``)."""
+        for name in names:
+            if getattr(self, name) is not None:
+                raise ParameterError(name, f"does not apply with {why}", type(self))
 
     def resolved(self, key: str) -> Any:
         """A hyper-parameter, or the architecture's default when unset."""
