@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import random
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -221,6 +222,26 @@ def _analysis(code: str, lang: str) -> _Analysis:
     return _analyse(code, language_support(lang))
 
 
+_FINDERS = {
+    RewriteKind.SWAP_COMPARISON: _swap_edits,
+    RewriteKind.EMPTY_STATEMENT: _empty_edits,
+    RewriteKind.REDUNDANT_PARENS: _parens_edits,
+}
+# The candidate edits of a kept source, by kind: a function rewritten 8 times draws each kind
+# about 3 times, and the candidates depend on the tree alone (the same list, in the same order).
+_SITES: weakref.WeakKeyDictionary[Source, dict[RewriteKind, tuple[Edit, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sites(src: Source, kind: RewriteKind) -> tuple[Edit, ...]:
+    """``_FINDERS[kind](src)``, found once per source and kind."""
+    found = _SITES.setdefault(src, {})
+    if kind not in found:
+        found[kind] = tuple(_FINDERS[kind](src))
+    return found[kind]
+
+
 def _analyse(code: str, support: LanguageSupport) -> _Analysis:
     src = _source(code, support.name)
     shift = len(src.prefix)
@@ -386,12 +407,7 @@ def apply_rewrite(code: str, lang: str, kind: RewriteKind, rng: random.Random) -
                 return result
         return None
     src = _source(code, support.name)
-    finder = {
-        RewriteKind.SWAP_COMPARISON: _swap_edits,
-        RewriteKind.EMPTY_STATEMENT: _empty_edits,
-        RewriteKind.REDUNDANT_PARENS: _parens_edits,
-    }[kind]
-    edits = finder(src)
+    edits = list(_sites(src, kind))  # a copy: the order is drawn below
     rng.shuffle(edits)
     for edit in edits:
         result = verified(src, edit)

@@ -136,6 +136,7 @@ class Source:
         self.root: tree_sitter.Node = root
         self._parents: dict[int, tree_sitter.Node] = {}
         self._memo: dict[object, dict[int, bool]] = {}
+        self._preorder: Preorder | None = None
         self._index()
         self._char_at: list[int] | None = None
         data_length = len(self.full.encode("utf-8", "surrogatepass"))
@@ -159,6 +160,13 @@ class Source:
             for child in node.children:
                 parents[child.id] = node
                 stack.append(child)
+
+    def preorder(self) -> Preorder:
+        """The tree's :func:`signature`, with where each node's subtree starts and ends in it
+        (built on first use, once per source: every edit verified against it reuses it)."""
+        if self._preorder is None:
+            self._preorder = Preorder.of(self.root)
+        return self._preorder
 
     def parent(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
         """The node's parent (a dictionary look-up; ``Node.parent`` costs the node's depth)."""
@@ -270,6 +278,71 @@ def signature(
     return out
 
 
+@dataclass(frozen=True)
+class Preorder:
+    """A tree's :func:`signature` (``entries``), and for each node, by its position there: the
+    position after its subtree (``ends``) and its byte span (``spans``); ``index`` gives the
+    position of a node by its id."""
+
+    entries: Signature
+    index: dict[int, int]
+    ends: list[int]
+    spans: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, root: tree_sitter.Node) -> Preorder:
+        entries: Signature = []
+        index: dict[int, int] = {}
+        ends: list[int] = []
+        spans: list[tuple[int, int]] = []
+        stack: list[tree_sitter.Node | int] = [root]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, int):  # every node of the subtree at ``item`` is listed
+                ends[item] = len(entries)
+                continue
+            position = len(entries)
+            entries.append(entry(item))
+            index.setdefault(item.id, position)
+            spans.append((item.start_byte, item.end_byte))
+            ends.append(position + 1)
+            stack.append(position)
+            stack.extend(reversed(item.children))
+        return cls(entries, index, ends, spans)
+
+    def replaced(
+        self,
+        target: tree_sitter.Node | None,
+        transform: Callable[[tree_sitter.Node], Signature] | None,
+    ) -> Signature:
+        """``signature(root, target, transform)`` of the tree this was made of, without walking
+        it again."""
+        if target is None or transform is None:
+            return self.entries
+        position = self.index.get(target.id)
+        if position is None or self.spans[position] != (target.start_byte, target.end_byte):
+            return self.entries
+        return [
+            *self.entries[:position],
+            *transform(target),
+            *self.entries[self.ends[position] :],
+        ]
+
+
+def has_signature(root: tree_sitter.Node, expected: Signature) -> bool:
+    """``signature(root) == expected``, stopping at the first node that differs."""
+    stack = [root]
+    position = 0
+    size = len(expected)
+    while stack:
+        node = stack.pop()
+        if position >= size or expected[position] != (node.type, node.is_named, node.is_missing):
+            return False
+        position += 1
+        stack.extend(reversed(node.children))
+    return position == size
+
+
 def error_count(root: tree_sitter.Node) -> int:
     return sum(1 for node in walk(root) if node.type == "ERROR" or node.is_missing)
 
@@ -368,8 +441,8 @@ def verified(src: Source, edit: Edit) -> str | None:
     new_code = apply_text(src.code, edit.replacements)
     if new_code == src.code:  # e.g. 5 == 5 swapped: not a rewrite
         return None
-    expected = signature(src.root, edit.target, edit.transform)
-    if signature(src.parse(new_code)) != expected:
+    expected = src.preorder().replaced(edit.target, edit.transform)
+    if not has_signature(src.parse(new_code), expected):
         return None
     if src.prefix:  # the text as it is must not gain parse errors either
         plain = src.support.parser().parse(new_code.encode("utf-8", "surrogatepass")).root_node
