@@ -158,10 +158,13 @@ def _point(p) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
+def timings(
+    model_path: Path, mem: Path, non: Path, threads: int, fewer_rewrites: int | None = None
+) -> dict:
     """Wall time of each command in a fresh process (no cache shared with this one or with
-    each other), in the order membership, harden, harden --noise banded, membership; the ratio
-    divides by the mean of the two membership runs."""
+    each other), in the order membership, harden, harden --noise banded (then, with
+    ``fewer_rewrites``, harden --rewrites N), membership; the ratio divides by the mean of the
+    two membership runs."""
     import resource
     import subprocess
 
@@ -178,8 +181,18 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
             [*harden, "-o", str(OUT / "hardened-banded.pt"), "--noise", "banded",
              "--format", "json"],
         ),
-        ("membership (again)", [*py, "membership", str(model_path), *data, "--format", "json"]),
     ]  # fmt: skip
+    if fewer_rewrites is not None:
+        runs.append(
+            (
+                f"harden --rewrites {fewer_rewrites}",
+                [*harden, "-o", str(OUT / "hardened-fewer.pt"), "--rewrites",
+                 str(fewer_rewrites), "--format", "json"],
+            )
+        )  # fmt: skip
+    runs.append(
+        ("membership (again)", [*py, "membership", str(model_path), *data, "--format", "json"])
+    )
     out: dict = {}
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     for name, command in runs:
@@ -202,7 +215,13 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
         (OUT / f"{stem}.stderr").write_text(done.stderr)
         if name.startswith("harden"):
             report = json.loads(done.stdout)
-            stem = "harden-banded" if "banded" in name else "harden"
+            stem = (
+                "harden-banded"
+                if "banded" in name
+                else "harden-fewer"
+                if "--rewrites" in name
+                else "harden"
+            )
             (OUT / f"{stem}.json").write_text(done.stdout)
             v, f = report["verification"], report.get("frontier")
             held_out = next(u for u in v["utility"] if u["split"] == "non-members")
@@ -229,6 +248,9 @@ def timings(model_path: Path, mem: Path, non: Path, threads: int) -> dict:
     member_cpu = (out["membership"]["cpu_seconds"] + out["membership (again)"]["cpu_seconds"]) / 2
     out["cpu_ratio"] = out["harden"]["cpu_seconds"] / member_cpu
     out["cpu_ratio_banded"] = out["harden --noise banded"]["cpu_seconds"] / member_cpu
+    if fewer_rewrites is not None:
+        fewer = out[f"harden --rewrites {fewer_rewrites}"]["seconds"]
+        out["ratio_fewer_rewrites"] = fewer / member_s
     return out
 
 
@@ -318,6 +340,13 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep a trained target that exists")
     parser.add_argument("--no-timing", action="store_true", help="only the frontier")
     parser.add_argument(
+        "--fewer-rewrites",
+        type=int,
+        default=None,
+        metavar="N",
+        help="timing: also time harden --rewrites N",
+    )
+    parser.add_argument(
         "--timing-only", action="store_true", help="keep the last frontier.json; time again"
     )
     parser.add_argument(
@@ -355,7 +384,7 @@ def main() -> int:
         print(f"frontier: {report['frontier_seconds']:.0f}s", flush=True)
         (OUT / "frontier.json").write_text(json.dumps(report, indent=1))
     if not args.no_timing:
-        report["timing"] = timings(model_path, mem, non, args.threads)
+        report["timing"] = timings(model_path, mem, non, args.threads, args.fewer_rewrites)
     report["load_end"] = load()
     (OUT / "frontier.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
