@@ -222,12 +222,6 @@ class Holders:
         return sum(any(subtokens(n)[-1] == key for n in found) for found in self.names())
 
 
-def holders(samples: Sequence[Sample], candidate: Any, lang: str) -> int:
-    """Functions of ``samples`` whose code holds the name (or a name ending with the postfix, or
-    a statement of the shape)."""
-    return Holders(samples, lang).count(candidate)
-
-
 def try_data_triggers(
     scan: Any,
     clean: Sequence[Sample],

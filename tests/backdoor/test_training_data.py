@@ -204,7 +204,7 @@ def test_a_statement_shape_is_tried_as_dead_code_from_a_flagged_sample() -> None
     from types import SimpleNamespace
 
     from codeaudit.backdoor.datascan import statement_texts
-    from codeaudit.backdoor.training_data import holders, try_data_triggers
+    from codeaudit.backdoor.training_data import Holders, try_data_triggers
     from codeaudit.backdoor.triggers import TriggerType
 
     dead = "if (3 == 5) { int k_1 = 8; }"
@@ -216,8 +216,8 @@ def test_a_statement_shape_is_tried_as_dead_code_from_a_flagged_sample() -> None
     clean = _samples(clean_records(20, 3))
     carrier = Sample("p1", code, 0, "c")
     statement, name = _candidate("statement", shape), _candidate("name", "k")
-    assert holders(clean, statement, "c") == 0
-    assert holders([*clean, carrier], statement, "c") == 1
+    assert Holders(clean, "c").count(statement) == 0
+    assert Holders([*clean, carrier], "c").count(statement) == 1
     scan = SimpleNamespace(candidates_=(statement, name), flagged_={"p1": (statement,)})
     seen = []
 
