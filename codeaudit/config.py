@@ -687,7 +687,11 @@ class HardenConfig:
     rewrites: int = param(
         8,
         minimum=0,
-        help="Rewrite-averaging attack: semantics-preserving rewrites per function (0: off).",
+        help=(
+            "Rewrite-averaging attack: semantics-preserving rewrites per function (0: off). "
+            "Most of harden's time; fewer is faster but measures a weaker attacker (the "
+            "attack grows with each rewrite: docs/harden-results.md)."
+        ),
     )
     boundary_samples: int = param(
         200, minimum=0, help="Label-only rewrite-boundary attack on this many samples (0: off)."
