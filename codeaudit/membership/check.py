@@ -12,7 +12,7 @@ import numpy as np
 from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
 from codeaudit.data.samples import Dataset
 from codeaudit.membership.attacks.threshold import SIGNALS
-from codeaudit.membership.attacks.trained import DISTANCE_FEATURE_SETS
+from codeaudit.membership.attacks.trained import DISTANCE_CLASSIFIERS, DISTANCE_FEATURE_SETS
 from codeaudit.membership.evaluate import SELECTED, Evaluated, make_folds
 from codeaudit.membership.features import (
     BLOCK_NEEDS,
@@ -376,7 +376,14 @@ def settings_of(config: Any, session: Session) -> dict[str, object]:
     return {
         "folds": config.folds,
         "attack_models": list(config.attack_classifiers),
-        "feature_sets": len(session.feature_sets),
+        # the sets the trained attacks read: the distance-based models' own sets count when
+        # one of those models runs
+        "feature_sets": len(session.feature_sets)
+        + (
+            len(session.distance_sets)
+            if set(config.attack_classifiers) & set(DISTANCE_CLASSIFIERS)
+            else 0
+        ),
         "shadows": config.shadows,
         "references": config.references,
         "boundary_samples": config.boundary_count,

@@ -137,6 +137,8 @@ def test_overfit_model_leaks_and_the_report_says_so(overfit: dict[str, Path], tm
     on_probs = {a["attack"] for a in data["attacks"] if a["features"] == "probs-label"}
     assert on_probs - {"trained-selected"} == {"trained-knn", "trained-svm"}
     assert "probs-label" in {row["features"] for row in data["by_features"]}
+    # the settings count every set a trained attack read, the distance models' one included
+    assert data["settings"]["feature_sets"] == len(all_feature_sets()) + 1
     rules = {f["rule_id"] for f in data["findings"]}
     assert "CA-M001" in rules
     assert data["utility"]["members_accuracy"] == 1.0
