@@ -15,7 +15,8 @@ probabilities: logits = log-probabilities; no embedding, no tokenizer):
 * supervised attacks (codeaudit's trained attacks, ART's ``MembershipInferenceBlackBox``) are
   cross-fitted on the same 3 stratified folds (trained on two, scored on the third); codeaudit's
   run as under ``--thorough``: all seven models on every combination of logits, loss and
-  confidence, k-NN and SVM also on ``probs-label`` (ART's input), and the selection among them;
+  confidence, k-NN and SVM also on ``probs-label`` (ART's input), and the selection among them
+  (a vote of up to 5);
 * the shadow attacks (codeaudit's ``ShadowAttack``, ART's ``ShadowModels`` pipeline: a
   ``MembershipInferenceBlackBox`` fitted on the shadows' member/non-member predictions) learn
   only from the same shadows' outputs and score every candidate;
@@ -281,7 +282,8 @@ def evaluate(args: argparse.Namespace, out: Path) -> list[tuple]:
                 (
                     "codeaudit",
                     "trained (3 folds)",
-                    f"{SELECTED} ({'+'.join(ev.features)} in most folds)",
+                    f"{SELECTED} (vote of up to 5; the leading pair on {'+'.join(ev.features)} in "
+                    "most folds)",
                     *measured(membership, ev.scores, folds),
                     seconds,
                 )

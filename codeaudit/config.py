@@ -500,8 +500,9 @@ class MembershipConfig:
     selection_folds: int = param(
         3,
         minimum=2,
-        help="Inner folds that choose the trained attack model inside each training part "
-        "(the reported 'trained-selected' attack; never chosen on the folds it is scored on).",
+        help="Inner folds that choose the trained attack models inside each training part "
+        "(the reported 'trained-selected' attack, a vote of up to 5 of them; never chosen on "
+        "the folds it is scored on).",
     )
 
     def __post_init__(self) -> None:

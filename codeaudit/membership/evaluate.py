@@ -133,7 +133,11 @@ def _fit_score_pairs(
     return scored
 
 
-def select_pair(
+ENSEMBLE_SIZE = 5  # at most this many pairs vote in the selected attack
+ENSEMBLE_MARGIN = 0.01  # ... each within this much of the best mean inner AUC
+
+
+def select_pairs(
     pairs: Sequence[Pair],
     features: FeatureSet,
     membership: np.ndarray,
@@ -143,10 +147,17 @@ def select_pair(
     inner_folds: int,
     pca_components: int,
     seed: int,
-) -> Pair:
-    """The pair with the highest mean AUC over ``inner_folds`` stratified folds of ``train_idx``
-    alone (ties: the earlier pair). Nothing outside ``train_idx`` is read, so the held-out fold
-    that the chosen pair is then scored on plays no part in choosing it."""
+) -> list[Pair]:
+    """The pairs that vote in the selected attack, best first: ranked by mean AUC over
+    ``inner_folds`` stratified folds of ``train_idx`` alone (ties: the earlier pair), the first
+    :data:`ENSEMBLE_SIZE` of them whose mean inner AUC is within :data:`ENSEMBLE_MARGIN` of the
+    best (the best always votes). Nothing outside ``train_idx`` is read, so the held-out fold
+    that the ensemble then scores plays no part in forming it.
+
+    Why several: pairs of near-equal AUC differ at the low-FPR end, which the inner folds (a few
+    hundred non-members: 1% FPR is 2 false positives) cannot tell apart; averaging their
+    P(member) keeps the AUC and gains there (benchmarks/selection_study.py). The margin keeps
+    clearly weaker pairs out of the vote."""
     from codeaudit.metrics import rank_auc
 
     inner_y = membership[train_idx]
@@ -164,7 +175,9 @@ def select_pair(
         )
         for pair in pairs:
             auc[pair] += rank_auc(inner_y[inner_te], scored[pair]) or 0.5
-    return max(pairs, key=lambda p: auc[p])  # max keeps the first of equal values
+    ranked = sorted(pairs, key=lambda p: -auc[p])  # stable: equal values keep the pairs' order
+    lowest = auc[ranked[0]] - ENSEMBLE_MARGIN * inner_folds  # the sums are inner_folds means
+    return [p for p in ranked[:ENSEMBLE_SIZE] if auc[p] >= lowest]
 
 
 def evaluate_trained(
@@ -195,10 +208,11 @@ def evaluate_trained(
     Each pair's out-of-fold AUC is an honest estimate of *that* pair; the largest of them is
     not: with many pairs, picking the maximum on the folds it is reported on favours the pair
     that fits those folds' noise best. ``select`` (with more than one pair) adds the attack an
-    attacker could actually run, :data:`SELECTED`: in each outer fold the pair is chosen by
-    ``inner_folds``-fold cross-validation inside the training folds (:func:`select_pair`), and
-    that pair's model, fitted on the training folds, scores the held-out fold. Its features are
-    the set chosen in most folds."""
+    attacker could actually run, :data:`SELECTED`: in each outer fold up to
+    :data:`ENSEMBLE_SIZE` pairs are chosen by ``inner_folds``-fold cross-validation inside the
+    training folds (:func:`select_pairs`), and the mean of their models' P(member), each fitted
+    on the training folds, scores the held-out fold (a soft vote: 0.5 stays the decision rule).
+    Its features are those of the leading pair (best inner AUC) in most folds."""
     signals = dict(signals or {})
     for name, values in signals.items():
         if name in BLOCKS or np.shape(values) != (len(features),):
@@ -212,7 +226,7 @@ def evaluate_trained(
     oof = {pair: np.zeros(n) for pair in pairs}
     seconds = {pair: 0.0 for pair in pairs}
     selecting = select and len(pairs) > 1
-    chosen: list[Pair] = []
+    leading: list[Pair] = []
     selected = np.zeros(n)
     selection_seconds = 0.0
     kw = {"pca_components": pca_components, "seed": seed}
@@ -224,12 +238,13 @@ def evaluate_trained(
             oof[pair][test_idx] = scored[pair]
         if selecting:
             started = time.perf_counter()
-            pick = select_pair(
+            voters = select_pairs(
                 pairs, features, membership, train_idx, signals, inner_folds=inner_folds, **kw
             )
-            chosen.append(pick)
-            selected[test_idx] = scored[pick]
-            selection_seconds += time.perf_counter() - started + seconds[pick] / len(folds)
+            leading.append(voters[0])
+            selected[test_idx] = np.mean([scored[p] for p in voters], axis=0)
+            selection_seconds += time.perf_counter() - started
+            selection_seconds += sum(seconds[p] for p in voters) / len(folds)
     results = [
         _cross_fitted(
             f"trained-{c}",
@@ -246,7 +261,7 @@ def evaluate_trained(
     ]
     if selecting:
         counts: dict[tuple[str, ...], int] = {}
-        for _, fs in chosen:
+        for _, fs in leading:
             counts[fs] = counts.get(fs, 0) + 1
         modal = max(counts, key=lambda fs: counts[fs])
         results.append(

@@ -102,8 +102,9 @@ def _attacks_table(result: Any, top: int) -> Any:
         "functions an attacker identifies while wrongly accusing 1 in 100 others "
         "('-': too few non-members to measure)."
         + (
-            f" {SELECTED}: the attack model and features chosen inside each fold's training "
-            "part, the trained attack the verdict counts; each other trained-* row is honest "
+            f" {SELECTED}: a vote of the (up to 5) attack models and feature sets chosen "
+            "inside each fold's training part, the trained attack the verdict counts (its "
+            "features: the leading model's); each other trained-* row is honest "
             "for that model alone, but the best of many is picked on the folds it is measured "
             "on, which flatters it."
             if any(row.attack == SELECTED for row in result.attacks)

@@ -303,7 +303,7 @@ def test_selection_never_reads_the_fold_it_scores(
     import codeaudit.membership.evaluate as evaluate
 
     seen: list[np.ndarray] = []
-    original = evaluate.select_pair
+    original = evaluate.select_pairs
 
     def spy(pairs, features, membership, train_idx, signals, **kw):  # type: ignore[no-untyped-def]
         seen.append(np.array(train_idx))
@@ -312,7 +312,7 @@ def test_selection_never_reads_the_fold_it_scores(
         poisoned[outside] = 1 - poisoned[outside]
         return original(pairs, features, poisoned, train_idx, signals, **kw)
 
-    monkeypatch.setattr(evaluate, "select_pair", spy)
+    monkeypatch.setattr(evaluate, "select_pairs", spy)
     m, folds = target["membership"], target["folds"]
     sets = [("logits",), ("embedding",), ("logits", "loss")]
     found = evaluate_trained(
@@ -325,6 +325,50 @@ def test_selection_never_reads_the_fold_it_scores(
     (chosen,) = [f for f in found if f.attack == SELECTED]
     assert chosen.score.auc > 0.75  # it still finds the leak
     assert chosen.features in sets
+
+
+VOTE_SETS = [("logits",), ("loss",), ("logits", "loss"), ("loss", "confidence"), ("embedding",)]
+
+
+def test_selected_attack_is_a_soft_vote_of_pairs_chosen_inside_the_training_part(
+    target: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each fold's selected scores are the mean P(member) of several pairs' held-out scores
+    (so they differ from every single pair's), and the voters depend on the training rows'
+    labels alone: flipping every label outside them changes nothing."""
+    import codeaudit.membership.evaluate as evaluate
+
+    voters: list[list] = []
+    original = evaluate.select_pairs
+
+    def spy(*args, **kw):  # type: ignore[no-untyped-def]
+        voters.append(original(*args, **kw))
+        return voters[-1]
+
+    monkeypatch.setattr(evaluate, "select_pairs", spy)
+    m, folds, leaky = target["membership"], target["folds"], target["leaky"]
+    found = evaluate_trained(
+        ["logreg", "mlp"], VOTE_SETS, leaky, m, folds, n_boot=10, seed=0, select=True
+    )
+    oof = {(f.attack.removeprefix("trained-"), f.features): f.scores for f in found[:-1]}
+    chosen = found[-1]
+    assert chosen.attack == SELECTED and chosen.score.auc > 0.75
+    assert len(voters) == len(folds)
+    for vote, (tr, te) in zip(voters, folds, strict=True):
+        assert 1 < len(vote) <= evaluate.ENSEMBLE_SIZE, vote
+        assert ("logreg", ("embedding",)) not in vote  # a weak pair does not vote
+        np.testing.assert_allclose(chosen.scores[te], np.mean([oof[p][te] for p in vote], 0))
+        for pair, scores in oof.items():
+            assert not np.allclose(chosen.scores[te], scores[te]), pair
+        outside = np.setdiff1d(np.arange(len(m)), tr)
+        poisoned = m.copy()
+        poisoned[outside] = 1 - poisoned[outside]
+        kw = {"inner_folds": 3, "pca_components": 16, "seed": 0}
+        pairs = attack_pairs(["logreg", "mlp"], VOTE_SETS)
+        assert original(pairs, leaky, poisoned, tr, {}, **kw) == vote
+    assert chosen.features == max(
+        {v[0][1] for v in voters}, key=lambda fs: sum(v[0][1] == fs for v in voters)
+    )
 
 
 def test_one_pair_needs_no_selection(target: dict) -> None:
