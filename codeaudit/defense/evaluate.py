@@ -33,7 +33,7 @@ from codeaudit.membership.features import FeatureSet, all_feature_sets, extract_
 from codeaudit.metrics import rank_auc
 from codeaudit.models import noise
 from codeaudit.models.base import VPModel
-from codeaudit.models.inference import length_buckets
+from codeaudit.models.inference import infer, length_buckets
 from codeaudit.models.nmid import NMID
 from codeaudit.models.tokenizer import Encoding
 
@@ -117,17 +117,15 @@ def rewrite_variants(
     seed: int,
     default_lang: str,
     skipped: Counter[str] | None = None,
-    start: int = 0,
 ) -> tuple[list[Sample], np.ndarray]:
-    """Up to ``count`` distinct one-step semantics-preserving rewrites per sample (seeded by
-    the sample's index, which counts from ``start``: a slice of a list gets the rewrites the
-    whole list would); returns the variants and the index of the sample each belongs to. A
-    function over the rewriter's budget gets none; ``skipped`` counts them by reason."""
+    """Up to ``count`` distinct one-step semantics-preserving rewrites per sample (seeded);
+    returns the variants and the index of the sample each belongs to. A function over the
+    rewriter's budget gets none; ``skipped`` counts them by reason."""
     from codeaudit.lang.rewrite import RewriteBudgetError, over_budget, random_rewrites
 
     variants: list[Sample] = []
     owner: list[int] = []
-    for index, sample in enumerate(samples, start):
+    for index, sample in enumerate(samples):
         lang = sample.lang or default_lang
         seen = {sample.code}
         if count > 0:
@@ -182,9 +180,16 @@ def observe(
             if reason is not None:
                 skipped[reason] += 1
     if rewrites > 0:
-        variant_encodings, variant_logits, owner = _rewrites_observed(
-            model, samples, rewrites, seed, batch_size, skipped, progress
+        if progress is not None:
+            progress("rewriting functions", 0, 1)
+        variants, owner = rewrite_variants(
+            samples, rewrites, seed=seed, default_lang=model.default_lang, skipped=skipped
         )
+        variant_encodings = tuple(model.encode(variants))
+        if variants:
+            variant_logits = infer(model, variant_encodings, batch_size=batch_size).logits
+        if progress is not None:
+            progress("rewriting functions", 1, 1)
     membership = np.r_[np.ones(len(members)), np.zeros(len(nonmembers))].astype(np.int64)
     return Observations(
         samples,
@@ -196,54 +201,6 @@ def observe(
         variant_logits,
         rewrite_skipped=dict(skipped),
     )
-
-
-#: functions per chunk of rewriting (written in a helper thread while the model reads the last)
-REWRITE_CHUNK = 128
-
-
-def _rewrites_observed(
-    model: VPModel,
-    samples: Sequence[Sample],
-    rewrites: int,
-    seed: int,
-    batch_size: int,
-    skipped: Counter[str],
-    progress: Progress | None,
-) -> tuple[tuple[Encoding, ...], np.ndarray, np.ndarray]:
-    """The rewrites' encodings, the model's logits on them and their owners, written chunk by
-    chunk (:func:`~codeaudit.models.pipeline.infer_chunks`: the next chunk is written while
-    the model reads this one where the run has threads to spare): the same rewrites as in one
-    piece, and the same logits to float32 rounding."""
-    from codeaudit.models.pipeline import infer_chunks
-
-    starts = range(0, len(samples), REWRITE_CHUNK)
-
-    def produce(chunk: int) -> tuple[Sequence[Encoding], tuple[np.ndarray, Counter[str]]]:
-        lo = starts[chunk]
-        counted: Counter[str] = Counter()
-        variants, owner = rewrite_variants(
-            samples[lo : lo + REWRITE_CHUNK],
-            rewrites,
-            seed=seed,
-            default_lang=model.default_lang,
-            skipped=counted,
-            start=lo,
-        )
-        return tuple(model.encode(variants)), (owner, counted)
-
-    def report(done: int, total: int) -> None:
-        if progress is not None:
-            progress("rewriting functions", done, total)
-
-    report(0, len(starts))
-    chunks = infer_chunks(model, produce, len(starts), batch_size=batch_size, progress=report)
-    for chunk in chunks:
-        skipped.update(chunk.extra[1])
-    encodings = tuple(e for chunk in chunks for e in chunk.encodings)
-    logits = np.concatenate([np.zeros((0, 2), np.float32), *(c.logits for c in chunks)])
-    owner = np.concatenate([np.zeros(0, np.int64), *(c.extra[0] for c in chunks)])
-    return encodings, logits.astype(np.float32, copy=False), owner.astype(np.int64, copy=False)
 
 
 # -- the defence applied to cached outputs ---------------------------------------------------

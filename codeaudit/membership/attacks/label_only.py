@@ -25,10 +25,6 @@ from codeaudit.membership.features import FeatureSet
 
 if TYPE_CHECKING:
     from codeaudit.models.base import VPModel
-    from codeaudit.models.tokenizer import Encoding
-
-#: functions per chunk of rewrite chains (written while the model reads the previous chunk)
-CHAIN_CHUNK = 32
 
 
 class CorrectnessAttack(MembershipAttack):
@@ -57,41 +53,28 @@ def rewrites_to_flip(
     skipped: Counter[str] | None = None,
 ) -> np.ndarray:
     """For each sample, how many successive random rewrites keep its predicted label
-    (``max_rewrites + 1`` when none flips it). The rewritten variants go through batched
-    inference chunk by chunk, the next chunk written while the model reads this one where the
-    run has threads to spare (:func:`~codeaudit.models.pipeline.infer_chunks`). A function over
-    the rewriter's budget gets no rewrite (so it survives them all); ``skipped`` counts them by
-    reason."""
+    (``max_rewrites + 1`` when none flips it). All rewritten variants go through one batched
+    inference. A function over the rewriter's budget gets no rewrite (so it survives them all);
+    ``skipped`` counts them by reason."""
     from codeaudit.lang.rewrite import RewriteBudgetError, random_rewrites
-    from codeaudit.models.pipeline import infer_chunks
+    from codeaudit.models.inference import infer
 
-    starts = range(0, len(samples), CHAIN_CHUNK)
-
-    def produce(chunk: int) -> tuple[Sequence[Encoding], tuple[list[list[str]], Counter[str]]]:
-        chains: list[list[str]] = []
-        counted: Counter[str] = Counter()
-        part = samples[starts[chunk] : starts[chunk] + CHAIN_CHUNK]
-        for index, sample in enumerate(part, starts[chunk]):
-            rng = random.Random(seed * 1_000_003 + index)
-            try:
-                chain = random_rewrites(sample.code, model.lang_of(sample), max_rewrites, rng)
-            except RewriteBudgetError as exc:
-                chain = []
-                counted[exc.reason] += 1
-            chains.append(chain)
-        flat = [
-            Sample(id=f"{s.id}#{k}", code=code, lang=s.lang)
-            for s, chain in zip(part, chains, strict=True)
-            for k, code in enumerate(chain)
-        ]
-        return tuple(model.encode(flat)), (chains, counted)
-
-    made = infer_chunks(model, produce, len(starts), batch_size=batch_size)
-    chains = [chain for chunk in made for chain in chunk.extra[0]]
-    if skipped is not None:
-        for chunk in made:
-            skipped.update(chunk.extra[1])
-    labels = np.concatenate([np.zeros(0, np.int64), *(c.logits.argmax(axis=1) for c in made)])
+    chains: list[list[str]] = []
+    for index, sample in enumerate(samples):
+        rng = random.Random(seed * 1_000_003 + index)
+        try:
+            chain = random_rewrites(sample.code, model.lang_of(sample), max_rewrites, rng)
+        except RewriteBudgetError as exc:
+            chain = []
+            if skipped is not None:
+                skipped[exc.reason] += 1
+        chains.append(chain)
+    flat = [
+        Sample(id=f"{s.id}#{k}", code=code, lang=s.lang)
+        for s, chain in zip(samples, chains, strict=True)
+        for k, code in enumerate(chain)
+    ]
+    labels = infer(model, model.encode(flat), batch_size=batch_size).logits.argmax(axis=1)
     survived = np.zeros(len(samples), dtype=np.float64)
     position = 0
     for index, chain in enumerate(chains):
