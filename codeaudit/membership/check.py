@@ -12,8 +12,8 @@ import numpy as np
 from codeaudit.check import Check, Context, DataInput, Inputs, Outcome, Output, OutputPath
 from codeaudit.data.samples import Dataset
 from codeaudit.membership.attacks.threshold import SIGNALS
-from codeaudit.membership.attacks.trained import DISTANCE_CLASSIFIERS, DISTANCE_FEATURE_SETS
-from codeaudit.membership.evaluate import SELECTED, Evaluated, make_folds
+from codeaudit.membership.attacks.trained import DISTANCE_FEATURE_SETS
+from codeaudit.membership.evaluate import SELECTED, Evaluated, attack_pairs, make_folds
 from codeaudit.membership.features import (
     BLOCK_NEEDS,
     FeatureSet,
@@ -376,13 +376,14 @@ def settings_of(config: Any, session: Session) -> dict[str, object]:
     return {
         "folds": config.folds,
         "attack_models": list(config.attack_classifiers),
-        # the sets the trained attacks read: the distance-based models' own sets count when
-        # one of those models runs
-        "feature_sets": len(session.feature_sets)
-        + (
-            len(session.distance_sets)
-            if set(config.attack_classifiers) & set(DISTANCE_CLASSIFIERS)
-            else 0
+        # the sets the trained attacks read (the distance models' own among them when they run)
+        "feature_sets": len(
+            {
+                fs
+                for _, fs in attack_pairs(
+                    config.attack_classifiers, session.feature_sets, session.distance_sets
+                )
+            }
         ),
         "shadows": config.shadows,
         "references": config.references,
